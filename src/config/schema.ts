@@ -1,0 +1,397 @@
+// The one schema of every Foresight tunable. Every default lives here and only here: the
+// `foresight config defaults` output, DEFAULT_CONFIG and the docs all come from this file.
+// Objects are strict (an unknown key is an error, which catches typos such as `maxReplica`).
+// Sections use `.prefault({})` so a missing section is parsed from `{}` and gets its defaults.
+import { z } from "zod";
+
+const int = () => z.int();
+/** Names JetStream accepts for streams, KV buckets and object stores. */
+const natsName = () => z.string().regex(/^[A-Za-z0-9_-]+$/, "must contain only letters, digits, '_' and '-'");
+/** A DNS-1123 label: Kubernetes object names, pool names. */
+const dnsLabel = () =>
+  z
+    .string()
+    .max(63)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS label (lowercase letters, digits, '-')");
+
+// ---------------------------------------------------------------------------------------------
+// engine: per-user aggregation and forecasting (the WASM engine).
+
+const HoltWintersSchema = z
+  .strictObject({
+    /** Level smoothing, starting value of the adaptive alpha. */
+    alpha: z.number().min(0).max(1).default(0.3),
+    /** Trend smoothing. */
+    beta: z.number().min(0).max(1).default(0.05),
+    /** Seasonal smoothing. */
+    gamma: z.number().min(0).max(1).default(0.1),
+    /** Trend damping factor (1 = undamped). */
+    phi: z.number().min(0.8).max(1).default(0.98),
+    /** Lower bound of the adaptive alpha. */
+    alphaMin: z.number().min(0).max(1).default(0.05),
+    /** Upper bound of the adaptive alpha. */
+    alphaMax: z.number().min(0).max(1).default(0.9),
+    /** Tracking-signal magnitude above which alpha adapts toward alphaMax. */
+    trackingThreshold: z.number().positive().max(1).default(0.2),
+  })
+  .superRefine((v, ctx) => {
+    if (v.alphaMin > v.alphaMax) {
+      ctx.addIssue({ code: "custom", path: ["alphaMax"], message: `must be >= alphaMin (${v.alphaMin})` });
+    } else if (v.alpha < v.alphaMin || v.alpha > v.alphaMax) {
+      ctx.addIssue({ code: "custom", path: ["alpha"], message: `must lie in [alphaMin, alphaMax] = [${v.alphaMin}, ${v.alphaMax}]` });
+    }
+  });
+
+const LstmSchema = z.strictObject({
+  /** Hidden units of the LSTM-lite cell (memory per user grows with its square). */
+  hiddenSize: int().min(4).max(16).default(12),
+  /** SGD learning rate. */
+  learningRate: z.number().positive().max(1).default(0.01),
+  /** Users sampled for one training pass (0 disables training). */
+  trainSamplePerTick: int().min(0).max(1_048_576).default(1024),
+  /** Gradient norm clip. */
+  gradientClip: z.number().positive().default(5),
+});
+
+const EngineSchema = z
+  .strictObject({
+    /** Width of one aggregation bucket, ms. */
+    bucketWidthMs: int().min(1000).max(600_000).default(60_000),
+    /** How late an event may arrive and still count in its bucket, ms. */
+    allowedLatenessMs: int().min(0).max(3_600_000).default(10_000),
+    /** Users the engine holds state for (memory is sized once from it). */
+    capacityUsers: int().min(1024).max(16_777_216).default(262_144),
+    /** Buckets per season of the seasonal model (48 = one day of 30-min buckets). */
+    seasonPoints: int().min(24).max(144).default(48),
+    /** Prediction horizon, in buckets ahead. */
+    horizonBuckets: int().min(1).max(288).default(5),
+    /** Quantile of the upper forecast bound used for allocation, in (0.5, 0.999]. */
+    upperQuantile: z.number().gt(0.5).max(0.999).default(0.95),
+    holtWinters: HoltWintersSchema.prefault({}),
+    lstm: LstmSchema.prefault({}),
+    ensemble: z
+      .strictObject({
+        /** Decay of the per-model error average that weighs the ensemble members, in (0, 1). */
+        errorDecay: z.number().gt(0).lt(1).default(0.9),
+      })
+      .prefault({}),
+    /** Buckets without events after which a user's state is freed. */
+    expireAfterBuckets: int().min(1).max(1_000_000).default(1440),
+  });
+
+// ---------------------------------------------------------------------------------------------
+// schedule: when the processor forecasts, trains and checkpoints.
+
+const ScheduleSchema = z.strictObject({
+  /** Interval between forecast ticks, ms. */
+  tickIntervalMs: int().min(100).max(3_600_000).default(15_000),
+  /** Interval between engine state checkpoints to the object store, ms. */
+  checkpointIntervalMs: int().min(1000).max(86_400_000).default(300_000),
+  /** Run one model training pass every N ticks. */
+  trainingCadenceTicks: int().min(1).max(10_000).default(1),
+});
+
+// ---------------------------------------------------------------------------------------------
+// pools: the Kubernetes workloads the allocator sizes.
+
+const PoolSchema = z
+  .strictObject({
+    /** Unique pool name (DNS label). Required. */
+    name: dnsLabel(),
+    workload: z.strictObject({
+      /** API version of the workload. */
+      apiVersion: z.literal("apps/v1").default("apps/v1"),
+      /** Workload kind. */
+      kind: z.enum(["Deployment", "StatefulSet"]).default("Deployment"),
+      /** Namespace of the workload. */
+      namespace: dnsLabel().default("default"),
+      /** Name of the workload. Required. */
+      name: z.string().min(1).max(253),
+      /** Container whose resources are patched; default: the first container. */
+      container: z.string().min(1).optional(),
+    }),
+    costModel: z.strictObject({
+      /** Requests per second one replica serves at target utilization. Required. */
+      requestsPerSecPerReplica: z.number().positive(),
+      /** Tokens per second one replica serves (LLM pools); absent = requests only. */
+      tokensPerSecPerReplica: z.number().positive().optional(),
+      /** CPU one replica requests, millicores. */
+      cpuPerReplicaMillicores: int().positive().default(1000),
+      /** Memory one replica requests, MiB. */
+      memoryPerReplicaMiB: int().positive().default(1024),
+    }),
+    /** Lowest replica count the allocator sets. */
+    minReplicas: int().min(0).max(10_000).default(1),
+    /** Highest replica count the allocator sets. */
+    maxReplicas: int().min(1).max(10_000).default(10),
+    /** Extra capacity over the forecast upper bound, as a fraction (0.1 = +10 %). */
+    headroom: z.number().min(0).max(10).default(0.1),
+    /** A scale-down must be wanted for this long before it happens, s. */
+    stabilizationWindowSec: int().min(0).max(86_400).default(300),
+    /** Relative change below which no patch is made (0.1 = 10 %). */
+    tolerance: z.number().min(0).max(1).default(0.1),
+    /** Time from a scale-up patch until a new pod serves, s (how far ahead to act). */
+    podStartDelaySec: int().min(0).max(3600).default(30),
+    /** "shadow" computes and reports decisions without patching; "active" patches. */
+    mode: z.enum(["shadow", "active"]).default("shadow"),
+  })
+  .superRefine((p, ctx) => {
+    if (p.minReplicas > p.maxReplicas) {
+      ctx.addIssue({ code: "custom", path: ["maxReplicas"], message: `must be >= minReplicas (${p.minReplicas})` });
+    }
+  });
+
+const PoolsSchema = z.array(PoolSchema).superRefine((pools, ctx) => {
+  const seen = new Map<string, number>();
+  pools.forEach((p, i) => {
+    const first = seen.get(p.name);
+    if (first !== undefined) {
+      ctx.addIssue({ code: "custom", path: [i, "name"], message: `duplicate pool name "${p.name}" (also pools.${first}.name)` });
+    } else seen.set(p.name, i);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// cluster: the budget all pools share.
+
+const ClusterSchema = z.strictObject({
+  /** CPU all pools together may request, millicores. */
+  maxCpuMillicores: int().positive().default(64_000),
+  /** Memory all pools together may request, MiB. */
+  maxMemoryMiB: int().positive().default(262_144),
+  /** Replicas all pools together may run. */
+  maxReplicasTotal: int().positive().default(100),
+});
+
+// ---------------------------------------------------------------------------------------------
+// throttle: per-user token grants and gateway enforcement.
+
+const SafeLimitSchema = z.strictObject({
+  /** Requests per second a user of this plan may send when no grant is available. */
+  requestsPerSec: z.number().positive(),
+  /** Tokens per second a user of this plan may use when no grant is available; absent = unlimited. */
+  tokensPerSec: z.number().positive().optional(),
+});
+
+const ThrottleSchema = z
+  .strictObject({
+    /** Fallback limits per plan, used when a gateway has no valid grant; "default" is required. */
+    safeLimits: z
+      .record(z.string().min(1), SafeLimitSchema)
+      .superRefine((v, ctx) => {
+        if (!("default" in v)) {
+          ctx.addIssue({ code: "custom", path: ["default"], message: 'required: the plan used for users without a known plan' });
+        }
+      })
+      .default({ default: { requestsPerSec: 10, tokensPerSec: 20_000 } }),
+    /** Lifetime of a grant (a lease), ms; after it a gateway falls back to the safe limit. */
+    grantTtlMs: int().min(1000).max(3_600_000).default(30_000),
+    /** How often grants are renewed, ms; must be below grantTtlMs so grants never lapse. */
+    grantRefreshMs: int().min(100).max(3_600_000).default(10_000),
+    /** Burst allowance over the granted rate (token bucket capacity = rate x factor x 1 s). */
+    burstFactor: z.number().min(1).max(100).default(1.5),
+    /** Rate-limit response headers: IETF RateLimit draft, X-RateLimit-*, or none. */
+    headerStyle: z.enum(["ietf", "x-ratelimit", "none"]).default("ietf"),
+  })
+  .superRefine((t, ctx) => {
+    if (t.grantRefreshMs >= t.grantTtlMs) {
+      ctx.addIssue({ code: "custom", path: ["grantRefreshMs"], message: `must be < grantTtlMs (${t.grantTtlMs})` });
+    }
+  });
+
+// ---------------------------------------------------------------------------------------------
+// nats: connection (mirrors NatsConnectionSettings in src/nats/connect.ts) and resource names.
+
+const NatsConnectionSchema = z.strictObject({
+  /** Server URLs. */
+  servers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
+  /** Connection name shown in the server's monitoring. */
+  name: z.string().min(1).default("foresight"),
+  /** User for user/password authentication. */
+  user: z.string().optional(),
+  /** Password for user/password authentication. */
+  pass: z.string().optional(),
+  /** Token authentication. */
+  token: z.string().optional(),
+  /** Path of a `.creds` file (JWT + NKey seed). */
+  credsFile: z.string().min(1).optional(),
+  /** Path of a file holding an NKey seed. */
+  nkeySeedFile: z.string().min(1).optional(),
+  /** TLS files; `{}` alone requires TLS with system CAs. */
+  tls: z
+    .strictObject({
+      caFile: z.string().min(1).optional(),
+      certFile: z.string().min(1).optional(),
+      keyFile: z.string().min(1).optional(),
+      handshakeFirst: z.boolean().optional(),
+    })
+    .optional(),
+  /** Reconnect attempts; -1 = forever (the pipeline pauses while disconnected). */
+  maxReconnectAttempts: int().min(-1).default(-1),
+  /** Base wait between reconnect attempts, ms. */
+  reconnectTimeWaitMs: int().min(10).max(600_000).default(1000),
+  /** Connect / request timeout, ms. */
+  timeoutMs: int().min(100).max(600_000).default(5000),
+});
+
+const NatsSchema = z.strictObject({
+  connection: NatsConnectionSchema.prefault({}),
+  /** First token of every Foresight subject. */
+  subjectPrefix: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
+    .default("foresight"),
+  streams: z
+    .strictObject({
+      /** Stream of request telemetry from gateways. */
+      telemetry: natsName().default("FORESIGHT_TELEMETRY"),
+      /** Stream of per-user forecasts. */
+      forecasts: natsName().default("FORESIGHT_FORECASTS"),
+      /** Stream of throttle events (feedback). */
+      feedback: natsName().default("FORESIGHT_FEEDBACK"),
+      /** Stream of rejected telemetry with a reason. */
+      deadLetter: natsName().default("FORESIGHT_DEAD_LETTER"),
+    })
+    .prefault({}),
+  /** Telemetry partitions (subjects users are hashed onto). */
+  partitions: int().min(1).max(1024).default(8),
+  /** Stream replicas (3 or 5 in a cluster). */
+  replicas: z.literal([1, 3, 5]).default(1),
+  retention: z
+    .strictObject({
+      /** Age after which stream messages are dropped, ms. */
+      maxAgeMs: int().positive().default(86_400_000),
+      /** Size per stream above which the oldest messages are dropped, bytes. */
+      maxBytes: int().positive().default(1_073_741_824),
+    })
+    .prefault({}),
+  kv: z
+    .strictObject({
+      /** KV bucket holding the central configuration. */
+      configBucket: natsName().default("foresight-config"),
+      /** KV bucket of the user directory (user -> plan). */
+      directoryBucket: natsName().default("foresight-directory"),
+      /** KV bucket of partition and leader leases. */
+      leasesBucket: natsName().default("foresight-leases"),
+      /** KV bucket of per-user grants. */
+      grantsBucket: natsName().default("foresight-grants"),
+    })
+    .prefault({}),
+  objectStore: z
+    .strictObject({
+      /** Object store of engine checkpoints. */
+      checkpoints: natsName().default("foresight-checkpoints"),
+    })
+    .prefault({}),
+});
+
+// ---------------------------------------------------------------------------------------------
+// envoy: how Envoy rate-limit descriptors map onto Foresight users and plans.
+
+const EnvoySchema = z.strictObject({
+  /** Rate-limit domain the RLS answers for. */
+  domain: z.string().min(1).default("foresight"),
+  /** Port of the Envoy RLS gRPC server (0 = disabled). */
+  grpcPort: int().min(0).max(65_535).default(8081),
+  descriptors: z
+    .strictObject({
+      /** Descriptor key whose value is the user key. */
+      userKey: z.string().min(1).default("user_id"),
+      /** Descriptor key whose value is the plan / segment. */
+      planKey: z.string().min(1).default("plan"),
+      /** Plan assumed when no plan descriptor is sent; must be a throttle.safeLimits plan. */
+      defaultPlan: z.string().min(1).default("default"),
+    })
+    .prefault({}),
+});
+
+const HttpSchema = z.strictObject({
+  /** Address the HTTP server (metrics, health) binds. */
+  host: z.string().min(1).default("0.0.0.0"),
+  /** Port of /metrics and /healthz (0 = disabled). */
+  metricsPort: int().min(0).max(65_535).default(9464),
+});
+
+const LogSchema = z.strictObject({
+  /** pino log level. */
+  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+});
+
+// ---------------------------------------------------------------------------------------------
+
+/** The whole configuration. Parse `{}` to get every default. */
+export const ForesightConfigSchema = z
+  .strictObject({
+    engine: EngineSchema.prefault({}),
+    schedule: ScheduleSchema.prefault({}),
+    pools: PoolsSchema.default([]),
+    cluster: ClusterSchema.prefault({}),
+    throttle: ThrottleSchema.prefault({}),
+    nats: NatsSchema.prefault({}),
+    envoy: EnvoySchema.prefault({}),
+    http: HttpSchema.prefault({}),
+    log: LogSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // Cross-section rules: each names the field a user would change.
+    if (!(c.envoy.descriptors.defaultPlan in c.throttle.safeLimits)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["envoy", "descriptors", "defaultPlan"],
+        message: `plan "${c.envoy.descriptors.defaultPlan}" has no entry in throttle.safeLimits`,
+      });
+    }
+    const minTotal = c.pools.reduce((s, p) => s + p.minReplicas, 0);
+    if (minTotal > c.cluster.maxReplicasTotal) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["cluster", "maxReplicasTotal"],
+        message: `must be >= the sum of pools' minReplicas (${minTotal})`,
+      });
+    }
+  });
+
+/** The validated configuration with every default filled in. */
+export type ForesightConfig = z.infer<typeof ForesightConfigSchema>;
+/** What a user writes: every field optional where a default exists. */
+export type ForesightConfigInput = z.input<typeof ForesightConfigSchema>;
+/** One pool of the validated configuration. */
+export type PoolConfig = ForesightConfig["pools"][number];
+
+/** Every default, as the schema produces them from an empty document. */
+export const DEFAULT_CONFIG: ForesightConfig = Object.freeze(ForesightConfigSchema.parse({})) as ForesightConfig;
+
+/** How a change to a path takes effect. */
+export type ConfigApplyMode = "live" | "restart";
+
+/**
+ * How changes take effect, by path prefix (longest prefix wins). "live": running components
+ * apply it on the next tick/request; "restart": memory layout, connections or stream topology
+ * depend on it, so it applies after a restart (the watcher reports such changes).
+ */
+export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Object.freeze({
+  engine: "live",
+  "engine.bucketWidthMs": "restart",
+  "engine.capacityUsers": "restart",
+  "engine.seasonPoints": "restart",
+  "engine.lstm.hiddenSize": "restart",
+  schedule: "live",
+  pools: "live",
+  cluster: "live",
+  throttle: "live",
+  nats: "restart",
+  envoy: "live",
+  "envoy.grpcPort": "restart",
+  http: "restart",
+  log: "live",
+});
+
+/** The apply mode of a dotted path (e.g. "pools.0.mode" -> "live"); unknown paths need a restart. */
+export function applyModeOf(path: string): ConfigApplyMode {
+  const parts = path.split(".");
+  for (let n = parts.length; n > 0; n--) {
+    const mode = CONFIG_APPLY_MODES[parts.slice(0, n).join(".")];
+    if (mode) return mode;
+  }
+  return "restart";
+}
