@@ -1,0 +1,544 @@
+// Engine core: init (memory sized once), the hot paths (ingest, tick) and the cold paths
+// (aggregate ingest, getters, globals sync). Exported through assembly/index.ts.
+import * as R from "./records";
+import { EVENT_BYTES, COUNTS_BYTES, FORECAST_BYTES, MAX_BUCKET, NIL } from "./records";
+import { G, Params, Regions } from "./params";
+import {
+  CELL_BYTES, C_BUCKET, C_COUNT, C_ERRORS, C_GAP_N, C_GAP_SQ, C_GAP_SUM, C_IN_TOK, C_IP_BITS,
+  C_OUT_TOK, C_ROUTE, C_THROTTLED, C_UA_BITS, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK,
+  S_C_IP_ZEROS, S_C_OUT_TOK, S_C_THROTTLED, S_C_UA_ZEROS, S_FIRST_BUCKET, S_HASH_HI, S_HASH_LO,
+  S_LAST_SEEN, S_LAST_TIME, S_TOD, Slot, slotLayout,
+} from "./slot";
+import { findOrInsert, findSlot, lruTouch, removeUser, slotPtr } from "./table";
+import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
+import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
+
+/** Bytes per scratch entry (season position of one bucket closed in a tick). */
+const SCRATCH_BYTES: u32 = 24;
+const MS_PER_DAY: f64 = 86400000.0;
+const MS_PER_HOUR: f64 = 3600000.0;
+
+let ready = false;
+
+// @ts-ignore: decorator
+@inline function align(n: u64, a: u64): u64 {
+  return (n + a - 1) & ~(a - 1);
+}
+
+/**
+ * Sizes and places every region, grows memory once, writes the params block.
+ * Returns 0, or -1 already initialised, -2 memory.grow failed, -3 larger than 4 GiB, -4 bad params.
+ */
+export function init(
+  capacity: u32, widthMs: f64, latenessMs: f64, seasonPoints: u32, horizon: u32, z: f64,
+  alpha: f64, beta: f64, gamma: f64, phi: f64, alphaMax: f64, tsThreshold: f64,
+  tsSmoothing: f64, alphaDecay: f64, varSmoothing: f64, todAlpha: f64, expireAfter: u32,
+  maxCatchUp: u32, ingressCap: u32, countsCap: u32,
+): i32 {
+  if (ready) return -1;
+  if (capacity < 1 || !(widthMs >= 1000.0) || !(latenessMs >= 0.0) || seasonPoints < 2 ||
+      ingressCap < 1 || countsCap < 1 || maxCatchUp < 1) return -4;
+  let ring = <u32>Math.ceil(latenessMs / widthMs) + 2;
+  if (ring > 8) ring = 8;
+  let indexEntries: u32 = 16;
+  while (<u64>indexEntries < <u64>capacity * 2) indexEntries <<= 1;
+  const slotBytes = slotLayout(seasonPoints, ring);
+
+  // Regions: [stub heap reserve][ingress][counts][output][scratch][state: params, globals, index, lruPrev, lruNext, slab]
+  const base = align(<u64>__heap_base + 65536, 65536);
+  const ingress = base;
+  const counts = align(ingress + <u64>ingressCap * EVENT_BYTES, 64);
+  const output = align(counts + <u64>countsCap * COUNTS_BYTES, 64);
+  const scratch = align(output + <u64>capacity * FORECAST_BYTES, 64);
+  const state = align(scratch + (<u64>maxCatchUp + 1) * SCRATCH_BYTES, 64);
+  const index = state + R.PARAMS_BYTES + R.GLOBALS_BYTES;
+  const lruPrev = index + <u64>indexEntries * 8;
+  const lruNext = lruPrev + <u64>capacity * 4;
+  const slab = align(lruNext + <u64>capacity * 4, 64);
+  const end = slab + <u64>capacity * <u64>slotBytes;
+  if (end > 0xffff0000) return -3;
+  const pagesNeeded = <i32>((end + 65535) >> 16);
+  const have = memory.size();
+  if (pagesNeeded > have && memory.grow(pagesNeeded - have) < 0) return -2;
+
+  Regions.ingress = <usize>ingress;
+  Regions.ingressCap = ingressCap;
+  Regions.counts = <usize>counts;
+  Regions.countsCap = countsCap;
+  Regions.output = <usize>output;
+  Regions.scratch = <usize>scratch;
+  Regions.state = <usize>state;
+  Regions.params = <usize>state;
+  Regions.globals = <usize>state + R.PARAMS_BYTES;
+  Regions.index = <usize>index;
+  Regions.lruPrev = <usize>lruPrev;
+  Regions.lruNext = <usize>lruNext;
+  Regions.slab = <usize>slab;
+  Regions.end = <usize>end;
+  Regions.stateBytes = <usize>(end - state);
+
+  Params.capacity = capacity;
+  Params.indexEntries = indexEntries;
+  Params.indexMask = indexEntries - 1;
+  Params.slotBytes = slotBytes;
+  Params.widthMs = widthMs;
+  Params.widthSec = widthMs / 1000.0;
+  Params.latenessMs = latenessMs;
+  Params.ring = ring;
+  Params.seasonPoints = seasonPoints;
+  Params.periodBuckets = <u32>Math.floor(MS_PER_DAY / widthMs);
+  Params.horizon = horizon;
+  Params.z = z;
+  Params.alpha = alpha;
+  Params.beta = beta;
+  Params.gamma = gamma;
+  Params.phi = phi;
+  Params.alphaMax = alphaMax;
+  Params.tsThreshold = tsThreshold;
+  Params.tsSmoothing = tsSmoothing;
+  Params.alphaDecay = alphaDecay;
+  Params.varSmoothing = varSmoothing;
+  Params.todAlpha = todAlpha;
+  Params.expireAfter = expireAfter;
+  Params.maxCatchUp = maxCatchUp;
+  Params.phiSumH = phiSum(horizon);
+  Params.varMultH = varMult(horizon);
+
+  const pb = Regions.params;
+  store<f64>(pb + (R.P_VERSION << 3), R.LAYOUT_VERSION);
+  store<f64>(pb + (R.P_CAPACITY << 3), <f64>capacity);
+  store<f64>(pb + (R.P_INDEX_ENTRIES << 3), <f64>indexEntries);
+  store<f64>(pb + (R.P_SLOT_BYTES << 3), <f64>slotBytes);
+  store<f64>(pb + (R.P_WIDTH_MS << 3), widthMs);
+  store<f64>(pb + (R.P_LATENESS_MS << 3), latenessMs);
+  store<f64>(pb + (R.P_RING << 3), <f64>ring);
+  store<f64>(pb + (R.P_SEASON_POINTS << 3), <f64>seasonPoints);
+  store<f64>(pb + (R.P_PERIOD_BUCKETS << 3), <f64>Params.periodBuckets);
+  store<f64>(pb + (R.P_HORIZON << 3), <f64>horizon);
+  store<f64>(pb + (R.P_Z << 3), z);
+  store<f64>(pb + (R.P_ALPHA << 3), alpha);
+  store<f64>(pb + (R.P_BETA << 3), beta);
+  store<f64>(pb + (R.P_GAMMA << 3), gamma);
+  store<f64>(pb + (R.P_PHI << 3), phi);
+  store<f64>(pb + (R.P_ALPHA_MAX << 3), alphaMax);
+  store<f64>(pb + (R.P_TS_THRESHOLD << 3), tsThreshold);
+  store<f64>(pb + (R.P_TS_SMOOTHING << 3), tsSmoothing);
+  store<f64>(pb + (R.P_ALPHA_DECAY << 3), alphaDecay);
+  store<f64>(pb + (R.P_VAR_SMOOTHING << 3), varSmoothing);
+  store<f64>(pb + (R.P_TOD_ALPHA << 3), todAlpha);
+  store<f64>(pb + (R.P_EXPIRE_AFTER << 3), <f64>expireAfter);
+  store<f64>(pb + (R.P_MAX_CATCH_UP << 3), <f64>maxCatchUp);
+
+  G.initialized = false;
+  G.closed = 0;
+  G.used = 0;
+  G.freeHead = NIL;
+  G.head = NIL;
+  G.tail = NIL;
+  G.tracked = 0;
+  saveGlobals();
+  ready = true;
+  return 0;
+}
+
+/** Writes the wasm globals into the globals block of the state region. */
+export function saveGlobals(): void {
+  const g = Regions.globals;
+  store<f64>(g + (R.G_INITIALIZED << 3), G.initialized ? 1.0 : 0.0);
+  store<f64>(g + (R.G_CLOSED << 3), <f64>G.closed);
+  store<f64>(g + (R.G_USED << 3), <f64>G.used);
+  store<f64>(g + (R.G_FREE_HEAD << 3), <f64>G.freeHead);
+  store<f64>(g + (R.G_LRU_HEAD << 3), <f64>G.head);
+  store<f64>(g + (R.G_LRU_TAIL << 3), <f64>G.tail);
+  store<f64>(g + (R.G_TRACKED << 3), <f64>G.tracked);
+  store<f64>(g + (R.G_APPLIED << 3), G.applied);
+  store<f64>(g + (R.G_INVALID << 3), G.invalid);
+  store<f64>(g + (R.G_LATE << 3), G.late);
+  store<f64>(g + (R.G_EARLY << 3), G.early);
+  store<f64>(g + (R.G_EVICTIONS << 3), G.evictions);
+  store<f64>(g + (R.G_EXPIRATIONS << 3), G.expirations);
+  store<f64>(g + (R.G_BUCKETS_CLOSED << 3), G.bucketsClosed);
+  store<f64>(g + (R.G_TICKS << 3), G.ticks);
+  store<f64>(g + (R.G_COUNTS_APPLIED << 3), G.countsApplied);
+  store<f64>(g + (R.G_SKIPPED_BUCKETS << 3), G.skippedBuckets);
+}
+
+/** Reads the globals block back into the wasm globals (after a restore). */
+export function loadGlobals(): void {
+  const g = Regions.globals;
+  G.initialized = load<f64>(g + (R.G_INITIALIZED << 3)) != 0.0;
+  G.closed = <u32>load<f64>(g + (R.G_CLOSED << 3));
+  G.used = <u32>load<f64>(g + (R.G_USED << 3));
+  G.freeHead = <u32>load<f64>(g + (R.G_FREE_HEAD << 3));
+  G.head = <u32>load<f64>(g + (R.G_LRU_HEAD << 3));
+  G.tail = <u32>load<f64>(g + (R.G_LRU_TAIL << 3));
+  G.tracked = <u32>load<f64>(g + (R.G_TRACKED << 3));
+  G.applied = load<f64>(g + (R.G_APPLIED << 3));
+  G.invalid = load<f64>(g + (R.G_INVALID << 3));
+  G.late = load<f64>(g + (R.G_LATE << 3));
+  G.early = load<f64>(g + (R.G_EARLY << 3));
+  G.evictions = load<f64>(g + (R.G_EVICTIONS << 3));
+  G.expirations = load<f64>(g + (R.G_EXPIRATIONS << 3));
+  G.bucketsClosed = load<f64>(g + (R.G_BUCKETS_CLOSED << 3));
+  G.ticks = load<f64>(g + (R.G_TICKS << 3));
+  G.countsApplied = load<f64>(g + (R.G_COUNTS_APPLIED << 3));
+  G.skippedBuckets = load<f64>(g + (R.G_SKIPPED_BUCKETS << 3));
+}
+
+/** First valid record sets the clock: closed = floor((t - lateness) / width), at least 0. */
+// @ts-ignore: decorator
+@inline function startClock(t: f64): void {
+  const cf = Math.floor((t - Params.latenessMs) / Params.widthMs);
+  G.closed = cf > 0.0 ? <u32>cf : 0;
+  G.initialized = true;
+}
+
+/** LRU recency at bucket resolution: move to front only when the last-seen bucket advances. */
+// @ts-ignore: decorator
+@inline function touch(s: u32, sp: usize, b: u32): void {
+  const last = load<u32>(sp, S_LAST_SEEN);
+  if (b > last) {
+    store<u32>(sp, b, S_LAST_SEEN);
+    lruTouch(s);
+  } else if (b < load<u32>(sp, S_FIRST_BUCKET)) {
+    store<u32>(sp, b, S_FIRST_BUCKET);
+  }
+}
+
+/** Ring cell for bucket b, cleared if it held another bucket. */
+// @ts-ignore: decorator
+@inline function cellFor(sp: usize, ri: u32, b: u32): usize {
+  const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
+  if (load<u32>(cell, C_BUCKET) != b) {
+    memory.fill(cell, 0, CELL_BYTES);
+    store<u32>(cell, b, C_BUCKET);
+  }
+  return cell;
+}
+
+/** Applies the first n event records of the ingress buffer; returns how many were applied. */
+export function ingest(n: u32): u32 {
+  if (!ready) return 0;
+  if (n > Regions.ingressCap) n = Regions.ingressCap;
+  const W = Params.widthMs;
+  const ring = Params.ring;
+  let closed = G.closed;
+  let cm = closed % ring;
+  let applied: u32 = 0;
+  let invalid: u32 = 0;
+  let late: u32 = 0;
+  let early: u32 = 0;
+  let p = Regions.ingress;
+  const end = p + <usize>n * EVENT_BYTES;
+  for (; p < end; p += EVENT_BYTES) {
+    const lo = load<u32>(p, R.EV_HASH_LO);
+    const hi = load<u32>(p, R.EV_HASH_HI);
+    const t = load<f64>(p, R.EV_TIME);
+    const inTok = load<i32>(p, R.EV_IN_TOK);
+    const outTok = load<i32>(p, R.EV_OUT_TOK);
+    if ((lo | hi) == 0 || (inTok | outTok | load<i32>(p, R.EV_LATENCY) | load<i32>(p, R.EV_BYTES)) < 0 || !(t >= 0.0)) {
+      invalid++;
+      continue;
+    }
+    const bf = Math.floor(t / W);
+    if (!(bf < MAX_BUCKET)) {
+      invalid++;
+      continue;
+    }
+    const b = <u32>bf;
+    if (!G.initialized) {
+      startClock(t);
+      closed = G.closed;
+      cm = closed % ring;
+    }
+    if (b < closed) {
+      late++;
+      continue;
+    }
+    const d = b - closed;
+    if (d >= ring) {
+      early++;
+      continue;
+    }
+    const s = findOrInsert(lo, hi, b);
+    const sp = slotPtr(s);
+    touch(s, sp, b);
+    let ri = cm + d;
+    if (ri >= ring) ri -= ring;
+    const cell = cellFor(sp, ri, b);
+    store<u32>(cell, load<u32>(cell, C_COUNT) + 1, C_COUNT);
+    store<f64>(cell, load<f64>(cell, C_IN_TOK) + <f64>inTok, C_IN_TOK);
+    store<f64>(cell, load<f64>(cell, C_OUT_TOK) + <f64>outTok, C_OUT_TOK);
+    const ip = load<u32>(p, R.EV_IP);
+    if (ip != 0) {
+      const w = cell + C_IP_BITS + ((ip >>> 3) & 12);
+      store<u32>(w, load<u32>(w) | (<u32>1 << (ip & 31)));
+    }
+    const ua = load<u32>(p, R.EV_UA);
+    if (ua != 0) {
+      const w = cell + C_UA_BITS + ((ua >>> 3) & 12);
+      store<u32>(w, load<u32>(w) | (<u32>1 << (ua & 31)));
+    }
+    const route = load<u32>(p, R.EV_ROUTE);
+    if (route != 0) {
+      const rp = cell + C_ROUTE + ((route & 7) << 1);
+      const v = load<u16>(rp);
+      if (v != 0xffff) store<u16>(rp, v + 1);
+    }
+    const lt = load<f64>(sp, S_LAST_TIME);
+    if (t >= lt) {
+      if (lt >= 0.0) {
+        const gap = t - lt;
+        store<f64>(cell, load<f64>(cell, C_GAP_SUM) + gap, C_GAP_SUM);
+        store<f64>(cell, load<f64>(cell, C_GAP_SQ) + gap * gap, C_GAP_SQ);
+        store<u32>(cell, load<u32>(cell, C_GAP_N) + 1, C_GAP_N);
+      }
+      store<f64>(sp, t, S_LAST_TIME);
+    }
+    const status = <u32>load<u16>(p, R.EV_STATUS);
+    const flags = <u32>load<u16>(p, R.EV_FLAGS);
+    if (status >= 500 || (flags & R.FLAG_ERROR) != 0) store<u32>(cell, load<u32>(cell, C_ERRORS) + 1, C_ERRORS);
+    if ((flags & R.FLAG_THROTTLED) != 0) store<u32>(cell, load<u32>(cell, C_THROTTLED) + 1, C_THROTTLED);
+    applied++;
+  }
+  G.applied += <f64>applied;
+  G.invalid += <f64>invalid;
+  G.late += <f64>late;
+  G.early += <f64>early;
+  return applied;
+}
+
+/**
+ * Applies the first n aggregate records of the counts buffer (cold replay path): adds `requests`
+ * and the token sums to the record's bucket; per-event features are left untouched.
+ */
+export function ingestCounts(n: u32): u32 {
+  if (!ready) return 0;
+  if (n > Regions.countsCap) n = Regions.countsCap;
+  const W = Params.widthMs;
+  const ring = Params.ring;
+  let applied: u32 = 0;
+  let p = Regions.counts;
+  const end = p + <usize>n * COUNTS_BYTES;
+  for (; p < end; p += COUNTS_BYTES) {
+    const lo = load<u32>(p, 0);
+    const hi = load<u32>(p, 4);
+    const t = load<f64>(p, 8);
+    const req = load<f64>(p, 16);
+    const inTok = load<f64>(p, 24);
+    const outTok = load<f64>(p, 32);
+    if ((lo | hi) == 0 || !(t >= 0.0) || !(req >= 0.0) || !(req <= 4294967295.0) || Math.floor(req) != req ||
+        !(inTok >= 0.0) || !(inTok < Infinity) || !(outTok >= 0.0) || !(outTok < Infinity)) {
+      G.invalid += 1;
+      continue;
+    }
+    const bf = Math.floor(t / W);
+    if (!(bf < MAX_BUCKET)) {
+      G.invalid += 1;
+      continue;
+    }
+    const b = <u32>bf;
+    if (!G.initialized) startClock(t);
+    const closed = G.closed;
+    if (b < closed) {
+      G.late += 1;
+      continue;
+    }
+    const d = b - closed;
+    if (d >= ring) {
+      G.early += 1;
+      continue;
+    }
+    const s = findOrInsert(lo, hi, b);
+    const sp = slotPtr(s);
+    touch(s, sp, b);
+    let ri = closed % ring + d;
+    if (ri >= ring) ri -= ring;
+    const cell = cellFor(sp, ri, b);
+    const c = <f64>load<u32>(cell, C_COUNT) + req;
+    store<u32>(cell, c < 4294967295.0 ? <u32>c : 0xffffffff, C_COUNT);
+    store<f64>(cell, load<f64>(cell, C_IN_TOK) + inTok, C_IN_TOK);
+    store<f64>(cell, load<f64>(cell, C_OUT_TOK) + outTok, C_OUT_TOK);
+    G.countsApplied += 1;
+    applied++;
+  }
+  return applied;
+}
+
+/** Writes bucket c's season position (i0, i1, hour, f) at scratch address e. */
+function positionOf(c: u32, e: usize): void {
+  const D = Params.periodBuckets;
+  const P = Params.seasonPoints;
+  const phase = c % D;
+  const x = <f64>phase * <f64>P / <f64>D;
+  const fl = Math.floor(x);
+  let i0 = <u32>fl;
+  if (i0 >= P) i0 = P - 1;
+  const i1 = i0 + 1 == P ? 0 : i0 + 1;
+  store<u32>(e, i0, 0);
+  store<u32>(e, i1, 4);
+  store<u32>(e, <u32>Math.floor(<f64>phase * Params.widthMs / MS_PER_HOUR), 8);
+  store<f64>(e, x - fl, 16);
+}
+
+/** Closes bucket c (ring index ri) of the user at sp: summary, time-of-day profile, models. */
+function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
+  const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
+  let count: u32 = 0;
+  if (load<u32>(cell, C_BUCKET) == c) {
+    count = load<u32>(cell, C_COUNT);
+    store<u32>(sp, count, S_C_COUNT);
+    store<u32>(sp, load<u32>(cell, C_ERRORS), S_C_ERRORS);
+    store<u32>(sp, load<u32>(cell, C_THROTTLED), S_C_THROTTLED);
+    store<f64>(sp, load<f64>(cell, C_IN_TOK), S_C_IN_TOK);
+    store<f64>(sp, load<f64>(cell, C_OUT_TOK), S_C_OUT_TOK);
+    const ipOnes = popcnt(load<u32>(cell, C_IP_BITS)) + popcnt(load<u32>(cell, C_IP_BITS + 4)) +
+      popcnt(load<u32>(cell, C_IP_BITS + 8)) + popcnt(load<u32>(cell, C_IP_BITS + 12));
+    const uaOnes = popcnt(load<u32>(cell, C_UA_BITS)) + popcnt(load<u32>(cell, C_UA_BITS + 4)) +
+      popcnt(load<u32>(cell, C_UA_BITS + 8)) + popcnt(load<u32>(cell, C_UA_BITS + 12));
+    store<u8>(sp, <u8>(128 - ipOnes), S_C_IP_ZEROS);
+    store<u8>(sp, <u8>(128 - uaOnes), S_C_UA_ZEROS);
+    const gn = load<u32>(cell, C_GAP_N);
+    let cv = 0.0;
+    if (gn >= 2) {
+      const nf = <f64>gn;
+      const mean = load<f64>(cell, C_GAP_SUM) / nf;
+      let v = load<f64>(cell, C_GAP_SQ) / nf - mean * mean;
+      if (v < 0.0) v = 0.0;
+      if (mean > 0.0) cv = Math.sqrt(v) / mean;
+    }
+    store<f32>(sp, <f32>cv, S_C_CV);
+  } else {
+    store<u32>(sp, 0, S_C_COUNT);
+    store<u32>(sp, 0, S_C_ERRORS);
+    store<u32>(sp, 0, S_C_THROTTLED);
+    store<f64>(sp, 0.0, S_C_IN_TOK);
+    store<f64>(sp, 0.0, S_C_OUT_TOK);
+    store<u8>(sp, 128, S_C_IP_ZEROS);
+    store<u8>(sp, 128, S_C_UA_ZEROS);
+    store<f32>(sp, 0.0, S_C_CV);
+  }
+  const y = <f64>count / Params.widthSec;
+  const tp = sp + S_TOD + (<usize>load<u32>(pos, 8) << 2);
+  const tv = <f64>load<f32>(tp);
+  store<f32>(tp, <f32>(tv + Params.todAlpha * (y - tv)));
+  modelsOnBucketClose(sp, c, y, load<u32>(pos, 0), load<u32>(pos, 4), load<f64>(pos, 16));
+}
+
+/**
+ * Advances event time to nowMs: closes buckets closed..target-1 for every user (at most
+ * maxCatchUp of them per tick; older ones are skipped and counted), feeds the models, expires
+ * idle users, then writes one forecast record per tracked user. Returns the record count.
+ */
+export function tick(nowMs: f64): u32 {
+  if (!ready) return 0;
+  let target = G.closed;
+  if (nowMs >= 0.0) {
+    const tf = Math.floor((nowMs - Params.latenessMs) / Params.widthMs);
+    if (tf >= MAX_BUCKET) target = <u32>MAX_BUCKET;
+    else if (tf > 0.0) target = <u32>tf;
+    else target = 0;
+  }
+  if (!G.initialized) {
+    G.closed = target;
+    G.initialized = true;
+  }
+  let start = G.closed;
+  let end = target > start ? target : start;
+  if (end - start > Params.maxCatchUp) {
+    G.skippedBuckets += <f64>(end - Params.maxCatchUp - start);
+    start = end - Params.maxCatchUp;
+  }
+  const nClose = end - start;
+  for (let k: u32 = 0; k < nClose; k++) positionOf(start + k, Regions.scratch + <usize>k * SCRATCH_BYTES);
+  const newClosed = end;
+  // Season position of the forecast target bucket (newClosed - 1 + horizon).
+  const fpos = Regions.scratch + <usize>nClose * SCRATCH_BYTES;
+  positionOf(newClosed - 1 + Params.horizon, fpos);
+  const fi0 = load<u32>(fpos, 0);
+  const fi1 = load<u32>(fpos, 4);
+  const ff = load<f64>(fpos, 16);
+  const ring = Params.ring;
+  const startMod = start % ring;
+  const expire = Params.expireAfter;
+  const widthSec = Params.widthSec;
+  let out = Regions.output;
+  let count: u32 = 0;
+  const used = G.used;
+  for (let s: u32 = 0; s < used; s++) {
+    const sp = slotPtr(s);
+    const lo = load<u32>(sp, S_HASH_LO);
+    const hi = load<u32>(sp, S_HASH_HI);
+    if ((lo | hi) == 0) continue;
+    if (nClose != 0) {
+      const first = load<u32>(sp, S_FIRST_BUCKET);
+      let ri = startMod;
+      for (let k: u32 = 0; k < nClose; k++) {
+        const c = start + k;
+        if (c >= first) closeBucket(sp, c, ri, Regions.scratch + <usize>k * SCRATCH_BYTES);
+        ri++;
+        if (ri == ring) ri = 0;
+      }
+      if (expire != 0) {
+        const last = load<u32>(sp, S_LAST_SEEN);
+        if (newClosed > last && newClosed - last > expire) {
+          removeUser(s);
+          G.expirations += 1;
+          continue;
+        }
+      }
+    }
+    store<u32>(out, lo, 0);
+    store<u32>(out, hi, 4);
+    store<f64>(out, modelsRate(sp, fi0, fi1, ff), 8);
+    store<f64>(out, modelsUpper(sp, fi0, fi1, ff), 16);
+    store<f64>(out, <f64>load<u32>(sp, S_C_COUNT) / widthSec, 24);
+    out += FORECAST_BYTES;
+    count++;
+  }
+  G.bucketsClosed += <f64>nClose;
+  G.closed = newClosed;
+  G.ticks += 1;
+  return count;
+}
+
+// ---------------------------------------------------------------- cold-path getters
+
+export function lookup(lo: u32, hi: u32): i32 {
+  if (!ready) return -1;
+  return findSlot(lo, hi);
+}
+
+/** Slot address if s holds a user, else 0. */
+export function occupied(s: u32): usize {
+  if (!ready || s >= G.used) return 0;
+  const sp = slotPtr(s);
+  return (load<u32>(sp, S_HASH_LO) | load<u32>(sp, S_HASH_HI)) != 0 ? sp : 0;
+}
+
+/** Forecast (req/s) h buckets after the last closed bucket. */
+export function forecastAt(s: u32, h: u32, upper: bool): f64 {
+  const sp = occupied(s);
+  if (sp == 0) return NaN;
+  const e = Regions.scratch;
+  positionOf(G.closed - 1 + h, e);
+  const ps = phiSum(h);
+  if (upper) return hwUpperAt(sp, ps, varMult(h), load<u32>(e, 0), load<u32>(e, 4), load<f64>(e, 16));
+  return hwForecastAt(sp, ps, load<u32>(e, 0), load<u32>(e, 4), load<f64>(e, 16));
+}
+
+/** Linear-counting estimate from the number of zero bits of a 128-bit bitmap. */
+export function linearCount(zeros: u32): f64 {
+  if (zeros >= 128) return 0.0;
+  if (zeros == 0) return 128.0 * Math.log(128.0); // saturated: the estimator's upper end
+  return 128.0 * Math.log(128.0 / <f64>zeros);
+}
+
+/** Cell address holding bucket b for slot s, or 0. */
+export function cellOf(s: u32, b: u32): usize {
+  const sp = occupied(s);
+  if (sp == 0) return 0;
+  const cell = sp + Slot.ring + <usize>(b % Params.ring) * CELL_BYTES;
+  return load<u32>(cell, C_BUCKET) == b ? cell : 0;
+}
+

@@ -1,0 +1,63 @@
+// Foresight engine: exports of the WASM module (scalars only; batches in linear memory).
+// See docs/engine.md. The TypeScript reference (src/engine/reference.ts) implements the same.
+import { G, Params, Regions } from "./params";
+import * as E from "./engine";
+import {
+  C_ROUTE, S_ALPHA, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK, S_C_IP_ZEROS, S_C_OUT_TOK,
+  S_C_THROTTLED, S_C_UA_ZEROS, S_ERR_VAR, S_HW_N, S_LEVEL, S_TOD, S_TREND, Slot,
+} from "./slot";
+
+export { init, ingest, ingestCounts, tick, lookup, saveGlobals, loadGlobals } from "./engine";
+
+export function ingressPtr(): usize { return Regions.ingress; }
+export function ingressCapacity(): u32 { return Regions.ingressCap; }
+export function countsPtr(): usize { return Regions.counts; }
+export function countsCapacity(): u32 { return Regions.countsCap; }
+export function outputPtr(): usize { return Regions.output; }
+export function statePtr(): usize { return Regions.state; }
+export function stateBytes(): usize { return Regions.stateBytes; }
+export function slotBytes(): u32 { return Params.slotBytes; }
+export function slotExtOffset(): u32 { return Slot.ext; }
+export function indexEntries(): u32 { return Params.indexEntries; }
+export function ringBuckets(): u32 { return Params.ring; }
+export function periodBuckets(): u32 { return Params.periodBuckets; }
+export function closedBucket(): f64 { return <f64>G.closed; }
+export function usersTracked(): u32 { return G.tracked; }
+
+/** Bump-allocator top of the runtime stub (alloc + free of a 1-byte block): moves iff something allocated. */
+export function heapTop(): usize {
+  const p = heap.alloc(1);
+  heap.free(p);
+  return p;
+}
+export function memoryPages(): i32 { return memory.size(); }
+
+// --- per-slot getters (cold path). Invalid or free slot: NaN.
+export function hwForecast(s: u32, h: u32): f64 { return E.forecastAt(s, h, false); }
+export function hwUpper(s: u32, h: u32): f64 { return E.forecastAt(s, h, true); }
+export function hwLevel(s: u32): f64 { const sp = E.occupied(s); return sp ? load<f64>(sp, S_LEVEL) : NaN; }
+export function hwTrend(s: u32): f64 { const sp = E.occupied(s); return sp ? load<f64>(sp, S_TREND) : NaN; }
+export function hwAlpha(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<f32>(sp, S_ALPHA) : NaN; }
+export function hwErrVar(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<f32>(sp, S_ERR_VAR) : NaN; }
+export function hwObservations(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_HW_N) : NaN; }
+export function hwSeason(s: u32, i: u32): f64 {
+  const sp = E.occupied(s);
+  return sp && i < Params.seasonPoints ? <f64>load<f32>(sp + Slot.season + (<usize>i << 2)) : NaN;
+}
+export function todRate(s: u32, hour: u32): f64 {
+  const sp = E.occupied(s);
+  return sp && hour < 24 ? <f64>load<f32>(sp + S_TOD + (<usize>hour << 2)) : NaN;
+}
+export function featCount(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_COUNT) : NaN; }
+export function featInputTokens(s: u32): f64 { const sp = E.occupied(s); return sp ? load<f64>(sp, S_C_IN_TOK) : NaN; }
+export function featOutputTokens(s: u32): f64 { const sp = E.occupied(s); return sp ? load<f64>(sp, S_C_OUT_TOK) : NaN; }
+export function featDistinctIps(s: u32): f64 { const sp = E.occupied(s); return sp ? E.linearCount(load<u8>(sp, S_C_IP_ZEROS)) : NaN; }
+export function featDistinctUas(s: u32): f64 { const sp = E.occupied(s); return sp ? E.linearCount(load<u8>(sp, S_C_UA_ZEROS)) : NaN; }
+export function featCv(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<f32>(sp, S_C_CV) : NaN; }
+export function featErrors(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_ERRORS) : NaN; }
+export function featThrottled(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_THROTTLED) : NaN; }
+/** Route histogram bin of the (open or last closed) bucket b, or -1 if the ring does not hold b. */
+export function cellRouteBin(s: u32, b: u32, bin: u32): i32 {
+  const cell = E.cellOf(s, b);
+  return cell && bin < 8 ? <i32>load<u16>(cell + C_ROUTE + (<usize>bin << 1)) : -1;
+}
