@@ -1,0 +1,126 @@
+// Per-partition checkpoints in a JetStream Object Store: `partition-<n>` holds the engine
+// snapshot, the last applied stream sequence and the time. The checkpoint (not consumer acks) is
+// the source of truth: whoever owns a partition restores it and consumes from lastSeq + 1, so no
+// event is applied twice and none is lost.
+//
+// Object layout (little-endian): "FSCK" magic, u32 format version, u32 meta length, meta JSON
+// (UTF-8), then the engine snapshot bytes to the end.
+import type { NatsConnection } from "@nats-io/transport-node";
+import { StorageType } from "@nats-io/jetstream";
+import { Objm, type ObjectStore } from "@nats-io/obj";
+import type { ProcessorNames } from "./names.ts";
+
+/** Magic of a checkpoint object ("FSCK" as little-endian u32). */
+export const CHECKPOINT_MAGIC = 0x4b435346;
+/** Format version written by this code. */
+export const CHECKPOINT_VERSION = 1;
+
+/** The durable state of one partition. */
+export interface Checkpoint {
+  partition: number;
+  /** Stream sequence of the last telemetry message applied to the engine (0 = none). */
+  lastSeq: number;
+  /** When it was taken, ms since the epoch (the processor's clock). */
+  timeMs: number;
+  /** Process id of the owner that wrote it. */
+  owner: string;
+  /** The engine's snapshot (`Engine.snapshot()`). */
+  engineState: Uint8Array;
+}
+
+/** A checkpoint object exists but cannot be parsed (wrong magic, version or truncated). */
+export class CheckpointCorruptError extends Error {
+  override name = "CheckpointCorruptError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** A checkpoint could not be read or written (NATS error, timeout). */
+export class CheckpointIoError extends Error {
+  override name = "CheckpointIoError";
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Object name of a partition's checkpoint. */
+export function checkpointObjectName(partition: number): string {
+  return `partition-${partition}`;
+}
+
+/** Serializes a checkpoint (pure). */
+export function encodeCheckpoint(cp: Checkpoint): Uint8Array {
+  const meta = new TextEncoder().encode(
+    JSON.stringify({ partition: cp.partition, lastSeq: cp.lastSeq, timeMs: cp.timeMs, owner: cp.owner, engineBytes: cp.engineState.length }),
+  );
+  const out = new Uint8Array(12 + meta.length + cp.engineState.length);
+  const dv = new DataView(out.buffer);
+  dv.setUint32(0, CHECKPOINT_MAGIC, true);
+  dv.setUint32(4, CHECKPOINT_VERSION, true);
+  dv.setUint32(8, meta.length, true);
+  out.set(meta, 12);
+  out.set(cp.engineState, 12 + meta.length);
+  return out;
+}
+
+/** Parses {@link encodeCheckpoint}'s bytes; throws {@link CheckpointCorruptError}. */
+export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
+  if (bytes.length < 12) throw new CheckpointCorruptError(`checkpoint too short: ${bytes.length} bytes`);
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = dv.getUint32(0, true);
+  if (magic !== CHECKPOINT_MAGIC) throw new CheckpointCorruptError(`bad checkpoint magic 0x${magic.toString(16)}`);
+  const version = dv.getUint32(4, true);
+  if (version !== CHECKPOINT_VERSION) throw new CheckpointCorruptError(`unsupported checkpoint version ${version}`);
+  const metaLen = dv.getUint32(8, true);
+  if (12 + metaLen > bytes.length) throw new CheckpointCorruptError(`checkpoint meta (${metaLen} bytes) past the end`);
+  let meta: { partition: number; lastSeq: number; timeMs: number; owner: string; engineBytes: number };
+  try {
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + metaLen)));
+  } catch (err) {
+    throw new CheckpointCorruptError(`checkpoint meta is not JSON`, { cause: err });
+  }
+  const engineState = bytes.subarray(12 + metaLen);
+  if (engineState.length !== meta.engineBytes) {
+    throw new CheckpointCorruptError(`checkpoint engine state is ${engineState.length} bytes, meta says ${meta.engineBytes}`);
+  }
+  return { partition: meta.partition, lastSeq: meta.lastSeq, timeMs: meta.timeMs, owner: meta.owner, engineState };
+}
+
+/** Reads and writes partition checkpoints. */
+export class CheckpointStore {
+  private constructor(private readonly os: ObjectStore) {}
+
+  /** Opens (creating if missing) the checkpoint bucket. */
+  static async open(nc: NatsConnection, names: ProcessorNames, opts: { replicas?: number } = {}): Promise<CheckpointStore> {
+    try {
+      const os = await new Objm(nc).create(names.checkpointBucket, { storage: StorageType.File, replicas: opts.replicas ?? 1 });
+      return new CheckpointStore(os);
+    } catch (err) {
+      throw new CheckpointIoError(`cannot open checkpoint bucket ${names.checkpointBucket}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** The partition's checkpoint, or null when none was written yet. */
+  async load(partition: number): Promise<Checkpoint | null> {
+    let bytes: Uint8Array | null;
+    try {
+      bytes = await this.os.getBlob(checkpointObjectName(partition));
+    } catch (err) {
+      throw new CheckpointIoError(`cannot read checkpoint of partition ${partition}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!bytes) return null;
+    const cp = decodeCheckpoint(bytes);
+    if (cp.partition !== partition) throw new CheckpointCorruptError(`object for partition ${partition} holds partition ${cp.partition}`);
+    return cp;
+  }
+
+  /** Writes the partition's checkpoint (replacing the previous one). */
+  async save(cp: Checkpoint): Promise<void> {
+    try {
+      await this.os.putBlob({ name: checkpointObjectName(cp.partition) }, encodeCheckpoint(cp));
+    } catch (err) {
+      throw new CheckpointIoError(`cannot write checkpoint of partition ${cp.partition}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

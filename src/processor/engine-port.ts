@@ -1,0 +1,50 @@
+// What the processor needs from one partition's engine. The real implementation wraps the WASM
+// `Engine` facade (src/engine/engine.ts, see ./engine-adapter.ts); keeping the processor on this
+// narrow interface keeps it independent of the engine's internals.
+
+/** Counters and gauges of one engine, as the processor reports them. */
+export interface PartitionEngineStats {
+  /** Events applied since the engine was created (or restored: cumulative over restores). */
+  eventsApplied: number;
+  /** Events refused as too late. */
+  lateEvents: number;
+  /** Events refused as invalid. */
+  invalidEvents: number;
+  /** Users evicted from the table. */
+  evictions: number;
+  /** Users tracked now. */
+  usersTracked: number;
+}
+
+/** Per-user cumulative totals (what the crash test compares). */
+export interface UserTotals {
+  userHashLo: number;
+  userHashHi: number;
+  requests: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+/** One partition's engine. */
+export interface PartitionEngine {
+  /** Applies `count` 48-byte event records (src/engine/layout.ts) from `records`. */
+  ingest(records: Uint8Array, count: number): void;
+  /** Largest `count` one {@link ingest} call accepts. */
+  readonly ingressCapacityRecords: number;
+  /** Closes buckets up to `nowMs` and computes forecasts. */
+  tick(nowMs: number): void;
+  /** The forecast records of the last tick (32 bytes each); valid until the next engine call. */
+  forecasts(): { records: Uint8Array; count: number };
+  stats(): PartitionEngineStats;
+  /** Serialized state (for checkpoints). */
+  snapshot(): Uint8Array;
+  /** Replaces the state with a snapshot's. */
+  restore(bytes: Uint8Array): void;
+  /** Per-user cumulative totals, or undefined when the engine cannot tell. */
+  userTotals?(): UserTotals[];
+  /** Frees the engine's memory. */
+  dispose?(): void;
+}
+
+/** Makes the engine of one partition; `capacityUsers` = ceil(total capacity / partitions). */
+export type PartitionEngineFactory = (partition: number, capacityUsers: number) => PartitionEngine | Promise<PartitionEngine>;

@@ -1,0 +1,260 @@
+// One owned partition: an ordered pull consumer on `<prefix>.telemetry.<n>` starting right after
+// the checkpoint's last applied sequence, frames decoded zero-copy and their records staged into
+// one buffer so many frames reach the engine in one call, bad frames dead-lettered with a reason
+// (the good frames beside them are applied), forecasts published at every tick.
+//
+// Ordered consumers are ephemeral, ack-none and re-create themselves from the last stream
+// sequence seen after a gap or a lost server, so with the checkpoint as the source of truth every
+// event is applied exactly once across restarts and reconnects.
+import { DeliverPolicy, type JetStreamClient, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
+import { headers, type NatsConnection } from "@nats-io/transport-node";
+import type { Logger } from "pino";
+import { EVENT_RECORD_BYTES } from "../engine/layout.ts";
+import { BadFrameError, decodeFrame, DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterHeaderValues } from "../telemetry/frame.ts";
+import type { ProcessorMetrics } from "../obs/metrics.ts";
+import type { PartitionEngine, PartitionEngineStats } from "./engine-port.ts";
+import { encodeForecastMessages } from "./forecasts.ts";
+import type { ProcessorNames } from "./names.ts";
+
+/** Default messages per pull request of the consumer. */
+export const DEFAULT_BATCH_MAX_MESSAGES = 512;
+/** Default records staged before one engine call (also bounded by the engine's ingress capacity). */
+export const DEFAULT_STAGING_RECORDS = 16_384;
+/** Header of a dead letter naming the original subject. */
+export const DEAD_LETTER_SUBJECT_HEADER = "Foresight-Original-Subject";
+/** Header of a dead letter naming the original stream sequence. */
+export const DEAD_LETTER_SEQ_HEADER = "Foresight-Original-Seq";
+
+/** Everything a partition worker needs. */
+export interface PartitionWorkerDeps {
+  partition: number;
+  nc: NatsConnection;
+  js: JetStreamClient;
+  names: ProcessorNames;
+  engine: PartitionEngine;
+  /** Stream sequence of the last event already in the engine (from the checkpoint); 0 = none. */
+  lastSeq: number;
+  metrics: ProcessorMetrics;
+  log: Logger;
+  /** Messages per pull. Default {@link DEFAULT_BATCH_MAX_MESSAGES}. */
+  batchMaxMessages?: number;
+  /** Records staged per engine call. Default {@link DEFAULT_STAGING_RECORDS}. */
+  stagingRecords?: number;
+  /** Max forecast message payload, bytes (the server's max_payload bounds it). */
+  maxPayloadBytes: number;
+  /** Error sink (never throws). */
+  onError: (err: unknown, source: string) => void;
+  /** Called after records reached the engine (benchmarks measure latency here). */
+  onApplied?: (partition: number, records: Uint8Array, count: number) => void;
+}
+
+/** Consumes one partition into its engine. */
+export class PartitionWorker {
+  readonly partition: number;
+  readonly engine: PartitionEngine;
+  /** Sequence of the last message whose events are in the engine. */
+  lastAppliedSeq: number;
+  /** Messages still in the stream after the last one consumed (from the delivery info). */
+  lag = 0;
+  /** Wall time of the last successful checkpoint, ms (0 = none yet). */
+  lastCheckpointMs = 0;
+  private stagedSeq: number;
+  private readonly staging: Uint8Array;
+  private readonly stagingCapacity: number;
+  private stagedRecords = 0;
+  private stagedFrames = 0;
+  private stagedBytes = 0;
+  private flushScheduled = false;
+  private messages: ConsumerMessages | undefined;
+  private stopped = false;
+  private lastStats: PartitionEngineStats;
+  private readonly label: { partition: string };
+  private readonly log: Logger;
+
+  constructor(private readonly d: PartitionWorkerDeps) {
+    this.partition = d.partition;
+    this.engine = d.engine;
+    this.lastAppliedSeq = this.stagedSeq = d.lastSeq;
+    this.stagingCapacity = Math.max(1, Math.min(d.stagingRecords ?? DEFAULT_STAGING_RECORDS, d.engine.ingressCapacityRecords));
+    this.staging = new Uint8Array(this.stagingCapacity * EVENT_RECORD_BYTES);
+    this.label = { partition: String(d.partition) };
+    this.log = d.log.child({ partition: d.partition });
+    this.lastStats = d.engine.stats();
+  }
+
+  /** Starts consuming at lastSeq + 1. */
+  async start(): Promise<void> {
+    const { js, names, partition } = this.d;
+    const startSeq = this.lastAppliedSeq + 1;
+    const consumer = await js.consumers.get(names.telemetryStream, {
+      filter_subjects: [names.telemetrySubject(partition)],
+      ...(this.lastAppliedSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
+    });
+    this.messages = await consumer.consume({
+      max_messages: this.d.batchMaxMessages ?? DEFAULT_BATCH_MAX_MESSAGES,
+      callback: (m) => this.onMessage(m),
+    });
+    void this.watchStatus(this.messages);
+    this.log.info({ startSeq }, "partition consuming");
+  }
+
+  private async watchStatus(messages: ConsumerMessages): Promise<void> {
+    try {
+      for await (const s of messages.status()) {
+        if (s.type === "debug" || s.type === "next") continue;
+        this.log.debug({ status: s }, "consumer status");
+      }
+    } catch (err) {
+      this.d.onError(err, "consumer-status");
+    }
+  }
+
+  // Called by the client for every message; must not throw (a throw would stop the consumer).
+  private onMessage(m: JsMsg): void {
+    if (this.stopped) return;
+    try {
+      const seq = m.info.streamSequence;
+      if (seq <= this.stagedSeq) return; // already applied (cannot happen with an ordered consumer; cheap guard)
+      this.lag = m.info.pending;
+      const data = m.data;
+      this.stagedFrames++;
+      this.stagedBytes += data.length;
+      let frame;
+      try {
+        frame = decodeFrame(data);
+      } catch (err) {
+        if (!(err instanceof BadFrameError)) throw err;
+        this.deadLetter(m, err);
+        this.stagedSeq = seq;
+        this.scheduleFlush();
+        return;
+      }
+      this.stage(frame.records, frame.count);
+      this.stagedSeq = seq;
+      this.scheduleFlush();
+    } catch (err) {
+      this.d.onError(err, "consume");
+    }
+  }
+
+  private stage(records: Uint8Array, count: number): void {
+    let done = 0;
+    while (done < count) {
+      if (this.stagedRecords === this.stagingCapacity) this.flushRecords();
+      const n = Math.min(count - done, this.stagingCapacity - this.stagedRecords);
+      this.staging.set(records.subarray(done * EVENT_RECORD_BYTES, (done + n) * EVENT_RECORD_BYTES), this.stagedRecords * EVENT_RECORD_BYTES);
+      this.stagedRecords += n;
+      done += n;
+    }
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // Everything delivered in this I/O turn goes to the engine in one call.
+    setImmediate(() => {
+      this.flushScheduled = false;
+      try {
+        this.flush();
+      } catch (err) {
+        this.d.onError(err, "ingest");
+      }
+    });
+  }
+
+  private flushRecords(): void {
+    const n = this.stagedRecords;
+    if (n === 0) return;
+    const records = this.staging.subarray(0, n * EVENT_RECORD_BYTES);
+    this.engine.ingest(records, n);
+    this.stagedRecords = 0;
+    this.d.metrics.eventsIn.inc(this.label, n);
+    this.d.onApplied?.(this.partition, records, n);
+  }
+
+  /** Applies everything staged; afterwards lastAppliedSeq covers every message received. */
+  flush(): void {
+    this.flushRecords();
+    if (this.stagedFrames) {
+      this.d.metrics.framesIn.inc(this.label, this.stagedFrames);
+      this.d.metrics.bytesIn.inc(this.label, this.stagedBytes);
+      this.stagedFrames = this.stagedBytes = 0;
+    }
+    this.lastAppliedSeq = this.stagedSeq;
+  }
+
+  private deadLetter(m: JsMsg, err: BadFrameError): void {
+    const { reason, detail } = deadLetterHeaderValues(err);
+    this.d.metrics.badFrames.inc({ reason });
+    const h = headers();
+    h.set(DEAD_LETTER_REASON_HEADER, reason);
+    h.set(DEAD_LETTER_DETAIL_HEADER, detail);
+    h.set(DEAD_LETTER_SUBJECT_HEADER, m.subject);
+    h.set(DEAD_LETTER_SEQ_HEADER, String(m.info.streamSequence));
+    this.log.warn({ reason, detail, seq: m.info.streamSequence }, "bad frame dead-lettered");
+    // The msgID makes a re-delivery after a restart (before the next checkpoint) a duplicate.
+    this.d.js
+      .publish(this.d.names.deadLetterSubject(this.partition), m.data, { headers: h, msgID: `${m.info.stream}:${m.info.streamSequence}` })
+      .catch((e) => {
+        this.d.metrics.deadLetterFailures.inc();
+        this.d.onError(e, "deadletter");
+      });
+  }
+
+  /** Applies what is staged, runs the engine's tick and publishes its forecasts; returns their count. */
+  tick(nowMs: number): number {
+    const t0 = performance.now();
+    this.flush();
+    this.engine.tick(nowMs);
+    const { records, count } = this.engine.forecasts();
+    for (const msg of encodeForecastMessages(this.partition, nowMs, records, count, this.d.maxPayloadBytes)) {
+      this.d.nc.publish(this.d.names.forecastsSubject(this.partition), msg);
+    }
+    this.d.metrics.forecastsOut.inc(this.label, count);
+    this.updateStats();
+    this.d.metrics.tickDuration.observe((performance.now() - t0) / 1000);
+    return count;
+  }
+
+  private updateStats(): void {
+    const s = this.engine.stats();
+    const m = this.d.metrics;
+    const prev = this.lastStats;
+    if (s.lateEvents > prev.lateEvents) m.lateEvents.inc(this.label, s.lateEvents - prev.lateEvents);
+    if (s.invalidEvents > prev.invalidEvents) m.invalidEvents.inc(this.label, s.invalidEvents - prev.invalidEvents);
+    if (s.evictions > prev.evictions) m.evictions.inc(this.label, s.evictions - prev.evictions);
+    m.usersTracked.set(this.label, s.usersTracked);
+    m.consumerLag.set(this.label, this.lag);
+    this.lastStats = s;
+  }
+
+  /** Flushes and captures the state to checkpoint (synchronous, so state and sequence agree). */
+  captureState(): { lastSeq: number; engineState: Uint8Array } {
+    this.flush();
+    return { lastSeq: this.lastAppliedSeq, engineState: this.engine.snapshot() };
+  }
+
+  /** Stops consuming and waits until no more messages arrive; then applies what was staged. */
+  async stop(): Promise<void> {
+    const messages = this.messages;
+    this.messages = undefined;
+    if (messages) {
+      messages.stop();
+      try {
+        await messages.closed();
+      } catch {
+        /* a consumer that ended with an error is stopped all the same */
+      }
+    }
+    // After this, late callbacks are ignored, so lastAppliedSeq is final.
+    this.stopped = true;
+    this.flush();
+    this.d.metrics.consumerLag.remove(this.label);
+    this.d.metrics.usersTracked.remove(this.label);
+  }
+
+  /** True once {@link stop} finished. */
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}

@@ -1,0 +1,145 @@
+// Streams, leases, checkpoints and the HTTP surface against a real nats-server.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { connect } from "@nats-io/transport-node";
+import { jetstreamManager } from "@nats-io/jetstream";
+import { NatsServer } from "../helpers/nats-server.ts";
+import { processorNames } from "../../src/processor/names.ts";
+import { ensureStreams } from "../../src/processor/streams.ts";
+import { CheckpointStore, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint } from "../../src/processor/checkpoints.ts";
+import { LeaseManager } from "../../src/processor/leases.ts";
+import { decodeForecastMessage, encodeForecastMessages, forecastRecords, FORECAST_HEADER_BYTES } from "../../src/processor/forecasts.ts";
+import { ObsServer, ProcessorMetrics } from "../../src/obs/index.ts";
+
+let srv: NatsServer;
+test.before(async () => {
+  srv = await NatsServer.start();
+});
+test.after(async () => {
+  await srv.dispose();
+});
+
+test("ensureStreams creates, is idempotent, and updates changed limits", async () => {
+  const nc = await connect({ servers: srv.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    const names = processorNames("infra1");
+    const first = await ensureStreams(jsm, names, { telemetryMaxBytes: 1 << 30 });
+    assert.equal(Object.values(first), ["created", "created", "created"]);
+    const again = await ensureStreams(jsm, names, { telemetryMaxBytes: 1 << 30 });
+    assert.equal(Object.values(again), ["unchanged", "unchanged", "unchanged"]);
+    const changed = await ensureStreams(jsm, names, { telemetryMaxBytes: 1 << 29 });
+    assert.is(changed[names.telemetryStream], "updated");
+    const info = await jsm.streams.info(names.telemetryStream);
+    assert.is(info.config.max_bytes, 1 << 29);
+    assert.equal(info.config.subjects, ["infra1.telemetry.*"]);
+    assert.is(info.config.storage, "file");
+  } finally {
+    await nc.close();
+  }
+});
+
+test("checkpoints round-trip through the object store; corrupt ones are refused", async () => {
+  const nc = await connect({ servers: srv.url });
+  try {
+    const store = await CheckpointStore.open(nc, processorNames("infra2"));
+    assert.is(await store.load(3), null);
+    const engineState = new Uint8Array(300_000).map((_, i) => i * 7);
+    await store.save({ partition: 3, lastSeq: 42, timeMs: 1234, owner: "me", engineState });
+    const cp = await store.load(3);
+    assert.ok(cp);
+    assert.is(cp!.lastSeq, 42);
+    assert.is(cp!.owner, "me");
+    assert.equal(cp!.engineState, engineState);
+    const bytes = encodeCheckpoint({ partition: 1, lastSeq: 1, timeMs: 1, owner: "x", engineState: new Uint8Array(10) });
+    assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 1)), (e: unknown) => e instanceof CheckpointCorruptError);
+    bytes[0] ^= 0xff;
+    assert.throws(() => decodeCheckpoint(bytes), (e: unknown) => e instanceof CheckpointCorruptError);
+  } finally {
+    await nc.close();
+  }
+});
+
+test("leases: fair share, exclusive ownership, takeover after the TTL, release", async () => {
+  const nc = await connect({ servers: srv.url });
+  try {
+    const names = processorNames("infra3");
+    let now = 1_000_000;
+    const clock = () => now;
+    const a = await LeaseManager.open(nc, names, { processId: "a", partitions: 4, ttlMs: 1000, now: clock });
+    const b = await LeaseManager.open(nc, names, { processId: "b", partitions: 4, ttlMs: 1000, now: clock });
+    const ra = await a.round();
+    assert.is(ra.acquired.length, 4, "alone, a takes all partitions");
+    const rb = await b.round();
+    assert.is(rb.acquired.length, 0, "b finds them all leased");
+    assert.is(rb.liveMembers, 2);
+    const ra2 = await a.round();
+    assert.is(ra2.surplus.length, 2, "a sees two members and names two partitions as surplus");
+    for (const p of ra2.surplus) await a.release(p);
+    const rb2 = await b.round();
+    assert.equal(rb2.acquired.sort(), ra2.surplus.sort());
+    // a stops renewing (dies); after the TTL b takes a's partitions.
+    now += 500;
+    assert.is((await b.round()).acquired.length, 0, "a's leases have not expired yet");
+    now += 1500;
+    const rb4 = await b.round();
+    assert.is(rb4.acquired.length, 2, "after the TTL b takes over");
+    assert.equal(b.owned(), [0, 1, 2, 3]);
+    // a wakes up: its renewals fail (revision moved), so it learns it lost them.
+    const ra3 = await a.round();
+    assert.is(ra3.lost.length, 2);
+    assert.is(ra3.acquired.length, 0);
+    assert.equal(a.owned(), []);
+  } finally {
+    await nc.close();
+  }
+});
+
+test("forecast messages chunk under the max payload and decode back", () => {
+  const count = 100;
+  const records = new Uint8Array(count * 32);
+  const dv = new DataView(records.buffer);
+  for (let i = 0; i < count; i++) {
+    dv.setUint32(i * 32, i + 1, true);
+    dv.setFloat64(i * 32 + 8, i * 0.5, true);
+  }
+  const msgs = encodeForecastMessages(2, 5000, records, count, FORECAST_HEADER_BYTES + 32 * 30);
+  assert.is(msgs.length, 4);
+  const decoded = msgs.map(decodeForecastMessage);
+  assert.equal(decoded.map((m) => m.count), [30, 30, 30, 10]);
+  assert.ok(decoded.every((m) => m.partition === 2 && m.tickTimeMs === 5000 && m.chunkCount === 4 && m.totalCount === 100));
+  const all = decoded.flatMap(forecastRecords);
+  assert.is(all[99].userHashLo, 100);
+  assert.is(all[99].ratePerSec, 49.5);
+  assert.is(encodeForecastMessages(0, 1, new Uint8Array(0), 0).length, 1, "an empty tick still sends one message");
+});
+
+test("obs server: /metrics, /healthz, /readyz over HTTP", async () => {
+  const metrics = new ProcessorMetrics();
+  metrics.badFrames.inc({ reason: "bad_magic" });
+  let ready = false;
+  const http = new ObsServer({
+    port: 0,
+    host: "127.0.0.1",
+    registry: metrics.registry,
+    health: () => ({ ok: true, checks: { nats: true } }),
+    ready: () => ({ ok: ready, checks: { restored: ready } }),
+  });
+  const port = await http.start();
+  try {
+    const m = await fetch(`http://127.0.0.1:${port}/metrics`);
+    assert.is(m.status, 200);
+    assert.match(await m.text(), /foresight_bad_frames_total\{reason="bad_magic"\} 1/);
+    assert.is((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    const r1 = await fetch(`http://127.0.0.1:${port}/readyz`);
+    assert.is(r1.status, 503);
+    assert.equal(await r1.json(), { ok: false, checks: { restored: false } });
+    ready = true;
+    assert.is((await fetch(`http://127.0.0.1:${port}/readyz`)).status, 200);
+    assert.is((await fetch(`http://127.0.0.1:${port}/nope`)).status, 404);
+  } finally {
+    await http.stop();
+  }
+});
+
+test.run();
