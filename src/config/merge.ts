@@ -29,7 +29,7 @@ export interface ConfigChange {
 
 /**
  * Path-level changes from `a` to `b`, sorted by path. Objects and arrays are descended into
- * (arrays by index); a leaf or a type change is one change.
+ * (arrays by index, an added or removed object per leaf); a leaf or a type change is one change.
  */
 export function diffConfigs(a: unknown, b: unknown): ConfigChange[] {
   const out: ConfigChange[] = [];
@@ -38,6 +38,11 @@ export function diffConfigs(a: unknown, b: unknown): ConfigChange[] {
 }
 
 function walk(a: unknown, b: unknown, path: string[], out: ConfigChange[]): void {
+  // A missing side against an object reads as {}, so additions and removals are listed per leaf.
+  if ((isPlainObject(a) || a === undefined) && (isPlainObject(b) || b === undefined) && a !== b) {
+    a ??= {};
+    b ??= {};
+  }
   if (isPlainObject(a) && isPlainObject(b)) {
     for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[k], b[k], [...path, k], out);
     return;

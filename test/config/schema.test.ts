@@ -138,10 +138,10 @@ test("diffConfigs: path-level added/removed/changed, arrays by index", () => {
     { path: "engine.horizonBuckets", kind: "changed", before: 5, after: 7 },
     { path: "engine.seasonPoints", kind: "added", after: 24 },
     { path: "pools.0.mode", kind: "changed", before: "shadow", after: "active" },
-    { path: "pools.1", kind: "added", after: { name: "b" } },
+    { path: "pools.1.name", kind: "added", after: "b" },
   ]);
   assert.equal(diffConfigs(b, b), []);
-  assert.equal(diffConfigs({ log: { level: "info" } }, {}), [{ path: "log", kind: "removed", before: { level: "info" } }]);
+  assert.equal(diffConfigs({ log: { level: "info" } }, {}), [{ path: "log.level", kind: "removed", before: "info" }]);
 });
 
 test("apply modes: every leaf of the config is classified; restart vs live examples", () => {
