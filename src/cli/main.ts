@@ -1,0 +1,19 @@
+// The `foresight` command line. Each subcommand lives in src/cli/commands/<name>.ts and exports
+// `register(program)`; this file only wires them together.
+import { Command } from "commander";
+import { register as registerConfig } from "./commands/config.ts";
+
+const program = new Command()
+  .name("foresight")
+  .description("Forecast per-user API request rates from NATS telemetry and allocate ahead of demand.")
+  .version("0.1.0")
+  .showHelpAfterError();
+
+// Subcommands (one import and one register line each).
+registerConfig(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  const e = err as Error;
+  process.stderr.write(`foresight: ${e?.name && e.name !== "Error" ? e.name + ": " : ""}${e?.message ?? String(err)}\n`);
+  process.exit(1);
+});
