@@ -1,0 +1,3 @@
+// Public API of the foresight package (one export line per component).
+export * from "./engine/layout.ts";
+export * from "./config/index.ts";
