@@ -1,3 +1,4 @@
 // Public API of the foresight package (one export line per component).
 export * from "./engine/layout.ts";
+export * from "./telemetry/index.ts";
 export * from "./config/index.ts";
