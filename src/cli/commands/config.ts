@@ -1,7 +1,7 @@
 // `foresight config ...`: print defaults, validate a file, and read, write, diff and list the
 // central configuration in the NATS KV bucket. Exit codes: 0 ok, 1 connection or other failure,
 // 2 invalid configuration (parse, validation, unreadable file, unknown path), 3 write conflict.
-import type { Command } from "commander";
+import { InvalidArgumentError, type Command } from "commander";
 import { stringify as toYaml } from "yaml";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { connectNats } from "../../nats/connect.ts";
@@ -183,7 +183,7 @@ export function register(program: Command): void {
   withConnection(config.command("set <file>"))
     .description("Validate a config file and write it to the KV bucket (compare-and-set on the revision)")
     .option("--expect-revision <n>", "write only if the bucket is at this revision (0 = no document yet); default: the current one", (v) => {
-      if (!/^\d+$/.test(v)) throw new Error(`--expect-revision must be a non-negative integer, got "${v}"`);
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError(`must be a non-negative integer, got "${v}"`);
       return Number(v);
     })
     .action(
