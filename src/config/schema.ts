@@ -17,28 +17,34 @@ const dnsLabel = () =>
 // ---------------------------------------------------------------------------------------------
 // engine: per-user aggregation and forecasting (the WASM engine).
 
+// Ranges and defaults match the engine's own checks (src/engine/options.ts), so a document the
+// store accepts is one the engine starts with.
 const HoltWintersSchema = z
   .strictObject({
-    /** Level smoothing, starting value of the adaptive alpha. */
-    alpha: z.number().min(0).max(1).default(0.3),
-    /** Trend smoothing. */
-    beta: z.number().min(0).max(1).default(0.05),
-    /** Seasonal smoothing. */
-    gamma: z.number().min(0).max(1).default(0.1),
-    /** Trend damping factor (1 = undamped). */
-    phi: z.number().min(0.8).max(1).default(0.98),
-    /** Lower bound of the adaptive alpha. */
-    alphaMin: z.number().min(0).max(1).default(0.05),
-    /** Upper bound of the adaptive alpha. */
-    alphaMax: z.number().min(0).max(1).default(0.9),
-    /** Tracking-signal magnitude above which alpha adapts toward alphaMax. */
-    trackingThreshold: z.number().positive().max(1).default(0.2),
+    /** Base level smoothing, and the lower bound of the adaptive alpha, in (0, 1). */
+    alpha: z.number().gt(0).lt(1).default(0.2),
+    /** Trend smoothing, in [0, 1). */
+    beta: z.number().min(0).lt(1).default(0.02),
+    /** Seasonal smoothing, in [0, 1). */
+    gamma: z.number().min(0).lt(1).default(0.15),
+    /** Trend damping factor, in [0, 1] (1 = undamped). */
+    phi: z.number().min(0).max(1).default(0.9),
+    /** Upper bound of the adaptive alpha (Trigg-Leach), in [alpha, 1). */
+    alphaMax: z.number().gt(0).lt(1).default(0.8),
+    /** |tracking signal| above which alpha rises toward alphaMax, in (0, 1). */
+    trackingThreshold: z.number().gt(0).lt(1).default(0.6),
+    /** Smoothing of the tracking signal's error averages, in (0, 1). */
+    trackingSmoothing: z.number().gt(0).lt(1).default(0.2),
+    /** Per-bucket fraction by which alpha decays back to its base when the signal is quiet, in (0, 1]. */
+    alphaDecay: z.number().gt(0).max(1).default(0.1),
+    /** Smoothing of the one-step error variance (upper bound width), in (0, 1). */
+    varianceSmoothing: z.number().gt(0).lt(1).default(0.05),
+    /** Weight one day of data has in the time-of-day profile, in (0, 1]. */
+    timeOfDayDayWeight: z.number().gt(0).max(1).default(0.3),
   })
   .superRefine((v, ctx) => {
-    if (v.alphaMin > v.alphaMax) {
-      ctx.addIssue({ code: "custom", path: ["alphaMax"], message: `must be >= alphaMin (${v.alphaMin})` });
-    } else if (v.alpha < v.alphaMin || v.alpha > v.alphaMax) {
-      ctx.addIssue({ code: "custom", path: ["alpha"], message: `must lie in [alphaMin, alphaMax] = [${v.alphaMin}, ${v.alphaMax}]` });
+    if (v.alphaMax < v.alpha) {
+      ctx.addIssue({ code: "custom", path: ["alphaMax"], message: `must be >= alpha (${v.alpha})` });
     }
   });
 
@@ -53,18 +59,23 @@ const LstmSchema = z.strictObject({
   gradientClip: z.number().positive().default(5),
 });
 
+/** Milliseconds in a day: bucket widths divide it, so a season is a whole number of buckets. */
+const DAY_MS = 86_400_000;
+/** Most ring buckets a user's late-event window may take (engine memory layout). */
+const MAX_RING_BUCKETS = 8;
+
 const EngineSchema = z
   .strictObject({
-    /** Width of one aggregation bucket, ms. */
+    /** Width of one aggregation bucket, ms; must divide a day. */
     bucketWidthMs: int().min(1000).max(600_000).default(60_000),
-    /** How late an event may arrive and still count in its bucket, ms. */
+    /** How late an event may arrive and still count in its bucket, ms; at most 6 bucket widths. */
     allowedLatenessMs: int().min(0).max(3_600_000).default(10_000),
-    /** Users the engine holds state for (memory is sized once from it). */
-    capacityUsers: int().min(1024).max(16_777_216).default(262_144),
-    /** Buckets per season of the seasonal model (48 = one day of 30-min buckets). */
+    /** Users the engine holds state for (memory is sized once from it; LRU eviction beyond). */
+    capacityUsers: int().min(1).max(4_194_304).default(262_144),
+    /** Points of the daily seasonal profile; at most the buckets of a day. */
     seasonPoints: int().min(24).max(144).default(48),
-    /** Prediction horizon, in buckets ahead. */
-    horizonBuckets: int().min(1).max(288).default(5),
+    /** Prediction horizon, in buckets after the last closed one; at most the buckets of a day. */
+    horizonBuckets: int().min(1).max(1440).default(5),
     /** Quantile of the upper forecast bound used for allocation, in (0.5, 0.999]. */
     upperQuantile: z.number().gt(0.5).max(0.999).default(0.95),
     holtWinters: HoltWintersSchema.prefault({}),
@@ -75,8 +86,34 @@ const EngineSchema = z
         errorDecay: z.number().gt(0).lt(1).default(0.9),
       })
       .prefault({}),
-    /** Buckets without events after which a user's state is freed. */
-    expireAfterBuckets: int().min(1).max(1_000_000).default(1440),
+    /** Closed buckets without events after which a user's state is dropped; 0 = never (LRU only). */
+    expireAfterBuckets: int().min(0).max(2_147_483_647).default(0),
+    /** Most buckets one tick closes after a long gap (older ones are skipped); default one day of buckets. */
+    maxCatchUpBuckets: int().min(1).optional(),
+    /** Event records per engine ingress buffer (one WASM call per this many). */
+    ingressCapacity: int().min(1).max(1_048_576).default(8192),
+    /** Aggregate records per counts buffer (cold replay path). */
+    countsCapacity: int().min(1).max(1_048_576).default(1024),
+  })
+  .superRefine((e, ctx) => {
+    if (DAY_MS % e.bucketWidthMs !== 0) {
+      ctx.addIssue({ code: "custom", path: ["bucketWidthMs"], message: `must divide a day (${DAY_MS} ms) exactly` });
+      return;
+    }
+    const dayBuckets = DAY_MS / e.bucketWidthMs;
+    if (Math.ceil(e.allowedLatenessMs / e.bucketWidthMs) + 2 > MAX_RING_BUCKETS) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["allowedLatenessMs"],
+        message: `must be <= ${(MAX_RING_BUCKETS - 2) * e.bucketWidthMs} (6 bucket widths of ${e.bucketWidthMs} ms)`,
+      });
+    }
+    for (const key of ["seasonPoints", "horizonBuckets", "maxCatchUpBuckets"] as const) {
+      const v = e[key];
+      if (v !== undefined && v > dayBuckets) {
+        ctx.addIssue({ code: "custom", path: [key], message: `must be <= ${dayBuckets} (the buckets of a day at bucketWidthMs ${e.bucketWidthMs})` });
+      }
+    }
   });
 
 // ---------------------------------------------------------------------------------------------
@@ -374,7 +411,10 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.bucketWidthMs": "restart",
   "engine.capacityUsers": "restart",
   "engine.seasonPoints": "restart",
+  "engine.allowedLatenessMs": "restart",
   "engine.lstm.hiddenSize": "restart",
+  "engine.ingressCapacity": "restart",
+  "engine.countsCapacity": "restart",
   schedule: "live",
   pools: "live",
   cluster: "live",

@@ -55,9 +55,9 @@ test("defaults: an empty document gets every documented default", () => {
 });
 
 test("defaults: nested sections fill in around the keys a user sets; pool defaults apply", () => {
-  const c = validateConfig({ engine: { holtWinters: { beta: 0.2 } }, pools: [pool()] });
-  assert.is(c.engine.holtWinters.beta, 0.2);
-  assert.is(c.engine.holtWinters.alpha, 0.3);
+  const c = validateConfig({ engine: { holtWinters: { beta: 0.1 } }, pools: [pool()] });
+  assert.is(c.engine.holtWinters.beta, 0.1);
+  assert.is(c.engine.holtWinters.alpha, 0.2);
   assert.is(c.engine.bucketWidthMs, 60_000);
   assert.is(c.pools[0].mode, "shadow");
   assert.is(c.pools[0].workload.kind, "Deployment");
@@ -112,8 +112,21 @@ test("errors: grantRefreshMs >= grantTtlMs; safeLimits without a default plan; e
 test("errors: pools' minReplicas over the cluster budget; smoothing bounds", () => {
   const e = issuesOf({ cluster: { maxReplicasTotal: 3 }, pools: [pool({ minReplicas: 2 }), pool({ name: "b", minReplicas: 2 })] });
   assert.equal(e.issues.map((i) => i.path), ["cluster.maxReplicasTotal"]);
-  const hw = issuesOf({ engine: { holtWinters: { alphaMin: 0.5, alphaMax: 0.4 } } });
-  assert.equal(hw.issues.map((i) => i.path), ["engine.holtWinters.alphaMax"]);
+  const hw = issuesOf({ engine: { holtWinters: { alpha: 0.5, alphaMax: 0.4 } } });
+  assert.equal(hw.issues, [{ path: "engine.holtWinters.alphaMax", message: "must be >= alpha (0.5)" }]);
+});
+
+test("errors: engine rules the WASM engine enforces at start are caught by the schema", () => {
+  const width = issuesOf({ engine: { bucketWidthMs: 7000 } });
+  assert.equal(width.issues, [{ path: "engine.bucketWidthMs", message: "must divide a day (86400000 ms) exactly" }]);
+  const late = issuesOf({ engine: { bucketWidthMs: 1000, allowedLatenessMs: 6001 } });
+  assert.equal(late.issues.map((i) => i.path), ["engine.allowedLatenessMs"]);
+  assert.match(late.issues[0].message, /<= 6000/);
+  // 10-minute buckets: 144 per day; horizon 200 and 145 season points do not fit.
+  const day = issuesOf({ engine: { bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 200, maxCatchUpBuckets: 145 } });
+  assert.equal(day.issues.map((i) => i.path), ["engine.horizonBuckets", "engine.maxCatchUpBuckets"]);
+  assert.match(day.issues[0].message, /<= 144/);
+  assert.is(validateConfig({ engine: { bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 144 } }).engine.horizonBuckets, 144);
 });
 
 test("parseConfigText: YAML, JSON, empty, and errors naming the source", () => {
