@@ -1,0 +1,126 @@
+/** Loading the engine's WASM module and adapting its exports to the EngineCore interface. */
+import { existsSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { EngineCore } from "./core.ts";
+import { EngineLoadError, EngineTrapError } from "./errors.ts";
+
+/** The package root: the nearest directory above this module holding package.json (works from src/ and dist/). */
+export function packageRoot(from: string = import.meta.url): string {
+  let dir = dirname(fileURLToPath(from));
+  for (;;) {
+    if (existsSync(join(dir, "package.json"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new EngineLoadError(`no package.json above ${fileURLToPath(from)}`);
+    dir = up;
+  }
+}
+
+/** Path of the release (build/engine.wasm) or debug (build/engine.debug.wasm) module. */
+export function wasmPath(debug: boolean): string {
+  return join(packageRoot(), "build", debug ? "engine.debug.wasm" : "engine.wasm");
+}
+
+// tsconfig's lib has no DOM/WebAssembly typings: declare the few parts used here.
+interface WasmModule { readonly __module: unique symbol }
+interface WasmMemory { readonly buffer: ArrayBuffer }
+interface WasmInstance { readonly exports: Record<string, unknown> }
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<WasmModule>;
+  instantiate(module: WasmModule, imports: Record<string, Record<string, unknown>>): Promise<WasmInstance>;
+}
+const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const compiled = new Map<string, Promise<WasmModule>>();
+
+async function compile(path: string): Promise<WasmModule> {
+  let p = compiled.get(path);
+  if (!p) {
+    p = (async () => {
+      let bytes: Buffer;
+      try {
+        bytes = await readFile(path);
+      } catch (cause) {
+        throw new EngineLoadError(`cannot read the engine module ${path} (run \`npm run build:wasm\`)`, { cause });
+      }
+      try {
+        return await WebAssembly.compile(bytes);
+      } catch (cause) {
+        throw new EngineLoadError(`cannot compile the engine module ${path}`, { cause });
+      }
+    })();
+    compiled.set(path, p);
+    p.catch(() => compiled.delete(path));
+  }
+  return p;
+}
+
+type Exports = Record<string, (...args: number[]) => number> & { memory: WasmMemory };
+
+/** Instantiates the module at path and returns its exports as an EngineCore. */
+export async function instantiateWasmCore(path: string): Promise<EngineCore> {
+  const module = await compile(path);
+  let memory: WasmMemory | undefined;
+  const readString = (ptr: number): string => {
+    if (!memory || !ptr) return "";
+    const len = new Uint32Array(memory.buffer, ptr - 4, 1)[0] >>> 1;
+    return String.fromCharCode(...new Uint16Array(memory.buffer, ptr, len));
+  };
+  const instance = await WebAssembly.instantiate(module, {
+    env: {
+      abort(msg: number, file: number, line: number, col: number): never {
+        throw new EngineTrapError(`engine abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
+      },
+    },
+  });
+  const x = instance.exports as unknown as Exports;
+  memory = x.memory;
+  const u = (f: (...a: number[]) => number) => (...a: number[]) => f(...a) >>> 0;
+  const core: EngineCore = {
+    kind: "wasm",
+    buffer: () => x.memory.buffer,
+    init: x.init,
+    ingest: u(x.ingest),
+    ingestCounts: u(x.ingestCounts),
+    tick: u(x.tick),
+    lookup: x.lookup,
+    saveGlobals: x.saveGlobals as () => void,
+    loadGlobals: x.loadGlobals as () => void,
+    ingressPtr: u(x.ingressPtr),
+    ingressCapacity: u(x.ingressCapacity),
+    countsPtr: u(x.countsPtr),
+    countsCapacity: u(x.countsCapacity),
+    outputPtr: u(x.outputPtr),
+    statePtr: u(x.statePtr),
+    stateBytes: u(x.stateBytes),
+    slotBytes: u(x.slotBytes),
+    slotExtOffset: u(x.slotExtOffset),
+    indexEntries: u(x.indexEntries),
+    ringBuckets: u(x.ringBuckets),
+    periodBuckets: u(x.periodBuckets),
+    closedBucket: x.closedBucket,
+    usersTracked: u(x.usersTracked),
+    heapTop: u(x.heapTop),
+    memoryPages: x.memoryPages,
+    hwForecast: x.hwForecast,
+    hwUpper: x.hwUpper,
+    hwLevel: x.hwLevel,
+    hwTrend: x.hwTrend,
+    hwAlpha: x.hwAlpha,
+    hwErrVar: x.hwErrVar,
+    hwObservations: x.hwObservations,
+    hwSeason: x.hwSeason,
+    todRate: x.todRate,
+    featCount: x.featCount,
+    featInputTokens: x.featInputTokens,
+    featOutputTokens: x.featOutputTokens,
+    featDistinctIps: x.featDistinctIps,
+    featDistinctUas: x.featDistinctUas,
+    featCv: x.featCv,
+    featErrors: x.featErrors,
+    featThrottled: x.featThrottled,
+    cellRouteBin: x.cellRouteBin,
+  };
+  return core;
+}
