@@ -296,10 +296,10 @@ const NatsSchema = z.strictObject({
   replicas: z.literal([1, 3, 5]).default(1),
   retention: z
     .strictObject({
-      /** Age after which stream messages are dropped, ms. */
+      /** Age after which telemetry is dropped, ms (one day). */
       maxAgeMs: int().positive().default(86_400_000),
-      /** Size per stream above which the oldest messages are dropped, bytes. */
-      maxBytes: int().positive().default(1_073_741_824),
+      /** Size of the telemetry stream above which the oldest messages are dropped, bytes (8 GiB). */
+      maxBytes: int().positive().default(8_589_934_592),
     })
     .prefault({}),
   kv: z
@@ -307,7 +307,7 @@ const NatsSchema = z.strictObject({
       /** KV bucket holding the central configuration. */
       configBucket: natsName().default("foresight-config"),
       /** KV bucket of the user directory (user -> plan). */
-      directoryBucket: natsName().default("foresight-directory"),
+      directoryBucket: natsName().default("foresight-users"),
       /** KV bucket of partition and leader leases. */
       leasesBucket: natsName().default("foresight-leases"),
       /** KV bucket of per-user grants. */
