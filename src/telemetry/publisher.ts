@@ -4,7 +4,7 @@
 // and a stable Nats-Msg-Id, so retries after a disconnect are stored once. Memory is bounded: past
 // maxBufferedEvents the oldest not-yet-sent events are dropped and counted; the caller never blocks.
 import { randomBytes } from "node:crypto";
-import type { NatsConnection } from "@nats-io/transport-node";
+import type { NatsConnection, Status } from "@nats-io/transport-node";
 import { jetstream, type JetStreamClient, type PubAck } from "@nats-io/jetstream";
 import { hash32, userHash, userHashHex } from "./hash.ts";
 import { checkUser, writeEventRecord, type TelemetryEvent } from "./event.ts";
@@ -104,8 +104,12 @@ export interface TelemetryPublisherStats {
   retries: number;
   /** Events held now (open + sealed + in flight). */
   bufferedEvents: number;
-  /** Frames awaiting an ack or in retry backoff now. */
+  /** Publish attempts made (first sends and retries). */
+  publishAttempts: number;
+  /** Frames awaiting an ack, in retry backoff, or parked until the connection is back, now. */
   inFlightFrames: number;
+  /** False between the client's "disconnect" and "reconnect": no publish is attempted meanwhile. */
+  connected: boolean;
   /** Sealed frames waiting for an in-flight slot now. */
   queuedFrames: number;
   /** Directory entries created by this publisher. */
@@ -250,6 +254,10 @@ export class TelemetryPublisher {
   private queue: Frame[] = [];
   private queueHead = 0;
   private readonly inFlight = new Set<Frame>();
+  /** In-flight frames whose retry came due while disconnected; re-sent on reconnect. */
+  private parked: Frame[] = [];
+  private connected = true;
+  private readonly statusIter: AsyncIterable<Status>;
   private readonly directoryWrites = new Set<Promise<void>>();
   private flushWaiters: FlushWaiter[] = [];
   private readonly timer: NodeJS.Timeout;
@@ -262,6 +270,7 @@ export class TelemetryPublisher {
     duplicateFrames: 0,
     droppedEvents: 0,
     retries: 0,
+    publishAttempts: 0,
     bufferedEvents: 0,
     directoryWrites: 0,
     directoryOverflow: 0,
@@ -319,6 +328,10 @@ export class TelemetryPublisher {
     const flushIntervalMs = positiveInt("flushIntervalMs", opts.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS);
     this.timer = setInterval(() => this.tick(), flushIntervalMs);
     this.timer.unref();
+    // While disconnected the client would buffer every publish (and every retry) in memory
+    // without bound; pausing instead keeps the bound at maxBufferedEvents.
+    this.statusIter = nc.status();
+    void this.watchStatus();
   }
 
   /**
@@ -398,6 +411,10 @@ export class TelemetryPublisher {
     } catch (err) {
       this.abandonAll();
       throw err;
+    } finally {
+      // The client's iterator has stop() (not in the public type): it ends watchStatus() and
+      // unregisters the listener.
+      (this.statusIter as { stop?: () => void }).stop?.();
     }
   }
 
@@ -407,6 +424,7 @@ export class TelemetryPublisher {
       ...this.counters,
       inFlightFrames: this.inFlight.size,
       queuedFrames: this.queue.length - this.queueHead,
+      connected: this.connected,
     };
   }
 
@@ -446,9 +464,27 @@ export class TelemetryPublisher {
     this.open[partition] = this.newOpenBuffer(buf.frameSeq + 1);
   }
 
-  /** Starts publishes while slots are free. */
+  /** Follows the connection: pause on disconnect, resume (parked retries first) on reconnect. */
+  private async watchStatus(): Promise<void> {
+    try {
+      for await (const s of this.statusIter) {
+        if (s.type === "disconnect") this.connected = false;
+        else if (s.type === "reconnect") {
+          this.connected = true;
+          const parked = this.parked;
+          this.parked = [];
+          for (const f of parked) if (!f.abandoned) this.send(f);
+          this.pump();
+        }
+      }
+    } catch (err) {
+      this.onError(err as Error);
+    }
+  }
+
+  /** Starts publishes while slots are free (none while disconnected). */
   private pump(): void {
-    while (this.inFlight.size < this.maxInFlight && this.queueHead < this.queue.length) {
+    while (this.connected && this.inFlight.size < this.maxInFlight && this.queueHead < this.queue.length) {
       const f = this.queue[this.queueHead++];
       this.compactQueue();
       this.inFlight.add(f);
@@ -469,6 +505,7 @@ export class TelemetryPublisher {
   /** One publish attempt of an in-flight frame; on failure, schedules the next with backoff. */
   private send(f: Frame): void {
     f.attempts++;
+    this.counters.publishAttempts++;
     const payload = f.bytes.subarray(f.start, f.start + FRAME_HEADER_BYTES + f.count * FRAME_RECORD_BYTES);
     let attempt: Promise<PubAck>;
     try {
@@ -501,7 +538,9 @@ export class TelemetryPublisher {
     // The frame keeps its slot and its msgID during backoff: the retry is the same message.
     f.retryTimer = setTimeout(() => {
       f.retryTimer = undefined;
-      if (!f.abandoned) this.send(f);
+      if (f.abandoned) return;
+      if (this.connected) this.send(f);
+      else this.parked.push(f);
     }, delayMs);
     f.retryTimer.unref();
   }
@@ -560,6 +599,7 @@ export class TelemetryPublisher {
     this.queue = [];
     this.queueHead = 0;
     this.inFlight.clear();
+    this.parked = [];
     for (const w of this.flushWaiters) w.resolve();
     this.flushWaiters = [];
   }

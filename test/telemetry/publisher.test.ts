@@ -126,6 +126,41 @@ t("server restarted mid-stream: nothing lost, nothing stored twice", async () =>
   }
 });
 
+t("while disconnected nothing is sent (the client would buffer it without bound); all goes out on reconnect", async () => {
+  const srv = await NatsServer.start();
+  const nc = await connect(clientOpts(srv));
+  try {
+    await ensureTelemetryStream(nc);
+    const pub = new TelemetryPublisher(nc, { partitions: 2, flushIntervalMs: 10, retryMinMs: 10, retryMaxMs: 20, ackTimeoutMs: 500 });
+    for (let i = 0; i < 100; i++) pub.record({ user: `u${i % 3}`, bytes: i });
+    await pub.flush(5_000);
+    await srv.stop();
+    const deadline = Date.now() + 5_000;
+    while (pub.stats().connected && Date.now() < deadline) await delay(5); // no awaitable hook: poll
+    assert.is(pub.stats().connected, false);
+    const attempts = pub.stats().publishAttempts;
+    // Record across ~10 flush intervals: frames are sealed and queued, none is sent.
+    for (let k = 0; k < 10; k++) {
+      for (let i = 0; i < 20; i++) pub.record({ user: `u${i % 3}`, bytes: 100 + k * 20 + i });
+      await delay(10);
+    }
+    assert.is(pub.stats().publishAttempts, attempts);
+    assert.ok(pub.stats().queuedFrames > 0);
+    await srv.restart();
+    await pub.flush(15_000);
+    const s = pub.stats();
+    assert.is(s.connected, true);
+    assert.is(s.ackedEvents, 300);
+    assert.is(s.droppedEvents, 0);
+    const ids = storedIds(await readStream(nc)).sort((a, b) => a - b);
+    assert.equal(ids, Array.from({ length: 300 }, (_, i) => i));
+    await pub.close();
+  } finally {
+    await nc.close();
+    await srv.dispose();
+  }
+});
+
 t("a frame re-sent with the same Msg-Id is stored once (dedup is what makes retries safe)", async () => {
   const srv = await NatsServer.start();
   const nc = await connect(clientOpts(srv));
