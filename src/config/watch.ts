@@ -151,7 +151,14 @@ export class ConfigWatcher {
   }
 
   private async handle(e: KvEntry): Promise<void> {
-    const update = this.consider(e, false);
+    let update: ConfigUpdate | undefined;
+    try {
+      update = this.consider(e, false);
+    } catch (err) {
+      // Not a config problem (a bug, or a store failure): keep watching, keep the running config.
+      this.log.error({ err, revision: e.revision }, "config revision could not be handled");
+      return;
+    }
     if (!update || !this.opts.onChange) return;
     const warnMs = this.opts.changeHandlerWarnMs ?? DEFAULT_CHANGE_HANDLER_WARN_MS;
     const warn = setTimeout(

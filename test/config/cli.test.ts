@@ -5,6 +5,8 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { connect } from "@nats-io/transport-node";
+import { Kvm } from "@nats-io/kv";
 import { NatsServer, freePort } from "../helpers/nats-server.ts";
 import { DEFAULT_CONFIG } from "../../src/config/index.ts";
 
@@ -140,6 +142,29 @@ test("set, get, conflict, diff, history, explain: the whole write path", async (
   assert.is(cfg.pools[0].mode, "active");
   assert.is(cfg.nats.connection.pass, "***", "secrets are redacted");
   assert.ok(!full.stdout.includes("hunter2"));
+});
+
+test("a document another tool broke: get fails naming the revision, --stored shows it, history flags it", async () => {
+  const nc = await connect({ servers: srv.url });
+  try {
+    const kv = await new Kvm(nc).open(DEFAULT_CONFIG.nats.kv.configBucket);
+    await kv.put("config", JSON.stringify({ throttle: { grantTtlMs: 1000, grantRefreshMs: 1000 } }));
+  } finally {
+    await nc.close();
+  }
+  const [get, stored, history] = await Promise.all([cli(["get"]), cli(["get", "--stored", "--json"]), cli(["history"])]);
+  assert.is(get.code, 2);
+  assert.match(get.stderr, /revision 3/);
+  assert.match(get.stderr, /throttle\.grantRefreshMs: must be < grantTtlMs \(1000\)/);
+  assert.is(stored.code, 0, stored.stderr);
+  assert.equal(JSON.parse(stored.stdout), { throttle: { grantTtlMs: 1000, grantRefreshMs: 1000 } });
+  assert.is(history.code, 0, history.stderr);
+  assert.match(history.stdout, /^revision 3 .* PUT {2}INVALID$/m);
+  assert.match(history.stdout, /! {3}throttle\.grantRefreshMs: must be < grantTtlMs/);
+  // A valid set replaces it (compare-and-set on revision 3).
+  const fixed = await cli(["set", file("fixed.yaml", "engine: { horizonBuckets: 2 }\n")]);
+  assert.is(fixed.code, 0, fixed.stderr);
+  assert.match(fixed.stdout, /^revision 4\n/);
 });
 
 test.run();

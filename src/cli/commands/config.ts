@@ -12,6 +12,7 @@ import {
   ConfigParseError,
   ConfigStore,
   ConfigValidationError,
+  decodeEntry,
   DEFAULT_CONFIG,
   diffConfigs,
   getPath,
@@ -156,15 +157,29 @@ export function register(program: Command): void {
   withConnection(config.command("get"))
     .description("Print the effective config (defaults < --config file < env < KV) or one path of it")
     .option("--path <path>", "print only this dotted path, e.g. engine.horizonBuckets")
-    .option("--stored", "print the document stored in KV as written, not the effective config")
+    .option("--stored", "print the document stored in KV as written (even if invalid), not the effective config")
     .option("--explain", "print each setting with the layer it came from (default, file, env, kv)")
     .option("--show-secrets", "print passwords and tokens instead of ***")
     .action(
       action(async (o: CommonOpts & { path?: string; stored?: boolean; explain?: boolean }) => {
         await withStore(o, async (store, nc) => {
+          if (o.stored) {
+            // As written, even when invalid (that is when one wants to see it); unparseable text raw.
+            const e = await store.getEntry();
+            process.stderr.write(`kv revision ${e?.revision ?? 0}${e && e.operation !== "PUT" ? ` (${e.operation})` : ""}\n`);
+            if (!e || e.operation !== "PUT") return print({}, o.json);
+            let stored: unknown;
+            try {
+              stored = redact(decodeEntry(e, store.bucket), o.showSecrets);
+            } catch {
+              process.stdout.write(e.string() + "\n");
+              return;
+            }
+            return print(o.path ? getPath(stored, o.path) ?? null : stored, o.json);
+          }
           const loaded = await loadConfig({ ...layerOptions(o), kv: { nc, bucket: store.bucket } });
           process.stderr.write(`kv revision ${loaded.kvRevision}\n`);
-          const doc = redact(o.stored ? loaded.kvDocument : loaded.config, o.showSecrets);
+          const doc = redact(loaded.config, o.showSecrets);
           if (o.explain) {
             const rows = [...loaded.sources].map(([p, layer]) => ({ path: p, value: getPath(doc, p), layer }));
             if (o.json) print(rows, true);
