@@ -2,6 +2,7 @@
 // `register(program)`; this file only wires them together.
 import { Command } from "commander";
 import { register as registerConfig } from "./commands/config.ts";
+import { register as registerServe } from "./commands/serve.ts";
 
 const program = new Command()
   .name("foresight")
@@ -11,6 +12,7 @@ const program = new Command()
 
 // Subcommands (one import and one register line each).
 registerConfig(program);
+registerServe(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -31,6 +31,14 @@ export interface PartitionEngine {
   ingest(records: Uint8Array, count: number): void;
   /** Largest `count` one {@link ingest} call accepts. */
   readonly ingressCapacityRecords: number;
+  /**
+   * Optional zero-copy path: the engine's own ingress buffer (ingressCapacityRecords × 48 bytes);
+   * the caller writes records there and calls {@link ingestStaged}. Re-read after every call (the
+   * buffer may move when memory grows).
+   */
+  ingressBytes?(): Uint8Array;
+  /** Applies the first `count` records written into {@link ingressBytes}. */
+  ingestStaged?(count: number): void;
   /** Closes buckets up to `nowMs` and computes forecasts. */
   tick(nowMs: number): void;
   /** The forecast records of the last tick (32 bytes each); valid until the next engine call. */

@@ -21,8 +21,20 @@ export interface ProcessorNames {
   deadLetterSubject(partition: number): string;
 }
 
-/** Derives all names from a subject prefix (letters, digits, `-`, `_`; may contain dots). */
-export function processorNames(prefix = DEFAULT_SUBJECT_PREFIX): ProcessorNames {
+/** Stream and bucket names that the config may set explicitly (`nats.streams`, `nats.kv`, `nats.objectStore`). */
+export interface ProcessorNameOverrides {
+  telemetryStream?: string;
+  forecastsStream?: string;
+  deadLetterStream?: string;
+  leaseBucket?: string;
+  checkpointBucket?: string;
+}
+
+/**
+ * Derives all names from a subject prefix (letters, digits, `-`, `_`; may contain dots); for the
+ * default prefix they equal the config schema's defaults (FORESIGHT_TELEMETRY, foresight-leases...).
+ */
+export function processorNames(prefix = DEFAULT_SUBJECT_PREFIX, overrides: ProcessorNameOverrides = {}): ProcessorNames {
   if (!/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(prefix)) {
     throw new RangeError(`subject prefix must be dot-separated tokens of letters, digits, '-' or '_': ${JSON.stringify(prefix)}`);
   }
@@ -30,11 +42,11 @@ export function processorNames(prefix = DEFAULT_SUBJECT_PREFIX): ProcessorNames 
   const lower = prefix.replace(/\./g, "_");
   return {
     prefix,
-    telemetryStream: `${upper}_TELEMETRY`,
-    forecastsStream: `${upper}_FORECASTS`,
-    deadLetterStream: `${upper}_DEADLETTER`,
-    leaseBucket: `${lower}-leases`,
-    checkpointBucket: `${lower}-checkpoints`,
+    telemetryStream: overrides.telemetryStream ?? `${upper}_TELEMETRY`,
+    forecastsStream: overrides.forecastsStream ?? `${upper}_FORECASTS`,
+    deadLetterStream: overrides.deadLetterStream ?? `${upper}_DEAD_LETTER`,
+    leaseBucket: overrides.leaseBucket ?? `${lower}-leases`,
+    checkpointBucket: overrides.checkpointBucket ?? `${lower}-checkpoints`,
     telemetrySubject: (p) => `${prefix}.telemetry.${p}`,
     forecastsSubject: (p) => `${prefix}.forecasts.${p}`,
     deadLetterSubject: (p) => `${prefix}.deadletter.${p}`,

@@ -59,8 +59,10 @@ export class PartitionWorker {
   /** Wall time of the last successful checkpoint, ms (0 = none yet). */
   lastCheckpointMs = 0;
   private stagedSeq: number;
-  private readonly staging: Uint8Array;
-  private readonly stagingCapacity: number;
+  private staging: Uint8Array;
+  /** True when `staging` is the engine's own ingress buffer (zero-copy path). */
+  private readonly direct: boolean;
+  private stagingCapacity: number;
   private stagedRecords = 0;
   private stagedFrames = 0;
   private stagedBytes = 0;
@@ -76,7 +78,9 @@ export class PartitionWorker {
     this.engine = d.engine;
     this.lastAppliedSeq = this.stagedSeq = d.lastSeq;
     this.stagingCapacity = Math.max(1, Math.min(d.stagingRecords ?? DEFAULT_STAGING_RECORDS, d.engine.ingressCapacityRecords));
-    this.staging = new Uint8Array(this.stagingCapacity * EVENT_RECORD_BYTES);
+    this.direct = typeof d.engine.ingressBytes === "function" && typeof d.engine.ingestStaged === "function";
+    if (this.direct) this.stagingCapacity = d.engine.ingressCapacityRecords;
+    this.staging = this.direct ? d.engine.ingressBytes!() : new Uint8Array(this.stagingCapacity * EVENT_RECORD_BYTES);
     this.label = { partition: String(d.partition) };
     this.log = d.log.child({ partition: d.partition });
     this.lastStats = d.engine.stats();
@@ -87,7 +91,8 @@ export class PartitionWorker {
     const { js, names, partition } = this.d;
     const startSeq = this.lastAppliedSeq + 1;
     const consumer = await js.consumers.get(names.telemetryStream, {
-      filter_subjects: [names.telemetrySubject(partition)],
+      // A single string becomes `filter_subject`, which nats-server 2.9 understands (filter_subjects needs 2.10).
+      filter_subjects: names.telemetrySubject(partition),
       ...(this.lastAppliedSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
     });
     this.messages = await consumer.consume({
@@ -166,10 +171,13 @@ export class PartitionWorker {
     const n = this.stagedRecords;
     if (n === 0) return;
     const records = this.staging.subarray(0, n * EVENT_RECORD_BYTES);
-    this.engine.ingest(records, n);
+    if (this.direct) this.engine.ingestStaged!(n);
+    else this.engine.ingest(records, n);
     this.stagedRecords = 0;
     this.d.metrics.eventsIn.inc(this.label, n);
     this.d.onApplied?.(this.partition, records, n);
+    // The engine's memory may have grown (and moved): take a fresh view for the next batch.
+    if (this.direct) this.staging = this.engine.ingressBytes!();
   }
 
   /** Applies everything staged; afterwards lastAppliedSeq covers every message received. */

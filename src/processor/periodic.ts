@@ -48,6 +48,17 @@ export class PeriodicTask {
     this.timer.unref();
   }
 
+  /** Changes the interval; takes effect from the next scheduling (live config changes). */
+  setIntervalMs(intervalMs: number): void {
+    if (!(intervalMs > 0)) throw new RangeError(`${this.opts.name}: interval must be > 0 ms, got ${intervalMs}`);
+    this.opts.intervalMs = intervalMs;
+  }
+
+  /** The current interval, ms. */
+  get intervalMs(): number {
+    return this.opts.intervalMs;
+  }
+
   /** Runs once now (or joins the run in flight); never rejects. */
   runNow(): Promise<void> {
     if (this.inFlight) return this.inFlight;

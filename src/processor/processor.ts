@@ -17,7 +17,7 @@ import { CheckpointStore, type Checkpoint } from "./checkpoints.ts";
 import type { PartitionEngineFactory } from "./engine-port.ts";
 import { DEFAULT_FORECAST_MAX_PAYLOAD_BYTES } from "./forecasts.ts";
 import { DEFAULT_LEASE_TTL_MS, LeaseManager } from "./leases.ts";
-import { processorNames, type ProcessorNames } from "./names.ts";
+import { processorNames, type ProcessorNameOverrides, type ProcessorNames } from "./names.ts";
 import { PartitionWorker } from "./partition.ts";
 import { PeriodicTask } from "./periodic.ts";
 import { ensureStreams, type StreamSettings } from "./streams.ts";
@@ -37,6 +37,8 @@ export interface ProcessorOptions {
   nats?: NatsConnectionSettings;
   /** Subject prefix. Default "foresight". */
   prefix?: string;
+  /** Explicit stream and bucket names (config `nats.streams`, `nats.kv.leasesBucket`, `nats.objectStore.checkpoints`). Default: derived from the prefix. */
+  names?: ProcessorNameOverrides;
   /** Number of partitions P (must match the publishers'). Default 8 (DEFAULT_PARTITIONS). */
   partitions?: number;
   /** Stream limits and replicas. */
@@ -100,7 +102,7 @@ export class Processor {
   private readonly P: number;
 
   private constructor(private readonly opts: ProcessorOptions) {
-    this.names = processorNames(opts.prefix);
+    this.names = processorNames(opts.prefix, opts.names);
     this.P = opts.partitions ?? DEFAULT_PARTITIONS;
     if (!Number.isInteger(this.P) || this.P < 1 || this.P > 65535) throw new RangeError(`partitions must be an integer in 1..65535, got ${opts.partitions}`);
     this.metrics = new ProcessorMetrics({ defaultMetrics: true });
@@ -335,6 +337,24 @@ export class Processor {
 
   private async checkpointAll(): Promise<void> {
     await Promise.all([...this.workers.values()].map((w) => this.checkpoint(w)));
+  }
+
+  /** The processor's NATS connection (for the config watcher; do not close it). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  /** Applies live settings (config changes that need no restart). */
+  applyLive(s: { tickIntervalMs?: number; checkpointIntervalMs?: number }): void {
+    const [, tick, cp] = this.tasks;
+    if (s.tickIntervalMs !== undefined && tick && tick.intervalMs !== s.tickIntervalMs) {
+      tick.setIntervalMs(s.tickIntervalMs);
+      this.log.info({ tickIntervalMs: s.tickIntervalMs }, "tick interval changed");
+    }
+    if (s.checkpointIntervalMs !== undefined && cp && cp.intervalMs !== s.checkpointIntervalMs) {
+      cp.setIntervalMs(s.checkpointIntervalMs);
+      this.log.info({ checkpointIntervalMs: s.checkpointIntervalMs }, "checkpoint interval changed");
+    }
   }
 
   /** Clean shutdown (idempotent); see the module comment for the order. */

@@ -9,6 +9,7 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+import { DEFAULT_DUPLICATE_WINDOW_MS } from "../telemetry/stream.ts";
 import type { ProcessorNames } from "./names.ts";
 
 /** Default max age of telemetry, ms (24 h: enough to rebuild from a day-old checkpoint). */
@@ -19,8 +20,6 @@ export const DEFAULT_TELEMETRY_MAX_BYTES = 8 * 1024 ** 3;
 export const DEFAULT_FORECASTS_MAX_AGE_MS = 10 * 60_000;
 /** Default max age of dead letters, ms (7 days: time for a human to look). */
 export const DEFAULT_DEADLETTER_MAX_AGE_MS = 7 * 24 * 3600_000;
-/** Default duplicate window of the telemetry stream, ms (publishers set Nats-Msg-Id). */
-export const DEFAULT_DUPLICATE_WINDOW_MS = 2 * 60_000;
 /** Default replicas of every stream and bucket (3 in a cluster). */
 export const DEFAULT_REPLICAS = 1;
 
@@ -30,7 +29,7 @@ export interface StreamSettings {
   telemetryMaxAgeMs?: number;
   /** Max bytes of telemetry; -1 unlimited. Default {@link DEFAULT_TELEMETRY_MAX_BYTES}. */
   telemetryMaxBytes?: number;
-  /** Duplicate window for Nats-Msg-Id de-duplication, ms. Default {@link DEFAULT_DUPLICATE_WINDOW_MS}. */
+  /** Duplicate window for Nats-Msg-Id de-duplication, ms. Default DEFAULT_DUPLICATE_WINDOW_MS of src/telemetry/stream.ts (2 min). */
   duplicateWindowMs?: number;
   /** Max age of forecasts, ms. Default {@link DEFAULT_FORECASTS_MAX_AGE_MS}. */
   forecastsMaxAgeMs?: number;

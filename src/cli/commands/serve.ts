@@ -1,0 +1,140 @@
+// `foresight serve`: runs the processor until SIGTERM/SIGINT, then shuts down in order
+// (stop consuming → final tick and checkpoint → release leases → drain NATS) and exits 0.
+import type { Command } from "commander";
+import { loadConfig, ConfigWatcher, type ForesightConfig } from "../../config/index.ts";
+import { createLogger } from "../../obs/logger.ts";
+import { Processor, createWasmEngineFactory, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
+
+interface ServeFlags {
+  config?: string;
+  servers?: string;
+  httpPort?: string;
+  prefix?: string;
+  partitions?: string;
+  leaseTtlMs?: string;
+  tickIntervalMs?: string;
+  checkpointIntervalMs?: string;
+  processId?: string;
+  logLevel?: string;
+  kv: boolean;
+}
+
+/** A command-line value that is not what it should be. */
+export class ServeOptionError extends Error {
+  override name = "ServeOptionError";
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+function int(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new ServeOptionError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Turns flags into config overrides (validated with the rest of the config). */
+function overridesOf(f: ServeFlags): Record<string, unknown> {
+  const nats: Record<string, unknown> = {};
+  if (f.servers) nats.connection = { servers: f.servers.split(",").map((s) => s.trim()).filter(Boolean) };
+  if (f.prefix) nats.subjectPrefix = f.prefix;
+  const partitions = int("partitions", f.partitions, 1);
+  if (partitions !== undefined) nats.partitions = partitions;
+  const schedule: Record<string, unknown> = {};
+  const tick = int("tick-interval-ms", f.tickIntervalMs, 1);
+  if (tick !== undefined) schedule.tickIntervalMs = tick;
+  const cp = int("checkpoint-interval-ms", f.checkpointIntervalMs, 1);
+  if (cp !== undefined) schedule.checkpointIntervalMs = cp;
+  const o: Record<string, unknown> = {};
+  if (Object.keys(nats).length) o.nats = nats;
+  if (Object.keys(schedule).length) o.schedule = schedule;
+  if (f.logLevel) o.log = { level: f.logLevel };
+  return o;
+}
+
+async function serve(f: ServeFlags): Promise<void> {
+  const loaded = await loadConfig({ file: f.config, overrides: overridesOf(f), kv: f.kv ? {} : undefined });
+  let config: ForesightConfig = loaded.config;
+  const log = createLogger({ level: config.log.level, name: "processor" });
+  const httpPortFlag = int("http-port", f.httpPort, 0);
+  // The flag's 0 means "any free port"; the config's metricsPort 0 means "disabled".
+  const httpPort = httpPortFlag ?? (config.http.metricsPort === 0 ? -1 : config.http.metricsPort);
+  const n = config.nats;
+  const processor = await Processor.start({
+    nats: n.connection,
+    prefix: n.subjectPrefix,
+    names: {
+      telemetryStream: n.streams.telemetry,
+      forecastsStream: n.streams.forecasts,
+      deadLetterStream: n.streams.deadLetter,
+      leaseBucket: n.kv.leasesBucket,
+      checkpointBucket: n.objectStore.checkpoints,
+    },
+    partitions: n.partitions,
+    streams: { replicas: n.replicas, telemetryMaxAgeMs: n.retention.maxAgeMs, telemetryMaxBytes: n.retention.maxBytes },
+    capacityUsers: config.engine.capacityUsers,
+    engineFactory: createWasmEngineFactory(config.engine),
+    tickIntervalMs: config.schedule.tickIntervalMs,
+    checkpointIntervalMs: config.schedule.checkpointIntervalMs,
+    leaseTtlMs: int("lease-ttl-ms", f.leaseTtlMs, 100) ?? DEFAULT_LEASE_TTL_MS,
+    processId: f.processId,
+    httpPort,
+    httpHost: config.http.host,
+    log,
+  });
+
+  let watcher: ConfigWatcher | undefined;
+  if (f.kv) {
+    watcher = await ConfigWatcher.start({
+      nc: processor.connection,
+      bucket: n.kv.configBucket,
+      base: loaded.base,
+      registry: processor.metrics.registry,
+      logger: log.child({ component: "config" }),
+      onChange: (u) => {
+        config = u.config;
+        log.level = config.log.level;
+        processor.applyLive({ tickIntervalMs: config.schedule.tickIntervalMs, checkpointIntervalMs: config.schedule.checkpointIntervalMs });
+        if (u.restartRequired.length) log.warn({ paths: u.restartRequired, revision: u.revision }, "config changes that apply after a restart");
+      },
+    });
+  }
+  log.info({ processId: processor.processId, httpPort: processor.httpPort, partitions: n.partitions }, "processor started");
+
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        log.warn({ signal: sig }, "second signal: exiting without a clean shutdown");
+        process.exit(1);
+      }
+      log.info({ signal: sig }, "shutting down");
+      resolve();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  await watcher?.stop();
+  await processor.stop();
+  process.exit(0);
+}
+
+/** Registers `foresight serve`. */
+export function register(program: Command): void {
+  program
+    .command("serve")
+    .description("Run the processor: consume telemetry partitions into engines, publish forecasts, checkpoint state.")
+    .option("--config <file>", "config file (YAML or JSON)")
+    .option("--servers <urls>", "NATS servers, comma-separated (overrides the config)")
+    .option("--http-port <n>", "port of /metrics /healthz /readyz (0 = any free port; default: config http.metricsPort)")
+    .option("--prefix <prefix>", "subject prefix (overrides nats.subjectPrefix)")
+    .option("--partitions <n>", "number of partitions (overrides nats.partitions)")
+    .option("--lease-ttl-ms <ms>", `partition lease TTL (default ${DEFAULT_LEASE_TTL_MS})`)
+    .option("--tick-interval-ms <ms>", "forecast tick interval (overrides schedule.tickIntervalMs)")
+    .option("--checkpoint-interval-ms <ms>", "checkpoint interval (overrides schedule.checkpointIntervalMs)")
+    .option("--process-id <id>", "this process's id in leases and checkpoints (default host-pid-random)")
+    .option("--log-level <level>", "log level (overrides log.level)")
+    .option("--no-kv", "do not read or watch the config KV bucket")
+    .action((flags: ServeFlags) => serve(flags));
+}

@@ -1,0 +1,78 @@
+// The production PartitionEngine: one WASM `Engine` (src/engine/engine.ts) per partition. Records
+// are staged straight into the engine's ingress buffer in linear memory (no intermediate copy),
+// and the forecast output is read through a zero-copy view.
+import { Engine, type EngineOptions } from "../engine/index.ts";
+import { FORECAST_RECORD_BYTES } from "../engine/layout.ts";
+import type { ForesightConfig } from "../config/index.ts";
+import type { PartitionEngine, PartitionEngineFactory, PartitionEngineStats } from "./engine-port.ts";
+
+/** Engine options from the config's `engine` section (capacity is set per partition by the processor). */
+export function engineOptionsFromConfig(e: ForesightConfig["engine"]): EngineOptions {
+  return {
+    bucketWidthMs: e.bucketWidthMs,
+    allowedLatenessMs: e.allowedLatenessMs,
+    seasonPoints: e.seasonPoints,
+    horizonBuckets: e.horizonBuckets,
+    upperQuantile: e.upperQuantile,
+    alpha: e.holtWinters.alpha,
+    beta: e.holtWinters.beta,
+    gamma: e.holtWinters.gamma,
+    phi: e.holtWinters.phi,
+    alphaMax: e.holtWinters.alphaMax,
+    trackingThreshold: e.holtWinters.trackingThreshold,
+    expireAfterBuckets: e.expireAfterBuckets,
+  };
+}
+
+/** Wraps one WASM engine as a {@link PartitionEngine}. */
+export class WasmPartitionEngine implements PartitionEngine {
+  constructor(readonly engine: Engine) {}
+
+  get ingressCapacityRecords(): number {
+    return this.engine.ingressCapacity;
+  }
+
+  /** The ingress buffer itself: the worker stages records here and calls {@link ingestStaged}. */
+  ingressBytes(): Uint8Array {
+    return this.engine.ingressBuffer().bytes;
+  }
+
+  ingestStaged(count: number): void {
+    this.engine.ingestFilled(count);
+  }
+
+  ingest(records: Uint8Array, count: number): void {
+    this.engine.ingestRecords(records, count);
+  }
+
+  tick(nowMs: number): void {
+    this.engine.tick(nowMs);
+  }
+
+  forecasts(): { records: Uint8Array; count: number } {
+    const v = this.engine.forecastView();
+    return { records: new Uint8Array(v.u32.buffer, v.u32.byteOffset, v.count * FORECAST_RECORD_BYTES), count: v.count };
+  }
+
+  stats(): PartitionEngineStats {
+    const s = this.engine.stats();
+    return { eventsApplied: s.eventsApplied, lateEvents: s.late + s.early, invalidEvents: s.invalid, evictions: s.evictions + s.expirations, usersTracked: s.usersTracked };
+  }
+
+  snapshot(): Uint8Array {
+    return this.engine.snapshot();
+  }
+
+  restore(bytes: Uint8Array): void {
+    this.engine.restore(bytes);
+  }
+}
+
+/**
+ * A factory of WASM partition engines with the given options; `capacityUsers` per partition comes
+ * from the processor (ceil(total / partitions)). Accepts engine options or the config's section.
+ */
+export function createWasmEngineFactory(options: EngineOptions | ForesightConfig["engine"] = {}): PartitionEngineFactory {
+  const base: EngineOptions = "holtWinters" in options ? engineOptionsFromConfig(options as ForesightConfig["engine"]) : (options as EngineOptions);
+  return async (_partition, capacityUsers) => new WasmPartitionEngine(await Engine.create({ ...base, capacityUsers }));
+}
