@@ -19,7 +19,7 @@ export interface EngineOptions {
   alpha?: number;
   /** Holt-Winters trend smoothing (applied to the error directly: b += beta * e), 0 <= beta < 1. Default 0.02. */
   beta?: number;
-  /** Seasonal smoothing gamma, 0 <= gamma < 1. Default 0.15. */
+  /** Seasonal smoothing gamma, 0 <= gamma < 1. Default 0.05. */
   gamma?: number;
   /** Trend damping phi, 0 <= phi <= 1. Default 0.9. */
   phi?: number;
@@ -57,7 +57,7 @@ export const DEFAULT_HORIZON_BUCKETS = 5;
 export const DEFAULT_UPPER_QUANTILE = 0.95;
 export const DEFAULT_ALPHA = 0.2;
 export const DEFAULT_BETA = 0.02;
-export const DEFAULT_GAMMA = 0.15;
+export const DEFAULT_GAMMA = 0.05;
 export const DEFAULT_PHI = 0.9;
 export const DEFAULT_ALPHA_MAX = 0.8;
 export const DEFAULT_TRACKING_THRESHOLD = 0.6;
