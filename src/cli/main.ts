@@ -3,6 +3,7 @@
 import { Command } from "commander";
 import { register as registerConfig } from "./commands/config.ts";
 import { register as registerServe } from "./commands/serve.ts";
+import { register as registerEval } from "./commands/eval.ts";
 
 const program = new Command()
   .name("foresight")
@@ -13,6 +14,7 @@ const program = new Command()
 // Subcommands (one import and one register line each).
 registerConfig(program);
 registerServe(program);
+registerEval(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -8,18 +8,16 @@
  * A high power makes the ensemble close to "pick the member that has been best lately for this
  * user at this horizon", which is what this bursty, persistent traffic rewards.
  *
- * Upper bound: combined + q[h], with q[h] tracked online (a stochastic-approximation quantile,
- * as in adaptive conformal inference): after each scored forecast,
- * q += step * scale * (exceeded ? quantile : -(1 - quantile)), so in the long run the share of
- * buckets above the bound converges to 1 - quantile for every user.
+ * Upper bound: combined + q[h], with q[h] tracked online from the combined forecast's own
+ * residuals (see upper.ts), so the share of buckets above the bound converges to 1 − quantile.
  */
 import type { BucketContext, UserForecaster } from "./models.ts";
-import { DEFAULT_QUANTILE_STEP, ResidualQuantile } from "./upper.ts";
+import { DEFAULT_QUANTILE_STEP, DEFAULT_SCALE_DECAY, ResidualQuantile } from "./upper.ts";
 
 /** Default quantile of the upper bound (share of buckets at or below it). */
 export const DEFAULT_QUANTILE = 0.95;
-/** Default per-bucket decay of the members' error averages (0.97 ≈ a 33-bucket memory). */
-export const DEFAULT_ERROR_DECAY = 0.97;
+/** Default per-bucket decay of the members' error averages (0.9 ≈ a 10-bucket memory; tuned on train). */
+export const DEFAULT_ERROR_DECAY = 0.9;
 /** Default exponent on the inverse errors (4 ≈ soft selection of the best recent member). */
 export const DEFAULT_WEIGHT_POWER = 4;
 /** Largest horizon the ensemble keeps forecasts for, in buckets. */
@@ -33,8 +31,10 @@ export interface EnsembleOptions {
   errorDecay?: number;
   /** Exponent on the inverse errors. Default {@link DEFAULT_WEIGHT_POWER}. */
   weightPower?: number;
-  /** Quantile-tracker step relative to the recent error scale. Default {@link DEFAULT_QUANTILE_STEP}. */
+  /** Quantile-tracker step relative to the error scale. Default {@link DEFAULT_QUANTILE_STEP}. */
   quantileStep?: number;
+  /** Per-bucket decay of the bound's error scale. Default {@link DEFAULT_SCALE_DECAY}. */
+  scaleDecay?: number;
   /** Largest horizon in buckets. Default {@link DEFAULT_MAX_HORIZON}. */
   maxHorizon?: number;
 }
@@ -75,7 +75,7 @@ export class EnsembleModel implements UserForecaster {
     this.pendingComb = new Float64Array((H + 1) * H);
     this.cur = new Float64Array(H * J);
     this.comb = new Float64Array(H);
-    this.bound = Array.from({ length: H }, () => new ResidualQuantile(this.quantile, this.step, this.decay));
+    this.bound = Array.from({ length: H }, () => new ResidualQuantile(this.quantile, this.step, opts.scaleDecay ?? DEFAULT_SCALE_DECAY));
   }
 
   observe(count: number, ctx: BucketContext): void {

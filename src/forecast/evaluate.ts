@@ -12,18 +12,22 @@
 import { ForecastOptionError } from "./errors.ts";
 import { ErrorAccumulator, geomean, mean, median, seasonalNaiveScale } from "./metrics.ts";
 import type { BucketContext, UserForecaster } from "./models.ts";
-import { DEFAULT_SEASON_BUCKETS, EwmaModel, fitEwmaAlpha, HoltWintersModel, NaiveModel, SeasonalNaiveModel } from "./models.ts";
+import { DEFAULT_HW_PARAMS, DEFAULT_SEASON_BUCKETS, EwmaModel, fitEwmaAlpha, HoltWintersModel, NaiveModel, SeasonalNaiveModel, SlotMedianModel } from "./models.ts";
+import { LstmLiteModel, LstmWeights, trainLstm } from "./lstm.ts";
 import { EnsembleModel, DEFAULT_QUANTILE } from "./ensemble.ts";
 import { ResidualQuantile } from "./upper.ts";
 import type { ClientSeries } from "./trace.ts";
+import type { PrecomputedModel } from "./engine-replay.ts";
 
 /** Model names the harness knows, in report order. */
-export const MODEL_NAMES = ["naive", "snaive", "ewma", "hw", "ensemble"] as const;
+export const MODEL_NAMES = ["naive", "snaive", "ewma", "hw", "hw-log", "lstm", "ensemble"] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 /** Default horizons, in buckets. */
 export const DEFAULT_HORIZONS = [1, 3, 6];
 /** Default training split, in buckets (7 days of 10-minute buckets). */
 export const DEFAULT_TRAIN_WINDOWS = 1008;
+/** Epochs of LSTM-lite pre-training the harness runs when no weights are given. */
+export const DEFAULT_EVAL_TRAIN_EPOCHS = 3;
 /** Default minimum total requests of a client to be evaluated. */
 export const DEFAULT_MIN_REQUESTS = 1000;
 
@@ -47,7 +51,16 @@ export interface EvalOptions {
   limit?: number;
   /** Called after each client with progress counters (for a progress line on long runs). */
   onProgress?: (p: { clientsDone: number; clients: number; buckets: number; elapsedMs: number }) => void;
-  /** Extra model factories (e.g. WASM-backed or LSTM-lite), keyed by name; override the built-ins. */
+  /**
+   * Shared LSTM-lite weights (e.g. from `foresight train`). Default: pre-trained here on the
+   * training split of the evaluated clients (never on test buckets), with {@link DEFAULT_EVAL_TRAIN_EPOCHS}.
+   */
+  lstmWeights?: LstmWeights;
+  /** Called once with the LSTM-lite pre-training time when the harness pre-trains. */
+  onPretrain?: (info: { sequences: number; epochs: number; elapsedMs: number; loss: number }) => void;
+  /** Forecasts computed elsewhere (e.g. by the Engine, see engine-replay.ts), scored under this name. */
+  precomputed?: Record<string, PrecomputedModel>;
+  /** Extra model factories, keyed by name; override the built-ins. */
   factories?: Partial<Record<string, ModelFactory>>;
 }
 
@@ -84,18 +97,29 @@ export interface EvalResult {
   elapsedMs: number;
 }
 
-/** The built-in model factories. Ensemble members: naive, snaive, ewma, hw, a 3-bucket median. */
-export function builtinFactories(seasonBuckets = DEFAULT_SEASON_BUCKETS): Record<string, ModelFactory> {
-  return {
+/**
+ * The built-in model factories (TypeScript). `lstm` and the ensemble's LSTM member need shared
+ * weights; without them the ensemble runs without that member.
+ */
+export function builtinFactories(seasonBuckets = DEFAULT_SEASON_BUCKETS, weights?: LstmWeights): Record<string, ModelFactory> {
+  const f: Record<string, ModelFactory> = {
     naive: () => new NaiveModel(),
     snaive: () => new SeasonalNaiveModel(seasonBuckets),
     ewma: (train) => new EwmaModel(fitEwmaAlpha(train)),
-    hw: () => new HoltWintersModel(undefined, seasonBuckets),
-    ensemble: (train, quantile) => new EnsembleModel(ensembleMembers(train, seasonBuckets), { quantile }),
+    hw: () => new HoltWintersModel({ ...DEFAULT_HW_PARAMS, log: false }, seasonBuckets),
+    "hw-log": () => new HoltWintersModel(DEFAULT_HW_PARAMS, seasonBuckets),
+    ensemble: (train, quantile) =>
+      new EnsembleModel(ensembleMembers(train, seasonBuckets, weights ? [new LstmLiteModel(weights, seasonBuckets)] : []), { quantile }),
   };
+  if (weights) f.lstm = () => new LstmLiteModel(weights, seasonBuckets);
+  return f;
 }
 
-/** The ensemble's members for one user. */
+/**
+ * The ensemble's members for one user: naive, seasonal naive, EWMA (alpha fitted on the user's
+ * training prefix), damped HW, the median of the last 3 buckets, the median of the same bucket
+ * over the last 7 days, then `extra` (LSTM-lite).
+ */
 export function ensembleMembers(train: Float64Array, seasonBuckets = DEFAULT_SEASON_BUCKETS, extra: UserForecaster[] = []): UserForecaster[] {
   return [
     new NaiveModel(),
@@ -103,6 +127,7 @@ export function ensembleMembers(train: Float64Array, seasonBuckets = DEFAULT_SEA
     new EwmaModel(fitEwmaAlpha(train)),
     new HoltWintersModel(undefined, seasonBuckets),
     new RecentMedianModel(3),
+    new SlotMedianModel(undefined, seasonBuckets),
     ...extra,
   ];
 }
@@ -168,11 +193,24 @@ export function selectClients(series: ClientSeries[], o: ReturnType<typeof resol
 /** Runs the protocol over `series` and summarises per model and horizon. */
 export function evaluate(series: ClientSeries[], opts: EvalOptions = {}): EvalResult {
   const o = resolveOptions(opts);
-  const factories: Record<string, ModelFactory> = { ...builtinFactories(o.seasonBuckets) };
-  for (const [k, f] of Object.entries(opts.factories ?? {})) if (f) factories[k] = f;
-  for (const m of o.models) if (!factories[m]) throw new ForecastOptionError(`unknown model "${m}" (known: ${Object.keys(factories).join(", ")})`);
+  const known = new Set<string>([...MODEL_NAMES, ...Object.keys(opts.factories ?? {}), ...Object.keys(opts.precomputed ?? {})]);
+  for (const m of o.models) if (!known.has(m)) throw new ForecastOptionError(`unknown model "${m}" (known: ${[...known].join(", ")})`);
   const { used, skipped } = selectClients(series, o);
   if (used.length === 0) throw new ForecastOptionError(`no client meets the protocol (${skipped.length} skipped, e.g. ${skipped[0]?.key}: ${skipped[0]?.reason})`);
+  let weights = opts.lstmWeights;
+  if (!weights && (o.models.includes("lstm") || o.models.includes("ensemble"))) {
+    const t0 = performance.now();
+    weights = LstmWeights.init(1);
+    const seqs = used.map((s) => ({
+      counts: s.requests.subarray(0, o.trainWindows),
+      iatCv: s.iatCv.subarray(0, o.trainWindows),
+      tokensPerRequest: s.tokensPerRequest.subarray(0, o.trainWindows),
+    }));
+    const loss = trainLstm(weights, seqs, { epochs: DEFAULT_EVAL_TRAIN_EPOCHS, seasonBuckets: o.seasonBuckets });
+    opts.onPretrain?.({ sequences: seqs.length, epochs: DEFAULT_EVAL_TRAIN_EPOCHS, elapsedMs: performance.now() - t0, loss });
+  }
+  const factories: Record<string, ModelFactory> = { ...builtinFactories(o.seasonBuckets, weights) };
+  for (const [k, f] of Object.entries(opts.factories ?? {})) if (f) factories[k] = f;
   const H = o.horizons;
   const maxH = Math.max(...H);
   const started = performance.now();
@@ -199,6 +237,17 @@ export function evaluate(series: ClientSeries[], opts: EvalOptions = {}): EvalRe
       }
     }
     for (const name of withNaive) {
+      const pre = opts.precomputed?.[name];
+      if (pre) {
+        const got = pre.byKey.get(s.key);
+        if (!got) throw new ForecastOptionError(`precomputed model "${name}" has no forecasts for ${s.key}`);
+        for (let i = 0; i < H.length; i++) {
+          const a = new ErrorAccumulator();
+          for (let target = Math.max(H[i], o.trainWindows); target < T; target++) a.add(y[target], got.preds[i][target], got.uppers[i][target]);
+          acc[name][i].push(a);
+        }
+        continue;
+      }
       const model = factories[name](train, o.quantile);
       // Models without their own bound get a residual-quantile tracker, so coverage compares.
       const ownUpper = typeof model.upper === "function";
@@ -259,7 +308,8 @@ export function evaluate(series: ClientSeries[], opts: EvalOptions = {}): EvalRe
         underShare: under,
       };
     });
-    return { model: name, horizons, nsPerUpdate: ns[name] / (updates / withNaive.length) };
+    const pre = opts.precomputed?.[name];
+    return { model: name, horizons, nsPerUpdate: pre ? pre.nsPerUpdate : ns[name] / (updates / withNaive.length) };
   });
   return {
     protocol: { trainWindows: o.trainWindows, minRequests: o.minRequests, minWindows: o.minWindows, horizons: H, quantile: o.quantile, seasonBuckets: o.seasonBuckets, feed: "counts fed at bucket close (no synthesised events)" },

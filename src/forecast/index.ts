@@ -6,3 +6,7 @@ export * from "./upper.ts";
 export * from "./ensemble.ts";
 export * from "./metrics.ts";
 export * from "./evaluate.ts";
+export * from "./lstm.ts";
+export * from "./report.ts";
+export * from "./run.ts";
+export * from "./engine-replay.ts";

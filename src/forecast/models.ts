@@ -165,3 +165,47 @@ export class HoltWintersModel implements UserForecaster {
     return Math.max(0, this.p.log ? Math.expm1(v) : v);
   }
 }
+
+/** Default number of past days the slot median looks at. */
+export const DEFAULT_SLOT_MEDIAN_DAYS = 7;
+
+/**
+ * Median of the same bucket of the day over the last `days` days: a seasonal forecast robust to
+ * one-off bursts (a member of the ensemble; keeps days × season counts per user as f32).
+ */
+export class SlotMedianModel implements UserForecaster {
+  private readonly ring: Float32Array;
+  private readonly tmp: Float64Array;
+  private n = 0;
+  constructor(
+    readonly days = DEFAULT_SLOT_MEDIAN_DAYS,
+    readonly seasonBuckets = DEFAULT_SEASON_BUCKETS,
+  ) {
+    this.ring = new Float32Array(days * seasonBuckets);
+    this.tmp = new Float64Array(days);
+  }
+  observe(count: number): void {
+    this.ring[this.n % this.ring.length] = count;
+    this.n++;
+  }
+  forecast(h: number): number {
+    if (this.n === 0) return 0;
+    const m = this.seasonBuckets;
+    const target = this.n - 1 + h;
+    let k = 0;
+    for (let d = 1; d <= this.days; d++) {
+      const t = target - d * m;
+      if (t < 0 || t >= this.n) continue;
+      // Insertion sort while gathering: at most `days` values.
+      const v = this.ring[t % this.ring.length];
+      let i = k++;
+      while (i > 0 && this.tmp[i - 1] > v) {
+        this.tmp[i] = this.tmp[i - 1];
+        i--;
+      }
+      this.tmp[i] = v;
+    }
+    if (k === 0) return this.ring[(this.n - 1) % this.ring.length];
+    return k % 2 ? this.tmp[k >> 1] : (this.tmp[k / 2 - 1] + this.tmp[k / 2]) / 2;
+  }
+}

@@ -1,0 +1,438 @@
+/**
+ * LSTM-lite: a small recurrent forecaster whose weights are shared by all users, with a per-user
+ * hidden state of HIDDEN floats. The cell is a GRU (the issue allows LSTM or GRU; a GRU needs
+ * no separate cell state, so the per-user state is half an LSTM's: 8 × f32 = 32 bytes).
+ *
+ * Everything is level-normalised so one set of weights fits users of any volume: the user's level
+ * L is an EW mean of log1p(count); inputs and targets are log1p(count) − L. The model outputs,
+ * for every horizon h = 1..MAX_HORIZON, the predicted log1p(count[t+h]) − L, and is trained with
+ * absolute loss: the median is invariant under the monotone log1p, so the back-transformed
+ * forecast expm1(L + out) is a median forecast of the count, the MAE-optimal point forecast.
+ *
+ * Inputs per bucket (INPUTS = 9): log1p(y) − L; log1p(y one season before the next bucket) − L;
+ * sin/cos of time of day; sin/cos of day of week; burstiness (min(iatCv, 10) / 10); tokens per
+ * request (log1p / 10); throttled share. Training: truncated BPTT over a window of buckets, Adam,
+ * gradient-norm clipping; offline by `foresight train` and online on a sample of users per tick.
+ */
+import { WeightsFormatError } from "./errors.ts";
+import type { BucketContext, UserForecaster } from "./models.ts";
+import { DEFAULT_SEASON_BUCKETS } from "./models.ts";
+
+/** Hidden units (the per-user state is this many floats). */
+export const LSTM_HIDDEN = 8;
+/** Input features per bucket. */
+export const LSTM_INPUTS = 9;
+/** Horizons the output layer predicts, 1..LSTM_MAX_HORIZON buckets. */
+export const LSTM_MAX_HORIZON = 6;
+/** Per-bucket EW factor of the user's level (mean log1p count). */
+export const LSTM_LEVEL_ALPHA = 0.05;
+/** Default truncated-BPTT window in buckets. */
+export const DEFAULT_BPTT_WINDOW = 24;
+/** Default Adam learning rate. */
+export const DEFAULT_LEARNING_RATE = 0.003;
+/** Default gradient-norm clip. */
+export const DEFAULT_GRAD_CLIP = 1.0;
+
+const H = LSTM_HIDDEN;
+const X = LSTM_INPUTS;
+const O = LSTM_MAX_HORIZON;
+// Parameter layout (flat): three gates (z, r, n) × (W: H×X, U: H×H, b: H), then extra bias for
+// the candidate's recurrent term (bu: H), then the output layer (Wo: O×H, bo: O).
+const GATE = H * X + H * H + H;
+const OFF_Z = 0;
+const OFF_R = GATE;
+const OFF_N = 2 * GATE;
+const OFF_BU = 3 * GATE;
+const OFF_WO = OFF_BU + H;
+const OFF_BO = OFF_WO + O * H;
+// Skip connections from the current and the seasonal input to every output (init: naive), so
+// the recurrent part learns a correction to "last value" rather than the whole forecast.
+const OFF_SKIP = OFF_BO + O;
+/** Number of shared parameters. */
+export const LSTM_PARAM_COUNT = OFF_SKIP + 2 * O;
+
+/** Shared weights of LSTM-lite. */
+export class LstmWeights {
+  constructor(readonly params: Float64Array = new Float64Array(LSTM_PARAM_COUNT)) {
+    if (params.length !== LSTM_PARAM_COUNT) throw new WeightsFormatError(`expected ${LSTM_PARAM_COUNT} parameters, got ${params.length}`);
+  }
+  /** Small deterministic random initialisation (xorshift seeded), update gate biased to keep state. */
+  static init(seed = 1): LstmWeights {
+    const p = new Float64Array(LSTM_PARAM_COUNT);
+    let s = seed >>> 0 || 1;
+    const rnd = () => {
+      s ^= s << 13;
+      s >>>= 0;
+      s ^= s >>> 17;
+      s ^= s << 5;
+      s >>>= 0;
+      return s / 4294967296 - 0.5;
+    };
+    for (let i = 0; i < OFF_BU; i++) p[i] = rnd() * 0.6;
+    for (let i = 0; i < H; i++) {
+      p[OFF_Z + H * X + H * H + i] = 1; // z bias: start by remembering
+      p[OFF_R + H * X + H * H + i] = 0;
+      p[OFF_N + H * X + H * H + i] = 0;
+    }
+    for (let i = OFF_WO; i < OFF_BO; i++) p[i] = rnd() * 0.2;
+    for (let o = 0; o < O; o++) p[OFF_SKIP + o] = 1;
+    return new LstmWeights(p);
+  }
+
+  /** Serialises as "LSTL" magic, u32 version 1, u32 hidden, u32 inputs, u32 horizons, f32 × params. */
+  toBytes(): Uint8Array {
+    const buf = new ArrayBuffer(20 + 4 * LSTM_PARAM_COUNT);
+    const dv = new DataView(buf);
+    dv.setUint32(0, 0x4c54534c, true); // "LSTL"
+    dv.setUint32(4, 1, true);
+    dv.setUint32(8, H, true);
+    dv.setUint32(12, X, true);
+    dv.setUint32(16, O, true);
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) dv.setFloat32(20 + 4 * i, this.params[i], true);
+    return new Uint8Array(buf);
+  }
+
+  static fromBytes(bytes: Uint8Array): LstmWeights {
+    if (bytes.length < 20) throw new WeightsFormatError(`weights blob too short (${bytes.length} bytes)`);
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (dv.getUint32(0, true) !== 0x4c54534c) throw new WeightsFormatError("weights blob lacks the LSTL magic");
+    const v = dv.getUint32(4, true);
+    const shape = [dv.getUint32(8, true), dv.getUint32(12, true), dv.getUint32(16, true)];
+    if (v !== 1 || shape[0] !== H || shape[1] !== X || shape[2] !== O)
+      throw new WeightsFormatError(`weights blob version ${v} shape ${shape.join("x")} != expected 1 ${H}x${X}x${O}`);
+    if (bytes.length !== 20 + 4 * LSTM_PARAM_COUNT) throw new WeightsFormatError(`weights blob is ${bytes.length} bytes, expected ${20 + 4 * LSTM_PARAM_COUNT}`);
+    const p = new Float64Array(LSTM_PARAM_COUNT);
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) p[i] = dv.getFloat32(20 + 4 * i, true);
+    for (const x of p) if (!Number.isFinite(x)) throw new WeightsFormatError("weights blob holds a non-finite parameter");
+    return new LstmWeights(p);
+  }
+}
+
+const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
+
+/** Fills `x` (length LSTM_INPUTS) with the normalised input of one bucket. */
+export function lstmInput(x: Float64Array, logY: number, logSeasonNext: number, level: number, ctx: BucketContext, seasonBuckets = DEFAULT_SEASON_BUCKETS): void {
+  const tod = (2 * Math.PI * ctx.slotOfDay) / seasonBuckets;
+  const dow = (2 * Math.PI * (ctx.dayOfWeek + ctx.slotOfDay / seasonBuckets)) / 7;
+  x[0] = logY - level;
+  x[1] = logSeasonNext - level;
+  x[2] = Math.sin(tod);
+  x[3] = Math.cos(tod);
+  x[4] = Math.sin(dow);
+  x[5] = Math.cos(dow);
+  x[6] = Math.min(ctx.iatCv, 10) / 10;
+  x[7] = Math.log1p(Math.max(0, ctx.tokensPerRequest)) / 10;
+  x[8] = ctx.throttledShare;
+}
+
+/**
+ * One GRU step: h' from h and x. When `cache` is given, stores z, r, n and (U_n h + b_u) for BPTT.
+ * Pure arithmetic, no allocation: the WASM port mirrors this loop order exactly.
+ */
+export function gruStep(p: Float64Array, h: Float64Array, x: Float64Array, out: Float64Array, cache?: Float64Array): void {
+  for (let i = 0; i < H; i++) {
+    let az = p[OFF_Z + H * X + H * H + i];
+    let ar = p[OFF_R + H * X + H * H + i];
+    let an = p[OFF_N + H * X + H * H + i];
+    let un = p[OFF_BU + i];
+    for (let k = 0; k < X; k++) {
+      az += p[OFF_Z + i * X + k] * x[k];
+      ar += p[OFF_R + i * X + k] * x[k];
+      an += p[OFF_N + i * X + k] * x[k];
+    }
+    for (let k = 0; k < H; k++) {
+      az += p[OFF_Z + H * X + i * H + k] * h[k];
+      ar += p[OFF_R + H * X + i * H + k] * h[k];
+      un += p[OFF_N + H * X + i * H + k] * h[k];
+    }
+    const z = sigmoid(az);
+    const r = sigmoid(ar);
+    const n = Math.tanh(an + r * un);
+    out[i] = (1 - z) * n + z * h[i];
+    if (cache) {
+      cache[i] = z;
+      cache[H + i] = r;
+      cache[2 * H + i] = n;
+      cache[3 * H + i] = un;
+    }
+  }
+}
+
+/** Output layer: predicted log1p(count[t+h]) − L for h = 1..O into `y`. */
+export function gruOutput(p: Float64Array, h: Float64Array, x: Float64Array, y: Float64Array): void {
+  for (let o = 0; o < O; o++) {
+    let v = p[OFF_BO + o] + p[OFF_SKIP + o] * x[0] + p[OFF_SKIP + O + o] * x[1];
+    for (let k = 0; k < H; k++) v += p[OFF_WO + o * H + k] * h[k];
+    y[o] = v;
+  }
+}
+
+/** One user's LSTM-lite state and forecaster (TS reference). */
+export class LstmLiteModel implements UserForecaster {
+  /** Per-user state: hidden vector, level, and a seasonal ring of log1p counts. */
+  readonly h = new Float64Array(H);
+  level = NaN;
+  private readonly season: Float64Array;
+  private n = 0;
+  private readonly x = new Float64Array(X);
+  private readonly hNext = new Float64Array(H);
+  private readonly out = new Float64Array(O);
+  constructor(
+    readonly weights: LstmWeights,
+    readonly seasonBuckets = DEFAULT_SEASON_BUCKETS,
+  ) {
+    this.season = new Float64Array(seasonBuckets);
+  }
+  observe(count: number, ctx: BucketContext): void {
+    const ly = Math.log1p(Math.max(0, count));
+    this.level = Number.isNaN(this.level) ? ly : this.level + LSTM_LEVEL_ALPHA * (ly - this.level);
+    const m = this.seasonBuckets;
+    this.season[this.n % m] = ly;
+    this.n++;
+    // The bucket after this one, one season back; before a full season, the current value.
+    const sNext = this.n >= m ? this.season[this.n % m] : ly;
+    lstmInput(this.x, ly, sNext, this.level, ctx, m);
+    gruStep(this.weights.params, this.h, this.x, this.hNext);
+    this.h.set(this.hNext);
+    gruOutput(this.weights.params, this.h, this.x, this.out);
+  }
+  forecast(hz: number): number {
+    if (Number.isNaN(this.level)) return 0;
+    const v = this.out[Math.min(hz, O) - 1];
+    return Math.max(0, Math.expm1(this.level + v));
+  }
+}
+
+/** Options of {@link trainLstm}. */
+export interface TrainOptions {
+  /** Passes over the training sequences. Default 3. */
+  epochs?: number;
+  /** Truncated-BPTT window in buckets. Default {@link DEFAULT_BPTT_WINDOW}. */
+  bpttWindow?: number;
+  /** Adam learning rate. Default {@link DEFAULT_LEARNING_RATE}. */
+  learningRate?: number;
+  /** Gradient L2-norm clip. Default {@link DEFAULT_GRAD_CLIP}. */
+  gradClip?: number;
+  /** Seed of the initialisation and the shuffling. Default 1. */
+  seed?: number;
+  /** Seasonal period in buckets. Default {@link DEFAULT_SEASON_BUCKETS}. */
+  seasonBuckets?: number;
+  /** Called after each epoch with the mean absolute loss (log space). */
+  onEpoch?: (epoch: number, loss: number) => void;
+}
+
+/** One training sequence: a user's counts and contexts over the training split. */
+export interface TrainSequence {
+  counts: ArrayLike<number>;
+  iatCv?: ArrayLike<number>;
+  tokensPerRequest?: ArrayLike<number>;
+}
+
+/**
+ * Precomputes a sequence's inputs and targets: X[t] (inputs after bucket t) and the target
+ * log1p(y[t+h]) − L[t] for every horizon (NaN past the end).
+ */
+function prepare(seq: TrainSequence, m: number) {
+  const T = seq.counts.length;
+  const xs = new Float64Array(T * X);
+  const ts = new Float64Array(T * O);
+  const levels = new Float64Array(T);
+  const ly = new Float64Array(T);
+  for (let t = 0; t < T; t++) ly[t] = Math.log1p(Math.max(0, seq.counts[t]));
+  let L = NaN;
+  const x = new Float64Array(X);
+  const ctx: BucketContext = { index: 0, slotOfDay: 0, dayOfWeek: 0, iatCv: 0, tokensPerRequest: 0, throttledShare: 0 };
+  for (let t = 0; t < T; t++) {
+    L = Number.isNaN(L) ? ly[t] : L + LSTM_LEVEL_ALPHA * (ly[t] - L);
+    levels[t] = L;
+    ctx.index = t;
+    ctx.slotOfDay = t % m;
+    ctx.dayOfWeek = Math.floor(t / m) % 7;
+    ctx.iatCv = seq.iatCv?.[t] ?? 0;
+    ctx.tokensPerRequest = seq.tokensPerRequest?.[t] ?? 0;
+    const sNext = t + 1 - m >= 0 ? ly[t + 1 - m] : ly[t];
+    lstmInput(x, ly[t], sNext, L, ctx, m);
+    xs.set(x, t * X);
+    for (let o = 0; o < O; o++) ts[t * O + o] = t + o + 1 < T ? ly[t + o + 1] - L : NaN;
+  }
+  return { T, xs, ts };
+}
+
+/**
+ * Trains shared weights on many users' sequences with truncated BPTT (window W, state carried
+ * across windows without gradient), absolute loss over all horizons, Adam and norm clipping.
+ * Returns the final epoch's mean loss.
+ */
+export function trainLstm(weights: LstmWeights, seqs: TrainSequence[], opts: TrainOptions = {}): number {
+  const epochs = opts.epochs ?? 3;
+  const W = opts.bpttWindow ?? DEFAULT_BPTT_WINDOW;
+  const lr = opts.learningRate ?? DEFAULT_LEARNING_RATE;
+  const clip = opts.gradClip ?? DEFAULT_GRAD_CLIP;
+  const m = opts.seasonBuckets ?? DEFAULT_SEASON_BUCKETS;
+  const prepared = seqs.map((s) => prepare(s, m));
+  const trainer = new BpttTrainer(weights, { learningRate: lr, gradClip: clip });
+  let s = (opts.seed ?? 1) >>> 0 || 1;
+  const rand = () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 4294967296;
+  };
+  let lastLoss = NaN;
+  for (let e = 0; e < epochs; e++) {
+    // Interleave users window by window (shuffled), so updates mix users as online training does.
+    const jobs: [number, number][] = [];
+    for (let u = 0; u < prepared.length; u++) for (let t0 = 0; t0 < prepared[u].T; t0 += W) jobs.push([u, t0]);
+    for (let i = jobs.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      [jobs[i], jobs[j]] = [jobs[j], jobs[i]];
+    }
+    // The hidden state entering each window is recomputed by running the user's prefix forward
+    // (cheap at these sizes), since windows are visited out of order.
+    const hIn = prepared.map((pp) => new Float64Array(pp.T * H));
+    for (let u = 0; u < prepared.length; u++) forwardStates(weights.params, prepared[u].xs, prepared[u].T, hIn[u]);
+    let lossSum = 0;
+    let lossN = 0;
+    for (const [u, t0] of jobs) {
+      const pp = prepared[u];
+      const len = Math.min(W, pp.T - t0);
+      const h0 = t0 === 0 ? new Float64Array(H) : hIn[u].subarray((t0 - 1) * H, t0 * H);
+      const r = trainer.step(h0, pp.xs.subarray(t0 * X, (t0 + len) * X), pp.ts.subarray(t0 * O, (t0 + len) * O), len);
+      lossSum += r.lossSum;
+      lossN += r.count;
+    }
+    lastLoss = lossN ? lossSum / lossN : NaN;
+    opts.onEpoch?.(e, lastLoss);
+  }
+  return lastLoss;
+}
+
+/** Runs the GRU over a whole sequence, writing the hidden state after every bucket. */
+function forwardStates(p: Float64Array, xs: Float64Array, T: number, hs: Float64Array): void {
+  const h = new Float64Array(H);
+  const hn = new Float64Array(H);
+  for (let t = 0; t < T; t++) {
+    gruStep(p, h, xs.subarray(t * X, (t + 1) * X), hn);
+    h.set(hn);
+    hs.set(h, t * H);
+  }
+}
+
+/** Options of {@link BpttTrainer}. */
+export interface TrainerOptions {
+  /** Adam learning rate. Default {@link DEFAULT_LEARNING_RATE}. */
+  learningRate?: number;
+  /** Gradient L2-norm clip. Default {@link DEFAULT_GRAD_CLIP}. */
+  gradClip?: number;
+}
+
+/** Truncated BPTT with Adam over shared weights; used offline and for online per-tick updates. */
+export class BpttTrainer {
+  private readonly g = new Float64Array(LSTM_PARAM_COUNT);
+  private readonly m1 = new Float64Array(LSTM_PARAM_COUNT);
+  private readonly m2 = new Float64Array(LSTM_PARAM_COUNT);
+  private stepN = 0;
+  private readonly lr: number;
+  private readonly clip: number;
+  constructor(
+    readonly weights: LstmWeights,
+    opts: TrainerOptions = {},
+  ) {
+    this.lr = opts.learningRate ?? DEFAULT_LEARNING_RATE;
+    this.clip = opts.gradClip ?? DEFAULT_GRAD_CLIP;
+  }
+
+  /**
+   * One update from a window: h0 = state before the window, xs = len inputs, targets = len × O
+   * (NaN = unknown, skipped). Returns the absolute loss sum and the number of scored targets.
+   */
+  step(h0: Float64Array, xs: Float64Array, targets: Float64Array, len: number): { lossSum: number; count: number } {
+    const p = this.weights.params;
+    const g = this.g;
+    g.fill(0);
+    const hs = new Float64Array((len + 1) * H);
+    const cache = new Float64Array(len * 4 * H);
+    hs.set(h0.subarray(0, H), 0);
+    const hn = new Float64Array(H);
+    for (let t = 0; t < len; t++) {
+      gruStep(p, hs.subarray(t * H, (t + 1) * H), xs.subarray(t * X, (t + 1) * X), hn, cache.subarray(t * 4 * H, (t + 1) * 4 * H));
+      hs.set(hn, (t + 1) * H);
+    }
+    let lossSum = 0;
+    let count = 0;
+    const dh = new Float64Array(H);
+    const dhPrev = new Float64Array(H);
+    const y = new Float64Array(O);
+    for (let t = len - 1; t >= 0; t--) {
+      const ht = hs.subarray((t + 1) * H, (t + 2) * H);
+      const x = xs.subarray(t * X, (t + 1) * X);
+      gruOutput(p, ht, x, y);
+      // Output-layer gradient of Σ_h |y_h − target_h| (sign subgradient), averaged over horizons.
+      for (let o = 0; o < O; o++) {
+        const tg = targets[t * O + o];
+        if (Number.isNaN(tg)) continue;
+        const d = y[o] - tg;
+        lossSum += Math.abs(d);
+        count++;
+        const gy = (d > 0 ? 1 : d < 0 ? -1 : 0) / O;
+        g[OFF_BO + o] += gy;
+        g[OFF_SKIP + o] += gy * x[0];
+        g[OFF_SKIP + O + o] += gy * x[1];
+        for (let k = 0; k < H; k++) {
+          g[OFF_WO + o * H + k] += gy * ht[k];
+          dh[k] += gy * p[OFF_WO + o * H + k];
+        }
+      }
+      // Back through the GRU step t.
+      const hp = hs.subarray(t * H, (t + 1) * H);
+      const c = cache.subarray(t * 4 * H, (t + 1) * 4 * H);
+      dhPrev.fill(0);
+      for (let i = 0; i < H; i++) {
+        const z = c[i], r = c[H + i], n = c[2 * H + i], un = c[3 * H + i];
+        const dhi = dh[i];
+        dhPrev[i] += dhi * z;
+        const dz = dhi * (hp[i] - n) * z * (1 - z);
+        const dn = dhi * (1 - z) * (1 - n * n);
+        const dr = dn * un * r * (1 - r);
+        const dun = dn * r;
+        g[OFF_Z + H * X + H * H + i] += dz;
+        g[OFF_R + H * X + H * H + i] += dr;
+        g[OFF_N + H * X + H * H + i] += dn;
+        g[OFF_BU + i] += dun;
+        for (let k = 0; k < X; k++) {
+          g[OFF_Z + i * X + k] += dz * x[k];
+          g[OFF_R + i * X + k] += dr * x[k];
+          g[OFF_N + i * X + k] += dn * x[k];
+        }
+        for (let k = 0; k < H; k++) {
+          g[OFF_Z + H * X + i * H + k] += dz * hp[k];
+          g[OFF_R + H * X + i * H + k] += dr * hp[k];
+          g[OFF_N + H * X + i * H + k] += dun * hp[k];
+          dhPrev[k] += dz * p[OFF_Z + H * X + i * H + k] + dr * p[OFF_R + H * X + i * H + k] + dun * p[OFF_N + H * X + i * H + k];
+        }
+      }
+      dh.set(dhPrev);
+    }
+    if (count === 0) return { lossSum, count };
+    // Mean over the window, then clip the global norm.
+    let norm = 0;
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) {
+      g[i] /= len;
+      norm += g[i] * g[i];
+    }
+    norm = Math.sqrt(norm);
+    const scale = norm > this.clip ? this.clip / norm : 1;
+    this.stepN++;
+    const b1 = 0.9, b2 = 0.999;
+    const c1 = 1 - Math.pow(b1, this.stepN), c2 = 1 - Math.pow(b2, this.stepN);
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) {
+      const gi = g[i] * scale;
+      this.m1[i] = b1 * this.m1[i] + (1 - b1) * gi;
+      this.m2[i] = b2 * this.m2[i] + (1 - b2) * gi * gi;
+      p[i] -= (this.lr * (this.m1[i] / c1)) / (Math.sqrt(this.m2[i] / c2) + 1e-8);
+    }
+    return { lossSum, count };
+  }
+}
