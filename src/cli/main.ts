@@ -4,6 +4,7 @@ import { Command } from "commander";
 import { register as registerConfig } from "./commands/config.ts";
 import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
+import { register as registerTrain } from "./commands/train.ts";
 
 const program = new Command()
   .name("foresight")
@@ -15,6 +16,7 @@ const program = new Command()
 registerConfig(program);
 registerServe(program);
 registerEval(program);
+registerTrain(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

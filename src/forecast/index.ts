@@ -10,3 +10,4 @@ export * from "./lstm.ts";
 export * from "./report.ts";
 export * from "./run.ts";
 export * from "./engine-replay.ts";
+export * from "./pretrain.ts";
