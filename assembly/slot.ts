@@ -28,7 +28,7 @@ export const S_C_IN_TOK: u32 = 72; // f64, last closed bucket: input tokens
 export const S_C_OUT_TOK: u32 = 80; // f64, last closed bucket: output tokens
 export const S_C_CV: u32 = 88; // f32, last closed bucket: inter-arrival CV
 export const S_C_IP_ZEROS: u32 = 92; // u8, last closed bucket: zero bits of the IP bitmap
-export const S_C_UA_ZEROS: u32 = 93; // u8, last closed bucket: zero bits of the UA bitmap
+export const S_C_UA_ZEROS: u32 = 93; // u8, last closed bucket: zero bits of the UA bitmap (128 = none)
 // 94..95 reserved
 export const S_TOD: u32 = 96; // 24 x f32, hourly time-of-day EW rate profile (req/s)
 export const HEADER_AND_TOD_BYTES: u32 = 96 + 24 * 4;
@@ -83,6 +83,9 @@ export function slotReset(sp: usize, lo: u32, hi: u32, b: u32, ring: u32, alpha:
   store<u32>(sp, b, S_FIRST_BUCKET);
   store<u32>(sp, b, S_LAST_SEEN);
   store<f32>(sp, <f32>alpha, S_ALPHA);
+  // No bucket closed yet: the summary's bitmaps are empty (128 zero bits), not saturated.
+  store<u8>(sp, 128, S_C_IP_ZEROS);
+  store<u8>(sp, 128, S_C_UA_ZEROS);
   let cell = sp + Slot.ring;
   for (let i: u32 = 0; i < ring; i++) {
     store<u32>(cell, NIL, C_BUCKET);

@@ -327,6 +327,8 @@ export class ReferenceCore implements EngineCore {
     this.u32[(sp + S.firstBucket) >> 2] = b;
     this.u32[(sp + S.lastSeen) >> 2] = b;
     this.f32[(sp + S.alpha) >> 2] = this.alpha;
+    this.u8[sp + S.cIpZeros] = 128;
+    this.u8[sp + S.cUaZeros] = 128;
     let cell = sp + this.sRing;
     for (let i = 0; i < this.ring; i++) {
       this.u32[(cell + C.bucket) >> 2] = NIL;

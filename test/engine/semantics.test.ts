@@ -94,7 +94,9 @@ for (const [impl, make] of IMPLS) {
     assert.is(e.stats().closedBucket, B0);
     e.ingest([{ userHash: a, timeMs: at(B0, 1) }]);
     e.tick(at(B0 + 1) + L);
-    e.ingest([{ userHash: b, timeMs: at(B0 + 2, 1) }]);
+    e.ingest([{ userHash: b, timeMs: at(B0 + 2, 1), ipHash: 5 }]);
+    const fresh = e.userFeatures(b)!; // nothing closed yet for b: all-zero features
+    for (const [k, v] of Object.entries(fresh)) assert.is(v, 0, `new user's ${k}`);
     e.tick(at(B0 + 3) + L); // closes B0+1 (b not yet seen) and B0+2
     assert.is(e.core.hwObservations(e.lookup(a)), 3);
     assert.is(e.core.hwObservations(e.lookup(b)), 1);
