@@ -16,15 +16,6 @@ export interface PartitionEngineStats {
   usersTracked: number;
 }
 
-/** Per-user cumulative totals (what the crash test compares). */
-export interface UserTotals {
-  userHashLo: number;
-  userHashHi: number;
-  requests: number;
-  inputTokens: number;
-  outputTokens: number;
-}
-
 /** One partition's engine. */
 export interface PartitionEngine {
   /** Applies `count` 48-byte event records (src/engine/layout.ts) from `records`. */
@@ -48,8 +39,6 @@ export interface PartitionEngine {
   snapshot(): Uint8Array;
   /** Replaces the state with a snapshot's. */
   restore(bytes: Uint8Array): void;
-  /** Per-user cumulative totals, or undefined when the engine cannot tell. */
-  userTotals?(): UserTotals[];
   /** Frees the engine's memory. */
   dispose?(): void;
 }

@@ -20,6 +20,12 @@ import type { ProcessorNames } from "./names.ts";
 export const DEFAULT_BATCH_MAX_MESSAGES = 512;
 /** Default records staged before one engine call (also bounded by the engine's ingress capacity). */
 export const DEFAULT_STAGING_RECORDS = 16_384;
+/**
+ * Default lifetime of one pull request, ms. The server sends idle heartbeats every half of it and
+ * a consumer that misses two re-creates itself, so this bounds how long a lost consumer (its
+ * server died) goes unnoticed.
+ */
+export const DEFAULT_PULL_EXPIRES_MS = 4_000;
 /** Header of a dead letter naming the original subject. */
 export const DEAD_LETTER_SUBJECT_HEADER = "Foresight-Original-Subject";
 /** Header of a dead letter naming the original stream sequence. */
@@ -38,6 +44,8 @@ export interface PartitionWorkerDeps {
   log: Logger;
   /** Messages per pull. Default {@link DEFAULT_BATCH_MAX_MESSAGES}. */
   batchMaxMessages?: number;
+  /** Pull request lifetime, ms. Default {@link DEFAULT_PULL_EXPIRES_MS}. */
+  pullExpiresMs?: number;
   /** Records staged per engine call. Default {@link DEFAULT_STAGING_RECORDS}. */
   stagingRecords?: number;
   /** Max forecast message payload, bytes (the server's max_payload bounds it). */
@@ -97,6 +105,7 @@ export class PartitionWorker {
     });
     this.messages = await consumer.consume({
       max_messages: this.d.batchMaxMessages ?? DEFAULT_BATCH_MAX_MESSAGES,
+      expires: this.d.pullExpiresMs ?? DEFAULT_PULL_EXPIRES_MS,
       callback: (m) => this.onMessage(m),
     });
     void this.watchStatus(this.messages);

@@ -8,7 +8,7 @@ import { EVENT_RECORD_BYTES } from "../../src/engine/layout.ts";
 import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
 import { encodeFrame, partitionOf } from "../../src/telemetry/frame.ts";
 import { writeRecord } from "../../src/telemetry/event.ts";
-import { CheckpointStore, type ProcessorNames, type PartitionEngineFactory, type UserTotals } from "../../src/processor/index.ts";
+import { CheckpointStore, type ProcessorNames, type PartitionEngineFactory, type WasmPartitionEngine } from "../../src/processor/index.ts";
 
 export interface TestUser {
   key: string;
@@ -162,19 +162,28 @@ export async function checkpointSeqs(nc: NatsConnection, names: ProcessorNames, 
   return out;
 }
 
-/** Per-user totals of every partition's checkpoint, restored into fresh engines. */
-export async function checkpointTotals(nc: NatsConnection, names: ProcessorNames, partitions: number, factory: PartitionEngineFactory, capacityPerPartition: number): Promise<Map<string, Totals>> {
+/**
+ * Per-user totals held in every partition's checkpoint: each is restored into a fresh engine which
+ * then ticks past `closeAtMs`. The test data puts every event into one bucket, so the features of
+ * the last closed bucket are the user's totals (the engine keeps no cumulative per-user counters).
+ */
+export async function checkpointTotals(
+  nc: NatsConnection, names: ProcessorNames, partitions: number, factory: PartitionEngineFactory, capacityPerPartition: number,
+  users: TestUser[], closeAtMs: number,
+): Promise<Map<string, Totals>> {
   const store = await CheckpointStore.open(nc, names);
   const out = new Map<string, Totals>();
   for (let p = 0; p < partitions; p++) {
     const cp = await store.load(p);
     if (!cp) continue;
-    const engine = await factory(p, capacityPerPartition);
-    engine.restore(cp.engineState);
-    for (const t of engine.userTotals?.() ?? ([] as UserTotals[])) {
-      out.set(userHashHex({ lo: t.userHashLo, hi: t.userHashHi }), { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens });
+    const pe = (await factory(p, capacityPerPartition)) as WasmPartitionEngine;
+    pe.restore(cp.engineState);
+    pe.tick(closeAtMs);
+    for (const u of users) {
+      if (u.partition !== p) continue;
+      const f = pe.engine.userFeatures({ lo: u.lo, hi: u.hi });
+      if (f && f.requests > 0) out.set(u.hex, { requests: f.requests, inputTokens: f.inputTokens, outputTokens: f.outputTokens });
     }
-    engine.dispose?.();
   }
   return out;
 }

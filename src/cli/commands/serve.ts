@@ -61,15 +61,18 @@ async function serve(f: ServeFlags): Promise<void> {
   // The flag's 0 means "any free port"; the config's metricsPort 0 means "disabled".
   const httpPort = httpPortFlag ?? (config.http.metricsPort === 0 ? -1 : config.http.metricsPort);
   const n = config.nats;
+  // Names someone set are used as given; defaulted ones follow the subject prefix, so two
+  // prefixes on one server never share (or overlap) streams and buckets.
+  const explicit = (path: string, value: string) => (loaded.sources.get(path) === "default" ? undefined : value);
   const processor = await Processor.start({
     nats: n.connection,
     prefix: n.subjectPrefix,
     names: {
-      telemetryStream: n.streams.telemetry,
-      forecastsStream: n.streams.forecasts,
-      deadLetterStream: n.streams.deadLetter,
-      leaseBucket: n.kv.leasesBucket,
-      checkpointBucket: n.objectStore.checkpoints,
+      telemetryStream: explicit("nats.streams.telemetry", n.streams.telemetry),
+      forecastsStream: explicit("nats.streams.forecasts", n.streams.forecasts),
+      deadLetterStream: explicit("nats.streams.deadLetter", n.streams.deadLetter),
+      leaseBucket: explicit("nats.kv.leasesBucket", n.kv.leasesBucket),
+      checkpointBucket: explicit("nats.objectStore.checkpoints", n.objectStore.checkpoints),
     },
     partitions: n.partitions,
     streams: { replicas: n.replicas, telemetryMaxAgeMs: n.retention.maxAgeMs, telemetryMaxBytes: n.retention.maxBytes },
