@@ -141,11 +141,11 @@ export class RecentMedianModel implements UserForecaster {
     this.ring = new Float64Array(k);
     this.sorted = new Float64Array(k);
   }
-  observe(count: number): void {
+  observe(count: number, _ctx?: BucketContext): void {
     this.ring[this.n % this.k] = count;
     this.n++;
   }
-  forecast(): number {
+  forecast(_h?: number): number {
     const m = Math.min(this.n, this.k);
     if (m === 0) return 0;
     for (let i = 0; i < m; i++) this.sorted[i] = this.ring[i];

@@ -349,6 +349,16 @@ export class BpttTrainer {
    * (NaN = unknown, skipped). Returns the absolute loss sum and the number of scored targets.
    */
   step(h0: Float64Array, xs: Float64Array, targets: Float64Array, len: number): { lossSum: number; count: number } {
+    const r = this.gradient(h0, xs, targets, len);
+    if (r.count > 0) this.apply();
+    return r;
+  }
+
+  /**
+   * Fills the gradient (see {@link gradientView}) of (1/len) Σ_t Σ_h |out_h(t) − target_h(t)| / O
+   * over the window, without changing the weights.
+   */
+  gradient(h0: Float64Array, xs: Float64Array, targets: Float64Array, len: number): { lossSum: number; count: number } {
     const p = this.weights.params;
     const g = this.g;
     g.fill(0);
@@ -415,13 +425,21 @@ export class BpttTrainer {
       }
       dh.set(dhPrev);
     }
-    if (count === 0) return { lossSum, count };
-    // Mean over the window, then clip the global norm.
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) g[i] /= len;
+    return { lossSum, count };
+  }
+
+  /** The last computed gradient (read-only use; for tests). */
+  get gradientView(): Float64Array {
+    return this.g;
+  }
+
+  /** One Adam update from the last gradient, its global L2 norm clipped first. */
+  private apply(): void {
+    const p = this.weights.params;
+    const g = this.g;
     let norm = 0;
-    for (let i = 0; i < LSTM_PARAM_COUNT; i++) {
-      g[i] /= len;
-      norm += g[i] * g[i];
-    }
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) norm += g[i] * g[i];
     norm = Math.sqrt(norm);
     const scale = norm > this.clip ? this.clip / norm : 1;
     this.stepN++;
@@ -433,6 +451,5 @@ export class BpttTrainer {
       this.m2[i] = b2 * this.m2[i] + (1 - b2) * gi * gi;
       p[i] -= (this.lr * (this.m1[i] / c1)) / (Math.sqrt(this.m2[i] / c2) + 1e-8);
     }
-    return { lossSum, count };
   }
 }

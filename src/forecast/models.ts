@@ -36,10 +36,10 @@ export interface UserForecaster {
 /** Last value. */
 export class NaiveModel implements UserForecaster {
   private last = 0;
-  observe(count: number): void {
+  observe(count: number, _ctx?: BucketContext): void {
     this.last = count;
   }
-  forecast(): number {
+  forecast(_h?: number): number {
     return this.last;
   }
 }
@@ -51,7 +51,7 @@ export class SeasonalNaiveModel implements UserForecaster {
   constructor(readonly seasonBuckets = DEFAULT_SEASON_BUCKETS) {
     this.ring = new Float64Array(seasonBuckets);
   }
-  observe(count: number): void {
+  observe(count: number, _ctx?: BucketContext): void {
     this.ring[this.n % this.seasonBuckets] = count;
     this.n++;
   }
@@ -69,10 +69,10 @@ export class SeasonalNaiveModel implements UserForecaster {
 export class EwmaModel implements UserForecaster {
   private level = NaN;
   constructor(readonly alpha = DEFAULT_EWMA_ALPHA) {}
-  observe(count: number): void {
+  observe(count: number, _ctx?: BucketContext): void {
     this.level = Number.isNaN(this.level) ? count : this.level + this.alpha * (count - this.level);
   }
-  forecast(): number {
+  forecast(_h?: number): number {
     return Number.isNaN(this.level) ? 0 : Math.max(0, this.level);
   }
 }
@@ -184,7 +184,7 @@ export class SlotMedianModel implements UserForecaster {
     this.ring = new Float32Array(days * seasonBuckets);
     this.tmp = new Float64Array(days);
   }
-  observe(count: number): void {
+  observe(count: number, _ctx?: BucketContext): void {
     this.ring[this.n % this.ring.length] = count;
     this.n++;
   }
