@@ -6,7 +6,9 @@
  * exponentially weighted mean absolute h-step error of j's forecasts (each forecast is scored
  * when its target bucket closes, so a forecast of t+h uses only errors of targets up to t).
  * A high power makes the ensemble close to "pick the member that has been best lately for this
- * user at this horizon", which is what this bursty, persistent traffic rewards.
+ * user at this horizon", which is what this bursty, persistent traffic rewards. The combined
+ * forecast is the average of the weighted mean and the weighted median of the members: the
+ * median part keeps one member's burst from moving the forecast (MAE rewards medians).
  *
  * Upper bound: combined + q[h], with q[h] tracked online from the combined forecast's own
  * residuals (see upper.ts), so the share of buckets above the bound converges to 1 − quantile.
@@ -20,6 +22,8 @@ export const DEFAULT_QUANTILE = 0.95;
 export const DEFAULT_ERROR_DECAY = 0.9;
 /** Default exponent on the inverse errors (4 ≈ soft selection of the best recent member). */
 export const DEFAULT_WEIGHT_POWER = 4;
+/** Default combination rule: the mean of the weighted mean and the weighted median (tuned on the ServeGen protocol). */
+export const DEFAULT_COMBINE = "mix" as const;
 /** Largest horizon the ensemble keeps forecasts for, in buckets. */
 export const DEFAULT_MAX_HORIZON = 6;
 
@@ -37,6 +41,11 @@ export interface EnsembleOptions {
   scaleDecay?: number;
   /** Largest horizon in buckets. Default {@link DEFAULT_MAX_HORIZON}. */
   maxHorizon?: number;
+  /**
+   * "mean": weighted mean of the members; "median": weighted median (robust to one member's
+   * burst); "mix": the average of both. Default {@link DEFAULT_COMBINE}.
+   */
+  combine?: "mean" | "median" | "mix";
 }
 
 export class EnsembleModel implements UserForecaster {
@@ -46,6 +55,7 @@ export class EnsembleModel implements UserForecaster {
   private readonly step: number;
   private readonly H: number;
   private readonly J: number;
+  private readonly combine: "mean" | "median" | "mix";
   /** err[h-1][j]: EW mean absolute h-step error of member j. */
   private readonly err: Float64Array;
   /** Ring of past member forecasts: pending[(slot * H + (h-1)) * J + j], slot = target mod (H+1). */
@@ -69,6 +79,7 @@ export class EnsembleModel implements UserForecaster {
     this.step = opts.quantileStep ?? DEFAULT_QUANTILE_STEP;
     this.H = opts.maxHorizon ?? DEFAULT_MAX_HORIZON;
     this.J = members.length;
+    this.combine = opts.combine ?? DEFAULT_COMBINE;
     const H = this.H, J = this.J;
     this.err = new Float64Array(H * J).fill(1);
     this.pending = new Float64Array((H + 1) * H * J);
@@ -108,13 +119,26 @@ export class EnsembleModel implements UserForecaster {
         ws += w;
         f += w * this.cur[k];
       }
-      const c = ws > 0 && Number.isFinite(f / ws) ? Math.max(0, f / ws) : this.cur[(h - 1) * J];
+      let c = ws > 0 && Number.isFinite(f / ws) ? Math.max(0, f / ws) : this.cur[(h - 1) * J];
+      if (this.combine === "median" && ws > 0) c = this.weightedMedian(h, ws);
+      else if (this.combine === "mix" && ws > 0) c = 0.5 * (c + this.weightedMedian(h, ws));
       this.comb[h - 1] = c;
       const target = (this.n - 1 + h) % (H + 1);
       const base = (target * H + (h - 1)) * J;
       for (let j = 0; j < J; j++) this.pending[base + j] = this.cur[(h - 1) * J + j];
       this.pendingComb[target * H + (h - 1)] = c;
     }
+  }
+
+  private weightedMedian(h: number, ws: number): number {
+    const J = this.J;
+    const idx = Array.from({ length: J }, (_, j) => j).sort((a, b) => this.cur[(h - 1) * J + a] - this.cur[(h - 1) * J + b]);
+    let acc = 0;
+    for (const j of idx) {
+      acc += 1 / Math.pow(this.err[(h - 1) * J + j] + 1e-6, this.power) / ws;
+      if (acc >= 0.5) return this.cur[(h - 1) * J + j];
+    }
+    return this.cur[(h - 1) * J + idx[J - 1]];
   }
 
   forecast(h: number): number {
