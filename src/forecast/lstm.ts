@@ -9,7 +9,8 @@
  * absolute loss: the median is invariant under the monotone log1p, so the back-transformed
  * forecast expm1(L + out) is a median forecast of the count, the MAE-optimal point forecast.
  *
- * Inputs per bucket (INPUTS = 9): log1p(y) − L; log1p(y one season before the next bucket) − L;
+ * Inputs per bucket (INPUTS = 9): log1p(y) − L; the user's daily log profile at the next bucket − L
+ * (an EW mean of log1p(count) per bucket of the day, LSTM_PROFILE_POINTS points kept per user);
  * sin/cos of time of day; sin/cos of day of week; burstiness (min(iatCv, 10) / 10); tokens per
  * request (log1p / 10); throttled share. Training: truncated BPTT over a window of buckets, Adam,
  * gradient-norm clipping; offline by `foresight train` and online on a sample of users per tick.
@@ -26,6 +27,8 @@ export const LSTM_INPUTS = 9;
 export const LSTM_MAX_HORIZON = 6;
 /** Per-bucket EW factor of the user's level (mean log1p count). */
 export const LSTM_LEVEL_ALPHA = 0.05;
+/** Per-day EW factor of the daily log profile. */
+export const LSTM_PROFILE_GAMMA = 0.3;
 /** Default truncated-BPTT window in buckets. */
 export const DEFAULT_BPTT_WINDOW = 24;
 /** Default Adam learning rate. */
@@ -110,6 +113,20 @@ export class LstmWeights {
 
 const sigmoid = (v: number) => 1 / (1 + Math.exp(-v));
 
+/**
+ * Updates the daily log profile (`profile`, P points, stored as f32 like the WASM slot) with the
+ * bucket at `slotOfDay` of `period` buckets per day, and returns the profile at the next bucket.
+ * The first observation fills every point, so a new user's profile starts flat at its level.
+ */
+export function profileStep(profile: Float32Array, first: boolean, ly: number, slotOfDay: number, period: number): number {
+  const P = profile.length;
+  if (first) profile.fill(ly);
+  const i = Math.floor((slotOfDay * P) / period);
+  profile[i] = profile[i] + LSTM_PROFILE_GAMMA * (ly - profile[i]);
+  const next = (slotOfDay + 1) % period;
+  return profile[Math.floor((next * P) / period)];
+}
+
 /** Fills `x` (length LSTM_INPUTS) with the normalised input of one bucket. */
 export function lstmInput(x: Float64Array, logY: number, logSeasonNext: number, level: number, ctx: BucketContext, seasonBuckets = DEFAULT_SEASON_BUCKETS): void {
   const tod = (2 * Math.PI * ctx.slotOfDay) / seasonBuckets;
@@ -129,7 +146,7 @@ export function lstmInput(x: Float64Array, logY: number, logSeasonNext: number, 
  * One GRU step: h' from h and x. When `cache` is given, stores z, r, n and (U_n h + b_u) for BPTT.
  * Pure arithmetic, no allocation: the WASM port mirrors this loop order exactly.
  */
-export function gruStep(p: Float64Array, h: Float64Array, x: Float64Array, out: Float64Array, cache?: Float64Array): void {
+export function gruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array, cache?: Float64Array): void {
   for (let i = 0; i < H; i++) {
     let az = p[OFF_Z + H * X + H * H + i];
     let ar = p[OFF_R + H * X + H * H + i];
@@ -159,7 +176,7 @@ export function gruStep(p: Float64Array, h: Float64Array, x: Float64Array, out: 
 }
 
 /** Output layer: predicted log1p(count[t+h]) − L for h = 1..O into `y`. */
-export function gruOutput(p: Float64Array, h: Float64Array, x: Float64Array, y: Float64Array): void {
+export function gruOutput(p: Float64Array, h: ArrayLike<number>, x: Float64Array, y: Float64Array): void {
   for (let o = 0; o < O; o++) {
     let v = p[OFF_BO + o] + p[OFF_SKIP + o] * x[0] + p[OFF_SKIP + O + o] * x[1];
     for (let k = 0; k < H; k++) v += p[OFF_WO + o * H + k] * h[k];
@@ -169,10 +186,10 @@ export function gruOutput(p: Float64Array, h: Float64Array, x: Float64Array, y: 
 
 /** One user's LSTM-lite state and forecaster (TS reference). */
 export class LstmLiteModel implements UserForecaster {
-  /** Per-user state: hidden vector, level, and a seasonal ring of log1p counts. */
-  readonly h = new Float64Array(H);
+  /** Per-user state (f32, as in the WASM slot): hidden vector, level, daily log profile. */
+  readonly h = new Float32Array(H);
   level = NaN;
-  private readonly season: Float64Array;
+  private readonly profile: Float32Array;
   private n = 0;
   private readonly x = new Float64Array(X);
   private readonly hNext = new Float64Array(H);
@@ -180,18 +197,17 @@ export class LstmLiteModel implements UserForecaster {
   constructor(
     readonly weights: LstmWeights,
     readonly seasonBuckets = DEFAULT_SEASON_BUCKETS,
+    /** Points of the daily log profile (the engine's seasonPoints). Default: one per bucket. */
+    profilePoints = seasonBuckets,
   ) {
-    this.season = new Float64Array(seasonBuckets);
+    this.profile = new Float32Array(profilePoints);
   }
   observe(count: number, ctx: BucketContext): void {
     const ly = Math.log1p(Math.max(0, count));
-    this.level = Number.isNaN(this.level) ? ly : this.level + LSTM_LEVEL_ALPHA * (ly - this.level);
-    const m = this.seasonBuckets;
-    this.season[this.n % m] = ly;
+    this.level = Math.fround(Number.isNaN(this.level) ? ly : this.level + LSTM_LEVEL_ALPHA * (ly - this.level));
+    const sNext = profileStep(this.profile, this.n === 0, ly, ctx.slotOfDay, this.seasonBuckets);
     this.n++;
-    // The bucket after this one, one season back; before a full season, the current value.
-    const sNext = this.n >= m ? this.season[this.n % m] : ly;
-    lstmInput(this.x, ly, sNext, this.level, ctx, m);
+    lstmInput(this.x, ly, sNext, this.level, ctx, this.seasonBuckets);
     gruStep(this.weights.params, this.h, this.x, this.hNext);
     this.h.set(this.hNext);
     gruOutput(this.weights.params, this.h, this.x, this.out);
@@ -240,17 +256,18 @@ function prepare(seq: TrainSequence, m: number) {
   const ly = new Float64Array(T);
   for (let t = 0; t < T; t++) ly[t] = Math.log1p(Math.max(0, seq.counts[t]));
   let L = NaN;
+  const profile = new Float32Array(m);
   const x = new Float64Array(X);
   const ctx: BucketContext = { index: 0, slotOfDay: 0, dayOfWeek: 0, iatCv: 0, tokensPerRequest: 0, throttledShare: 0 };
   for (let t = 0; t < T; t++) {
-    L = Number.isNaN(L) ? ly[t] : L + LSTM_LEVEL_ALPHA * (ly[t] - L);
+    L = Math.fround(Number.isNaN(L) ? ly[t] : L + LSTM_LEVEL_ALPHA * (ly[t] - L));
     levels[t] = L;
     ctx.index = t;
     ctx.slotOfDay = t % m;
     ctx.dayOfWeek = Math.floor(t / m) % 7;
     ctx.iatCv = seq.iatCv?.[t] ?? 0;
     ctx.tokensPerRequest = seq.tokensPerRequest?.[t] ?? 0;
-    const sNext = t + 1 - m >= 0 ? ly[t + 1 - m] : ly[t];
+    const sNext = profileStep(profile, t === 0, ly[t], t % m, m);
     lstmInput(x, ly[t], sNext, L, ctx, m);
     xs.set(x, t * X);
     for (let o = 0; o < O; o++) ts[t * O + o] = t + o + 1 < T ? ly[t + o + 1] - L : NaN;
