@@ -7,14 +7,19 @@ import {
   CELL_BYTES, C_BUCKET, C_COUNT, C_ERRORS, C_GAP_N, C_GAP_SQ, C_GAP_SUM, C_IN_TOK, C_IP_BITS,
   C_OUT_TOK, C_ROUTE, C_THROTTLED, C_UA_BITS, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK,
   S_C_IP_ZEROS, S_C_OUT_TOK, S_C_THROTTLED, S_C_UA_ZEROS, S_FIRST_BUCKET, S_HASH_HI, S_HASH_LO,
-  S_LAST_SEEN, S_LAST_TIME, S_TOD, Slot, slotLayout,
+  S_LAST_SEEN, S_LAST_TIME, S_LRU_NEXT, S_LRU_PREV, S_TOD, Slot, slotLayout,
 } from "./slot";
-import { findOrInsert, findSlot, lruTouch, removeUser, slotPtr } from "./table";
+import { findOrInsert, findSlot, lruTouch, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
 import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
 
 /** Bytes per scratch entry (season position of one bucket closed in a tick). */
 const SCRATCH_BYTES: u32 = 24;
+/** Events per prefetch group of the ingest loop (see ingest). */
+const GROUP: u32 = 32;
+
+/** Sink for the loads of the touch passes, so the optimiser keeps them. */
+let sink: u32 = 0;
 const MS_PER_DAY: f64 = 86400000.0;
 const MS_PER_HOUR: f64 = 3600000.0;
 
@@ -44,17 +49,16 @@ export function init(
   while (<u64>indexEntries < <u64>capacity * 2) indexEntries <<= 1;
   const slotBytes = slotLayout(seasonPoints, ring);
 
-  // Regions: [stub heap reserve][ingress][counts][output][scratch][state: params, globals, index, lruPrev, lruNext, slab]
+  // Regions: [stub heap reserve][ingress][counts][output][scratch][hints][state: params, globals, index, slab]
   const base = align(<u64>__heap_base + 65536, 65536);
   const ingress = base;
   const counts = align(ingress + <u64>ingressCap * EVENT_BYTES, 64);
   const output = align(counts + <u64>countsCap * COUNTS_BYTES, 64);
   const scratch = align(output + <u64>capacity * FORECAST_BYTES, 64);
-  const state = align(scratch + (<u64>maxCatchUp + 1) * SCRATCH_BYTES, 64);
+  const hints = align(scratch + (<u64>maxCatchUp + 1) * SCRATCH_BYTES, 64);
+  const state = align(hints + <u64>GROUP * 4, 64);
   const index = state + R.PARAMS_BYTES + R.GLOBALS_BYTES;
-  const lruPrev = index + <u64>indexEntries * 8;
-  const lruNext = lruPrev + <u64>capacity * 4;
-  const slab = align(lruNext + <u64>capacity * 4, 64);
+  const slab = align(index + <u64>indexEntries * 8, 64);
   const end = slab + <u64>capacity * <u64>slotBytes;
   if (end > 0xffff0000) return -3;
   const pagesNeeded = <i32>((end + 65535) >> 16);
@@ -67,12 +71,11 @@ export function init(
   Regions.countsCap = countsCap;
   Regions.output = <usize>output;
   Regions.scratch = <usize>scratch;
+  Regions.hints = <usize>hints;
   Regions.state = <usize>state;
   Regions.params = <usize>state;
   Regions.globals = <usize>state + R.PARAMS_BYTES;
   Regions.index = <usize>index;
-  Regions.lruPrev = <usize>lruPrev;
-  Regions.lruNext = <usize>lruNext;
   Regions.slab = <usize>slab;
   Regions.end = <usize>end;
   Regions.stateBytes = <usize>(end - state);
@@ -216,6 +219,63 @@ export function loadGlobals(): void {
   return cell;
 }
 
+/**
+ * Group prefetching for the ingest loop: the per-event work is bound by cache misses on the index
+ * entry, the slot header and the ring cell of a user, each depending on the previous. Before a
+ * group of GROUP events is applied, two read-only passes issue those loads for the whole group
+ * (independent loads, so the CPU overlaps the misses), and record each event's slot as a hint.
+ * Semantics are untouched: the apply loop re-validates every hint.
+ */
+function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
+  const mask = Params.indexMask;
+  const index = Regions.index;
+  let acc: u32 = 0;
+  for (let p = from; p < to; p += EVENT_BYTES) {
+    const pos = mixTag(load<u32>(p, R.EV_HASH_LO), load<u32>(p, R.EV_HASH_HI)) & mask;
+    acc += load<u32>(index + (<usize>pos << 3), 4);
+  }
+  const ring = Params.ring;
+  const W = Params.widthMs;
+  let h = Regions.hints;
+  for (let p = from; p < to; p += EVENT_BYTES) {
+    const lo = load<u32>(p, R.EV_HASH_LO);
+    const hi = load<u32>(p, R.EV_HASH_HI);
+    const tag = mixTag(lo, hi);
+    let pos = tag & mask;
+    let slot: u32 = NIL;
+    while (true) {
+      const e = index + (<usize>pos << 3);
+      const s1 = load<u32>(e, 4);
+      if (s1 == 0) break;
+      if (load<u32>(e) == tag) {
+        const sp = slotPtr(s1 - 1);
+        if (load<u32>(sp, S_HASH_LO) == lo && load<u32>(sp, S_HASH_HI) == hi) {
+          slot = s1 - 1;
+          const bf = Math.floor(load<f64>(p, R.EV_TIME) / W);
+          if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
+            let ri = cm + (<u32>bf - closed);
+            if (ri >= ring) ri -= ring;
+            const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
+            acc += load<u32>(cell, C_COUNT) + load<u32>(cell, C_ROUTE) + load<u32>(cell, C_THROTTLED);
+            // The user will move to the LRU front: touch its neighbours' links.
+            if (<u32>bf > load<u32>(sp, S_LAST_SEEN)) {
+              const pv = load<u32>(sp, S_LRU_PREV);
+              const nx = load<u32>(sp, S_LRU_NEXT);
+              if (pv != NIL) acc += load<u32>(slotPtr(pv), S_LRU_NEXT);
+              if (nx != NIL) acc += load<u32>(slotPtr(nx), S_LRU_PREV);
+            }
+          }
+          break;
+        }
+      }
+      pos = (pos + 1) & mask;
+    }
+    store<u32>(h, slot);
+    h += 4;
+  }
+  sink += acc;
+}
+
 /** Applies the first n event records of the ingress buffer; returns how many were applied. */
 export function ingest(n: u32): u32 {
   if (!ready) return 0;
@@ -230,7 +290,15 @@ export function ingest(n: u32): u32 {
   let early: u32 = 0;
   let p = Regions.ingress;
   const end = p + <usize>n * EVENT_BYTES;
-  for (; p < end; p += EVENT_BYTES) {
+  let hint = Regions.hints;
+  let groupEnd = p;
+  for (; p < end; p += EVENT_BYTES, hint += 4) {
+    if (p == groupEnd) {
+      groupEnd = p + <usize>GROUP * EVENT_BYTES;
+      if (groupEnd > end) groupEnd = end;
+      touchGroup(p, groupEnd, closed, cm);
+      hint = Regions.hints;
+    }
     const lo = load<u32>(p, R.EV_HASH_LO);
     const hi = load<u32>(p, R.EV_HASH_HI);
     const t = load<f64>(p, R.EV_TIME);
@@ -260,7 +328,12 @@ export function ingest(n: u32): u32 {
       early++;
       continue;
     }
-    const s = findOrInsert(lo, hi, b);
+    // The hint from touchGroup is only a guess (an eviction earlier in the group may have
+    // reused that slot): it is taken only if the slot still holds this user.
+    let s = load<u32>(hint);
+    if (s >= Params.capacity || load<u32>(slotPtr(s), S_HASH_LO) != lo || load<u32>(slotPtr(s), S_HASH_HI) != hi) {
+      s = findOrInsert(lo, hi, b);
+    }
     const sp = slotPtr(s);
     touch(s, sp, b);
     let ri = cm + d;

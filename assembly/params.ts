@@ -42,13 +42,12 @@ export class Regions {
   static countsCap: u32 = 0;
   static output: usize = 0;
   static scratch: usize = 0;
+  static hints: usize = 0;
   static state: usize = 0;
   static stateBytes: usize = 0;
   static params: usize = 0;
   static globals: usize = 0;
   static index: usize = 0;
-  static lruPrev: usize = 0;
-  static lruNext: usize = 0;
   static slab: usize = 0;
   static end: usize = 0;
 }

@@ -26,10 +26,10 @@ export const COUNTS_BYTES: u32 = 40;
 // --- forecast output record (32 bytes), src/engine/layout.ts ForecastField
 export const FORECAST_BYTES: u32 = 32;
 
-// --- state region: params block (24 f64) then globals block (32 f64), then index, LRU, slab
+// --- state region: params block (24 f64) then globals block (32 f64), then index, slab
 export const PARAMS_BYTES: u32 = 192;
 export const GLOBALS_BYTES: u32 = 256;
-export const LAYOUT_VERSION: f64 = 1;
+export const LAYOUT_VERSION: f64 = 2;
 
 // params block: f64 at index * 8
 export const P_VERSION: u32 = 0;

@@ -8,30 +8,33 @@
 // src/engine/regions.ts mirrors this file for the TypeScript reference.
 import { NIL } from "./records";
 
-// --- header (96 bytes)
+// --- header (104 bytes). The first 64-byte line holds what every event touches (hash, times,
+// LRU links); slots are a multiple of 64 bytes at default params, so that line is one line.
 export const S_HASH_LO: u32 = 0; // u32, 0 together with S_HASH_HI = free slot
 export const S_HASH_HI: u32 = 4; // u32
 export const S_LAST_TIME: u32 = 8; // f64, time of the latest in-order event (-1 = none yet)
 export const S_FIRST_BUCKET: u32 = 16; // u32, lowest bucket with an event since the slot was taken
 export const S_LAST_SEEN: u32 = 20; // u32, highest bucket with an event (LRU recency, expiry)
-export const S_LEVEL: u32 = 24; // f64, HW level (req/s)
-export const S_TREND: u32 = 32; // f64, HW trend (req/s per bucket)
-export const S_ERR_VAR: u32 = 40; // f32, EW variance of one-step errors
-export const S_SM_ERR: u32 = 44; // f32, Trigg-Leach smoothed error
-export const S_SM_ABS: u32 = 48; // f32, Trigg-Leach smoothed absolute error
-export const S_ALPHA: u32 = 52; // f32, current (adaptive) level smoothing
-export const S_HW_N: u32 = 56; // u32, buckets fed to HW
-export const S_C_COUNT: u32 = 60; // u32, last closed bucket: requests
-export const S_C_ERRORS: u32 = 64; // u32, last closed bucket: errors
-export const S_C_THROTTLED: u32 = 68; // u32, last closed bucket: throttled
-export const S_C_IN_TOK: u32 = 72; // f64, last closed bucket: input tokens
-export const S_C_OUT_TOK: u32 = 80; // f64, last closed bucket: output tokens
-export const S_C_CV: u32 = 88; // f32, last closed bucket: inter-arrival CV
-export const S_C_IP_ZEROS: u32 = 92; // u8, last closed bucket: zero bits of the IP bitmap
-export const S_C_UA_ZEROS: u32 = 93; // u8, last closed bucket: zero bits of the UA bitmap (128 = none)
-// 94..95 reserved
-export const S_TOD: u32 = 96; // 24 x f32, hourly time-of-day EW rate profile (req/s)
-export const HEADER_AND_TOD_BYTES: u32 = 96 + 24 * 4;
+export const S_LRU_PREV: u32 = 24; // u32, LRU list: more recent neighbour (NIL at the head)
+export const S_LRU_NEXT: u32 = 28; // u32, LRU list: less recent neighbour (NIL at the tail); free-list link
+export const S_LEVEL: u32 = 32; // f64, HW level (req/s)
+export const S_TREND: u32 = 40; // f64, HW trend (req/s per bucket)
+export const S_ERR_VAR: u32 = 48; // f32, EW variance of one-step errors
+export const S_SM_ERR: u32 = 52; // f32, Trigg-Leach smoothed error
+export const S_SM_ABS: u32 = 56; // f32, Trigg-Leach smoothed absolute error
+export const S_ALPHA: u32 = 60; // f32, current (adaptive) level smoothing
+export const S_HW_N: u32 = 64; // u32, buckets fed to HW
+export const S_C_COUNT: u32 = 68; // u32, last closed bucket: requests
+export const S_C_ERRORS: u32 = 72; // u32, last closed bucket: errors
+export const S_C_THROTTLED: u32 = 76; // u32, last closed bucket: throttled
+export const S_C_IN_TOK: u32 = 80; // f64, last closed bucket: input tokens
+export const S_C_OUT_TOK: u32 = 88; // f64, last closed bucket: output tokens
+export const S_C_CV: u32 = 96; // f32, last closed bucket: inter-arrival CV
+export const S_C_IP_ZEROS: u32 = 100; // u8, last closed bucket: zero bits of the IP bitmap (128 = none)
+export const S_C_UA_ZEROS: u32 = 101; // u8, last closed bucket: zero bits of the UA bitmap (128 = none)
+// 102..103 reserved
+export const S_TOD: u32 = 104; // 24 x f32, hourly time-of-day EW rate profile (req/s)
+export const HEADER_AND_TOD_BYTES: u32 = 104 + 24 * 4;
 
 // --- ring cell (one time bucket, 104 bytes)
 export const CELL_BYTES: u32 = 104;

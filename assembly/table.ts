@@ -1,10 +1,11 @@
 // The user table: an open-addressing index (linear probing, backward-shift deletion) from the
-// 64-bit user hash to a slot in a fixed slab, an LRU list over slots (separate prev/next u32
-// arrays), and a free list of slots released by expiry (chained through the next array).
+// 64-bit user hash to a slot in a fixed slab, an LRU list over slots (prev/next u32 links in the
+// slot's first cache line, so a move touches the user's own line plus its two neighbours'), and
+// a free list of slots released by expiry (chained through the next link).
 // Nothing here allocates; every array was placed by init.
 import { NIL } from "./records";
 import { G, Params, Regions } from "./params";
-import { S_HASH_HI, S_HASH_LO, slotReset } from "./slot";
+import { S_HASH_HI, S_HASH_LO, S_LRU_NEXT, S_LRU_PREV, slotReset } from "./slot";
 
 /** 32-bit mix of the two hash words: index home position (low bits) and tag. */
 // @ts-ignore: decorator
@@ -25,19 +26,19 @@ import { S_HASH_HI, S_HASH_LO, slotReset } from "./slot";
 
 // @ts-ignore: decorator
 @inline function prevOf(s: u32): u32 {
-  return load<u32>(Regions.lruPrev + (<usize>s << 2));
+  return load<u32>(slotPtr(s), S_LRU_PREV);
 }
 // @ts-ignore: decorator
 @inline function nextOf(s: u32): u32 {
-  return load<u32>(Regions.lruNext + (<usize>s << 2));
+  return load<u32>(slotPtr(s), S_LRU_NEXT);
 }
 // @ts-ignore: decorator
 @inline function setPrev(s: u32, v: u32): void {
-  store<u32>(Regions.lruPrev + (<usize>s << 2), v);
+  store<u32>(slotPtr(s), v, S_LRU_PREV);
 }
 // @ts-ignore: decorator
 @inline function setNext(s: u32, v: u32): void {
-  store<u32>(Regions.lruNext + (<usize>s << 2), v);
+  store<u32>(slotPtr(s), v, S_LRU_NEXT);
 }
 
 export function lruPushFront(s: u32): void {

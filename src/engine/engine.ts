@@ -338,14 +338,14 @@ export class Engine {
     };
   }
 
-  /** Sizes: slot bytes, bytes of state per user (slot + index + LRU + output), total memory. */
+  /** Sizes: slot bytes (LRU links included), bytes of state per user (slot + index + output), total memory. */
   memoryInfo(): { slotBytes: number; bytesPerUser: number; stateBytes: number; memoryBytes: number; ringBuckets: number; slotExtOffset: number } {
     const c = this.core;
     const cap = this.options.capacityUsers;
     const slot = c.slotBytes();
     return {
       slotBytes: slot,
-      bytesPerUser: slot + (c.indexEntries() * 8) / cap + 8 + FORECAST_RECORD_BYTES,
+      bytesPerUser: slot + (c.indexEntries() * 8) / cap + FORECAST_RECORD_BYTES,
       stateBytes: c.stateBytes(),
       memoryBytes: c.buffer().byteLength,
       ringBuckets: c.ringBuckets(),
@@ -353,7 +353,7 @@ export class Engine {
     };
   }
 
-  /** Serialises the state (params, globals, index, LRU, slots): 16-byte header + state region. */
+  /** Serialises the state (params, globals, index, slots): 16-byte header + state region. */
   snapshot(): Uint8Array {
     this.core.saveGlobals();
     this.fresh();

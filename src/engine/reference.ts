@@ -93,8 +93,6 @@ export class ReferenceCore implements EngineCore {
   private rStateBytes = 0;
   private rGlobals = 0;
   private rIndex = 0;
-  private rPrev = 0;
-  private rNext = 0;
   private rSlab = 0;
   // globals
   private initialized = false;
@@ -137,9 +135,7 @@ export class ReferenceCore implements EngineCore {
     const scratch = align(output + capacity * FORECAST_RECORD_BYTES, 64);
     const state = align(scratch + (maxCatchUp + 1) * SCRATCH_BYTES, 64);
     const index = state + PARAMS_BYTES + GLOBALS_BYTES;
-    const prev = index + nIndex * 8;
-    const next = prev + capacity * 4;
-    const slab = align(next + capacity * 4, 64);
+    const slab = align(index + nIndex * 8, 64);
     const end = slab + capacity * lay.bytes;
     if (end > 0xffff0000) return -3;
     this.buf = new ArrayBuffer(align(end, 65536));
@@ -152,7 +148,7 @@ export class ReferenceCore implements EngineCore {
     Object.assign(this, {
       rIngress: ingress, rIngressCap: ingressCap, rCounts: counts, rCountsCap: countsCap, rOutput: output,
       rScratch: scratch, rState: state, rStateBytes: end - state, rGlobals: state + PARAMS_BYTES,
-      rIndex: index, rPrev: prev, rNext: next, rSlab: slab,
+      rIndex: index, rSlab: slab,
       capacity, nIndex, mask: nIndex - 1, slotSize: lay.bytes, widthMs, widthSec: widthMs / 1000,
       latenessMs, ring, seasonPoints, period: Math.floor(MS_PER_DAY / widthMs), horizon, z, alpha, beta,
       gamma, phi, alphaMax, tsThreshold, tsSmoothing, alphaDecay, varSmoothing, todAlpha, expireAfter,
@@ -240,23 +236,34 @@ export class ReferenceCore implements EngineCore {
     return this.rSlab + s * this.slotSize;
   }
 
+  private prevOf(s: number): number {
+    return this.u32[(this.slotPtr(s) + S.lruPrev) >> 2];
+  }
+  private nextOf(s: number): number {
+    return this.u32[(this.slotPtr(s) + S.lruNext) >> 2];
+  }
+  private setPrev(s: number, v: number): void {
+    this.u32[(this.slotPtr(s) + S.lruPrev) >> 2] = v;
+  }
+  private setNext(s: number, v: number): void {
+    this.u32[(this.slotPtr(s) + S.lruNext) >> 2] = v;
+  }
+
   private lruPushFront(s: number): void {
-    const u = this.u32;
     const h = this.head;
-    u[(this.rPrev >> 2) + s] = NIL;
-    u[(this.rNext >> 2) + s] = h;
-    if (h !== NIL) u[(this.rPrev >> 2) + h] = s;
+    this.setPrev(s, NIL);
+    this.setNext(s, h);
+    if (h !== NIL) this.setPrev(h, s);
     else this.tail = s;
     this.head = s;
   }
 
   private lruUnlink(s: number): void {
-    const u = this.u32;
-    const p = u[(this.rPrev >> 2) + s];
-    const n = u[(this.rNext >> 2) + s];
-    if (p !== NIL) u[(this.rNext >> 2) + p] = n;
+    const p = this.prevOf(s);
+    const n = this.nextOf(s);
+    if (p !== NIL) this.setNext(p, n);
     else this.head = n;
-    if (n !== NIL) u[(this.rPrev >> 2) + n] = p;
+    if (n !== NIL) this.setPrev(n, p);
     else this.tail = p;
   }
 
@@ -313,8 +320,8 @@ export class ReferenceCore implements EngineCore {
     const sp = this.slotPtr(s) >> 2;
     this.u32[sp] = 0;
     this.u32[sp + 1] = 0;
-    this.u32[(this.rPrev >> 2) + s] = NIL;
-    this.u32[(this.rNext >> 2) + s] = this.freeHead;
+    this.setPrev(s, NIL);
+    this.setNext(s, this.freeHead);
     this.freeHead = s;
     this.tracked--;
   }
@@ -355,13 +362,13 @@ export class ReferenceCore implements EngineCore {
     let s: number;
     if (this.freeHead !== NIL) {
       s = this.freeHead;
-      this.freeHead = u[(this.rNext >> 2) + s];
+      this.freeHead = this.nextOf(s);
     } else if (this.used < this.capacity) {
       s = this.used++;
     } else {
       s = this.tail;
       this.removeUser(s);
-      this.freeHead = u[(this.rNext >> 2) + s];
+      this.freeHead = this.nextOf(s);
       this.evictions += 1;
     }
     pos = tag & mask;

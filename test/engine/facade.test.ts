@@ -123,7 +123,7 @@ test("stats are numbers; memoryInfo stays within 1 KiB per user at defaults", as
   const s = e.stats();
   for (const [k, v] of Object.entries(s)) assert.type(v, "number", k);
   const m = e.memoryInfo();
-  assert.is(m.slotBytes, 696);
+  assert.is(m.slotBytes, 704);
   assert.ok(m.bytesPerUser <= 1024, `${m.bytesPerUser} bytes per user`);
 });
 

@@ -1,0 +1,176 @@
+// The per-user ensemble in WASM (the engine form of src/forecast/ensemble.ts): members naive,
+// median of the last 3 buckets, the engine's Holt-Winters, LSTM-lite and LSTM-lite's daily log
+// profile, combined at the configured horizon by their exponentially weighted absolute errors
+// (weights 1 / err^4; the forecast is the mean of the weighted mean and the weighted median),
+// with an upper bound from the combined forecast's own residual quantile (see upper.ts).
+// Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
+import { G, Params } from "./params";
+import { S_HASH_LO, Slot } from "./slot";
+import { hwForecastAt } from "./hw";
+import { lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount } from "./lstm";
+
+export const EJ: u32 = 5; // members
+export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
+const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
+/** Per-bucket decay of the members' error averages. */
+export const ERROR_DECAY: f64 = 0.9;
+/** Step of the bound's quantile tracker, as a share of the error scale. */
+export const QUANTILE_STEP: f64 = 0.05;
+/** Per-bucket decay of the bound's error scale. */
+export const SCALE_DECAY: f64 = 0.998;
+
+// Ensemble offsets, after the LSTM-lite bytes (E0 = lstmBytes(P)).
+const E_PEND: u32 = 0; // RING x EJ f32 member forecasts by target slot
+const E_PCOMB: u32 = E_PEND + RING * EJ * 4; // RING x f32 combined forecasts
+const E_ERR: u32 = E_PCOMB + RING * 4; // EJ x f32 EW absolute errors
+const E_Q: u32 = E_ERR + EJ * 4; // f32 bound offset
+const E_MAE: u32 = E_Q + 4; // f32 bound error scale (NaN before the first score)
+const E_COMB: u32 = E_MAE + 4; // f32 current combined forecast
+const E_BYTES: u32 = E_COMB + 4;
+
+/** Settings (fcConfigure). */
+export class Fc {
+  static enabled: bool = false;
+  static quantile: f64 = 0.95;
+  static trainPerBucket: u32 = 0;
+  static lastBucket: u32 = 0xffffffff;
+  static trainedThisBucket: u32 = 0;
+  static trainSteps: f64 = 0;
+  static trainLossSum: f64 = 0;
+}
+
+/** Extension bytes per slot for P season points (LSTM-lite + ensemble), a multiple of 8. */
+export function fcExtBytes(points: u32): u32 {
+  return (lstmBytes(points) + E_BYTES + 7) & ~7;
+}
+
+// Scratch for the weighted median.
+const VAL: usize = memory.data(<i32>EJ * 8, 16);
+const WT: usize = memory.data(<i32>EJ * 8, 16);
+
+/** Member forecasts (counts) at horizon h for target bucket `target` into VAL. */
+function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64): void {
+  const D = Params.periodBuckets;
+  const P = Params.seasonPoints;
+  store<f64>(VAL, lastCount(sp));
+  store<f64>(VAL, median3Count(sp), 8);
+  store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
+  store<f64>(VAL, lstmForecastCount(sp, h), 24);
+  store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+}
+
+/** Mean of the error-weighted mean and the error-weighted median of VAL. */
+function combine(e: usize): f64 {
+  let ws = 0.0;
+  let fm = 0.0;
+  for (let j: u32 = 0; j < EJ; j++) {
+    const a = <f64>load<f32>(e + E_ERR + (j << 2)) + 1e-6;
+    const a2 = a * a;
+    const w = 1.0 / (a2 * a2);
+    store<f64>(WT + (<usize>j << 3), w);
+    ws += w;
+    fm += w * load<f64>(VAL + (<usize>j << 3));
+  }
+  if (!(ws > 0.0) || !isFinite(fm / ws)) return load<f64>(VAL);
+  const mean = Math.max(0.0, fm / ws);
+  // Weighted median: walk the members in ascending order of forecast (selection, J is tiny;
+  // ties keep member order) until half the weight is passed.
+  let used: u32 = 0;
+  let acc = 0.0;
+  let med = load<f64>(VAL);
+  for (let k: u32 = 0; k < EJ; k++) {
+    let best: i32 = -1;
+    let bv = Infinity;
+    for (let j: u32 = 0; j < EJ; j++) {
+      if ((used & (1 << j)) != 0) continue;
+      const v = load<f64>(VAL + (<usize>j << 3));
+      if (best < 0 || v < bv) {
+        best = <i32>j;
+        bv = v;
+      }
+    }
+    used |= 1 << <u32>best;
+    acc += load<f64>(WT + (<usize>best << 3)) / ws;
+    med = bv;
+    if (acc >= 0.5) break;
+  }
+  return 0.5 * (mean + med);
+}
+
+/**
+ * Runs LSTM-lite and the ensemble on one closed bucket c of the user at sp (after HW has been
+ * updated). y: the bucket's rate (req/s); (ti0, ti1, tf): the season position of the forecast
+ * target c + horizon; features of the closed bucket as the engine summarised them.
+ */
+export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, tf: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
+  const count = y * Params.widthSec;
+  const D = Params.periodBuckets;
+  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  const h = Params.horizon;
+  const nBefore = load<u32>(sp + Slot.ext);
+  // 1. Score the forecasts made h buckets ago for this bucket.
+  if (nBefore >= h) {
+    const slot = c % RING;
+    for (let j: u32 = 0; j < EJ; j++) {
+      const pj = <f64>load<f32>(e + E_PEND + (slot * EJ + j) * 4);
+      const ej = e + E_ERR + j * 4;
+      const a = Math.abs(count - pj);
+      store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
+    }
+    const fc = <f64>load<f32>(e + E_PCOMB + slot * 4);
+    const err = Math.abs(count - fc);
+    const mae0 = <f64>load<f32>(e + E_MAE);
+    const mae = isNaN(mae0) ? err : SCALE_DECAY * mae0 + (1.0 - SCALE_DECAY) * err;
+    store<f32>(e + E_MAE, <f32>mae);
+    const scale = Math.max(mae, 1e-3 * (1.0 + fc));
+    let q = <f64>load<f32>(e + E_Q);
+    q += QUANTILE_STEP * scale * (count > fc + q ? Fc.quantile : -(1.0 - Fc.quantile));
+    store<f32>(e + E_Q, <f32>(q < 0.0 ? 0.0 : q));
+  } else if (nBefore == 0) {
+    store<f32>(e + E_MAE, <f32>NaN);
+    for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_ERR + j * 4, 1.0);
+  }
+  // 2. LSTM-lite learns the bucket (and trains on a bounded sample of users per closed bucket).
+  let train = false;
+  if (Fc.trainPerBucket > 0) {
+    if (c != Fc.lastBucket) {
+      Fc.lastBucket = c;
+      Fc.trainedThisBucket = 0;
+    }
+    if (Fc.trainedThisBucket < Fc.trainPerBucket) {
+      // A user is picked with probability about trainPerBucket / users, by a hash of (user, bucket).
+      let x = load<u32>(sp, S_HASH_LO) ^ (c * 0x9e3779b1);
+      x ^= x >> 16;
+      x *= 0x85ebca6b;
+      x ^= x >> 13;
+      const users = G.tracked > 0 ? G.tracked : 1;
+      if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
+    }
+  }
+  const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
+  if (train && nBefore >= 2) {
+    Fc.trainedThisBucket++;
+    Fc.trainSteps += 1.0;
+    Fc.trainLossSum += loss;
+  }
+  // 3. Forecast the target c + h, combine, remember under the target's ring slot.
+  const target = c + h;
+  members(sp, target, h, ti0, ti1, tf);
+  const comb = combine(e);
+  const ts = target % RING;
+  for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_PEND + (ts * EJ + j) * 4, <f32>load<f64>(VAL + (<usize>j << 3)));
+  store<f32>(e + E_PCOMB + ts * 4, <f32>comb);
+  store<f32>(e + E_COMB, <f32>comb);
+}
+
+/** Ensemble forecast at the configured horizon, req/s. */
+export function fcRate(sp: usize): f64 {
+  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  return <f64>load<f32>(e + E_COMB) / Params.widthSec;
+}
+
+/** Upper bound at the configured horizon and quantile, req/s. */
+export function fcUpper(sp: usize): f64 {
+  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  return (<f64>load<f32>(e + E_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
+}

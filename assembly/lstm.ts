@@ -1,0 +1,280 @@
+// LSTM-lite in WASM: the GRU forecaster of src/forecast/lstm.ts (same parameter layout, same
+// loop order, f64 arithmetic, per-user state stored as f32). Weights are shared by all users and
+// live in one static block with the optimiser state (weights, Adam m1, m2, step count), which the
+// facade copies into and out of snapshots. Per-user state lives in the slot's extension area
+// (offsets below, after Slot.ext). Nothing here allocates.
+import { Slot } from "./slot";
+
+// Shapes (must equal src/forecast/lstm.ts).
+export const LH: i32 = 8; // hidden units
+export const LX: i32 = 9; // inputs
+export const LO: i32 = 6; // horizons 1..6
+const GATE: i32 = LH * LX + LH * LH + LH;
+const OFF_Z: i32 = 0;
+const OFF_R: i32 = GATE;
+const OFF_N: i32 = 2 * GATE;
+const OFF_BU: i32 = 3 * GATE;
+const OFF_WO: i32 = OFF_BU + LH;
+const OFF_BO: i32 = OFF_WO + LO * LH;
+const OFF_SKIP: i32 = OFF_BO + LO;
+export const LSTM_PARAMS: i32 = OFF_SKIP + 2 * LO;
+/** Per-bucket EW factor of the level (mean log1p count). */
+export const LEVEL_ALPHA: f64 = 0.05;
+/** Per-day EW factor of the daily log profile. */
+export const PROFILE_GAMMA: f64 = 0.3;
+
+// Static training block: params | m1 | m2 (f64 each) | step count (f64).
+export const TRAIN_BLOCK_BYTES: i32 = (3 * LSTM_PARAMS + 1) * 8;
+export const TRAIN_BLOCK: usize = memory.data(TRAIN_BLOCK_BYTES, 16);
+const PARAMS: usize = TRAIN_BLOCK;
+const M1: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 8;
+const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
+const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
+// Scratch (never part of the state): inputs, gates, new hidden, gradient, outputs.
+const XB: usize = memory.data(LX * 8, 16);
+const HN: usize = memory.data(LH * 8, 16);
+const CACHE: usize = memory.data(4 * LH * 8, 16);
+const GRAD: usize = memory.data(LSTM_PARAMS * 8, 16);
+const DH: usize = memory.data(LH * 8, 16);
+const HPREV: usize = memory.data(LH * 8, 16);
+
+// Per-user extension offsets (bytes after Slot.ext).
+export const F_N: u32 = 0; // u32 buckets fed
+export const F_LEVEL: u32 = 4; // f32 level
+export const F_H: u32 = 8; // 8 x f32 hidden
+export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
+export const F_PREV_H: u32 = 64; // 8 x f32 hidden before the last step (online training)
+export const F_PREV_X: u32 = 96; // 9 x f32 input of the last step (online training)
+export const F_LAST3: u32 = 132; // 3 x f32 last three counts (ring by n % 3)
+export const F_PROFILE: u32 = 144; // P x f32 daily log profile
+/** Bytes of LSTM-lite state per user for P profile points. */
+export function lstmBytes(points: u32): u32 {
+  return F_PROFILE + points * 4;
+}
+
+/** Learning settings of the online rule (set by fcConfigure). */
+export class Lstm {
+  static learningRate: f64 = 0.001;
+  static gradClip: f64 = 1.0;
+}
+
+// @ts-ignore: decorator
+@inline function P(i: i32): f64 {
+  return load<f64>(PARAMS + (<usize>i << 3));
+}
+// @ts-ignore: decorator
+@inline function sigmoid(v: f64): f64 {
+  return 1.0 / (1.0 + Math.exp(-v));
+}
+
+/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts). */
+function fillInput(ly: f64, sNext: f64, level: f64, slotOfDay: u32, dayOfWeek: u32, period: u32, cv: f64, tokPerReq: f64, throttled: f64): void {
+  const tod = (2.0 * Math.PI * <f64>slotOfDay) / <f64>period;
+  const dow = (2.0 * Math.PI * (<f64>dayOfWeek + <f64>slotOfDay / <f64>period)) / 7.0;
+  store<f64>(XB, ly - level, 0);
+  store<f64>(XB, sNext - level, 8);
+  store<f64>(XB, Math.sin(tod), 16);
+  store<f64>(XB, Math.cos(tod), 24);
+  store<f64>(XB, Math.sin(dow), 32);
+  store<f64>(XB, Math.cos(dow), 40);
+  store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
+  store<f64>(XB, Math.log1p(Math.max(0.0, tokPerReq)) / 10.0, 56);
+  store<f64>(XB, throttled, 64);
+}
+
+/** One GRU step from hidden h (f32 at hp) and input XB into HN (f64); gates into CACHE. */
+function gruStep(hp: usize): void {
+  for (let i = 0; i < LH; i++) {
+    let az = P(OFF_Z + LH * LX + LH * LH + i);
+    let ar = P(OFF_R + LH * LX + LH * LH + i);
+    let an = P(OFF_N + LH * LX + LH * LH + i);
+    let un = P(OFF_BU + i);
+    for (let k = 0; k < LX; k++) {
+      const xk = load<f64>(XB + (<usize>k << 3));
+      az += P(OFF_Z + i * LX + k) * xk;
+      ar += P(OFF_R + i * LX + k) * xk;
+      an += P(OFF_N + i * LX + k) * xk;
+    }
+    for (let k = 0; k < LH; k++) {
+      const hk = <f64>load<f32>(hp + (<usize>k << 2));
+      az += P(OFF_Z + LH * LX + i * LH + k) * hk;
+      ar += P(OFF_R + LH * LX + i * LH + k) * hk;
+      un += P(OFF_N + LH * LX + i * LH + k) * hk;
+    }
+    const z = sigmoid(az);
+    const r = sigmoid(ar);
+    const n = Math.tanh(an + r * un);
+    store<f64>(HN + (<usize>i << 3), (1.0 - z) * n + z * <f64>load<f32>(hp + (<usize>i << 2)));
+    store<f64>(CACHE + (<usize>i << 3), z);
+    store<f64>(CACHE + (<usize>(LH + i) << 3), r);
+    store<f64>(CACHE + (<usize>(2 * LH + i) << 3), n);
+    store<f64>(CACHE + (<usize>(3 * LH + i) << 3), un);
+  }
+}
+
+/** Output o from hidden HN (f64) and input XB. */
+function gruOutput(o: i32): f64 {
+  let v = P(OFF_BO + o) + P(OFF_SKIP + o) * load<f64>(XB) + P(OFF_SKIP + LO + o) * load<f64>(XB, 8);
+  for (let k = 0; k < LH; k++) v += P(OFF_WO + o * LH + k) * load<f64>(HN + (<usize>k << 3));
+  return v;
+}
+
+/**
+ * Online rule: one step of truncated BPTT (window 1) on the horizon-1 head, from the stored
+ * state before the previous step (F_PREV_H, F_PREV_X) to the target log1p(count) − level,
+ * absolute loss, global-norm clipping, Adam. Returns |error|.
+ */
+function trainStep(e: usize, target: f64): f64 {
+  // Recompute the previous step: HN from PREV_H and PREV_X.
+  for (let k = 0; k < LX; k++) store<f64>(XB + (<usize>k << 3), <f64>load<f32>(e + F_PREV_X + (<usize>k << 2)));
+  for (let k = 0; k < LH; k++) store<f64>(HPREV + (<usize>k << 3), <f64>load<f32>(e + F_PREV_H + (<usize>k << 2)));
+  gruStep(e + F_PREV_H);
+  memory.fill(GRAD, 0, <usize>LSTM_PARAMS * 8);
+  memory.fill(DH, 0, <usize>LH * 8);
+  const y = gruOutput(0);
+  const d = y - target;
+  const gy = (d > 0.0 ? 1.0 : d < 0.0 ? -1.0 : 0.0) / <f64>LO;
+  store<f64>(GRAD + (<usize>OFF_BO << 3), gy);
+  store<f64>(GRAD + (<usize>OFF_SKIP << 3), gy * load<f64>(XB));
+  store<f64>(GRAD + (<usize>(OFF_SKIP + LO) << 3), gy * load<f64>(XB, 8));
+  for (let k = 0; k < LH; k++) {
+    store<f64>(GRAD + (<usize>(OFF_WO + k) << 3), gy * load<f64>(HN + (<usize>k << 3)));
+    store<f64>(DH + (<usize>k << 3), gy * P(OFF_WO + k));
+  }
+  for (let i = 0; i < LH; i++) {
+    const z = load<f64>(CACHE + (<usize>i << 3));
+    const r = load<f64>(CACHE + (<usize>(LH + i) << 3));
+    const n = load<f64>(CACHE + (<usize>(2 * LH + i) << 3));
+    const un = load<f64>(CACHE + (<usize>(3 * LH + i) << 3));
+    const dhi = load<f64>(DH + (<usize>i << 3));
+    const hpi = load<f64>(HPREV + (<usize>i << 3));
+    const dz = dhi * (hpi - n) * z * (1.0 - z);
+    const dn = dhi * (1.0 - z) * (1.0 - n * n);
+    const dr = dn * un * r * (1.0 - r);
+    const dun = dn * r;
+    addGrad(OFF_Z + LH * LX + LH * LH + i, dz);
+    addGrad(OFF_R + LH * LX + LH * LH + i, dr);
+    addGrad(OFF_N + LH * LX + LH * LH + i, dn);
+    addGrad(OFF_BU + i, dun);
+    for (let k = 0; k < LX; k++) {
+      const xk = load<f64>(XB + (<usize>k << 3));
+      addGrad(OFF_Z + i * LX + k, dz * xk);
+      addGrad(OFF_R + i * LX + k, dr * xk);
+      addGrad(OFF_N + i * LX + k, dn * xk);
+    }
+    for (let k = 0; k < LH; k++) {
+      const hk = load<f64>(HPREV + (<usize>k << 3));
+      addGrad(OFF_Z + LH * LX + i * LH + k, dz * hk);
+      addGrad(OFF_R + LH * LX + i * LH + k, dr * hk);
+      addGrad(OFF_N + LH * LX + i * LH + k, dun * hk);
+    }
+  }
+  let norm = 0.0;
+  for (let i = 0; i < LSTM_PARAMS; i++) {
+    const g = load<f64>(GRAD + (<usize>i << 3));
+    norm += g * g;
+  }
+  norm = Math.sqrt(norm);
+  const scale = norm > Lstm.gradClip ? Lstm.gradClip / norm : 1.0;
+  const stepN = load<f64>(STEPN) + 1.0;
+  store<f64>(STEPN, stepN);
+  const b1 = 0.9;
+  const b2 = 0.999;
+  const c1 = 1.0 - Math.pow(b1, stepN);
+  const c2 = 1.0 - Math.pow(b2, stepN);
+  const lr = Lstm.learningRate;
+  for (let i = 0; i < LSTM_PARAMS; i++) {
+    const o = <usize>i << 3;
+    const gi = load<f64>(GRAD + o) * scale;
+    const m1 = b1 * load<f64>(M1 + o) + (1.0 - b1) * gi;
+    const m2 = b2 * load<f64>(M2 + o) + (1.0 - b2) * gi * gi;
+    store<f64>(M1 + o, m1);
+    store<f64>(M2 + o, m2);
+    store<f64>(PARAMS + o, load<f64>(PARAMS + o) - (lr * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8));
+  }
+  return Math.abs(d);
+}
+
+// @ts-ignore: decorator
+@inline function addGrad(i: i32, v: f64): void {
+  const p = GRAD + (<usize>i << 3);
+  store<f64>(p, load<f64>(p) + v);
+}
+
+/**
+ * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features.
+ * When `train` is set and a previous step exists, first runs the online rule on that step.
+ * Returns |error| of the training step (0 if none).
+ */
+export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
+  const e = sp + Slot.ext;
+  const n = load<u32>(e, F_N);
+  const ly = Math.log1p(Math.max(0.0, count));
+  const prevLevel = <f64>load<f32>(e, F_LEVEL);
+  let loss = 0.0;
+  if (train && n >= 2) loss = trainStep(e, ly - prevLevel);
+  const level = <f64>(<f32>(n == 0 ? ly : prevLevel + LEVEL_ALPHA * (ly - prevLevel)));
+  store<f32>(e, <f32>level, F_LEVEL);
+  // Daily log profile: a new user's profile starts flat at its first value.
+  const prof = e + F_PROFILE;
+  if (n == 0) for (let i: u32 = 0; i < points; i++) store<f32>(prof + (<usize>i << 2), <f32>ly);
+  const pi = prof + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2);
+  const pv = <f64>load<f32>(pi);
+  store<f32>(pi, <f32>(pv + PROFILE_GAMMA * (ly - pv)));
+  const next = (slotOfDay + 1) % period;
+  const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
+  fillInput(ly, sNext, level, slotOfDay, dayOfWeek, period, cv, tokPerReq, throttled);
+  gruStep(e + F_H);
+  for (let k = 0; k < LH; k++) {
+    const o = <usize>k << 2;
+    store<f32>(e + F_PREV_H + o, load<f32>(e + F_H + o));
+    store<f32>(e + F_H + o, <f32>load<f64>(HN + (<usize>k << 3)));
+  }
+  for (let k = 0; k < LX; k++) store<f32>(e + F_PREV_X + (<usize>k << 2), <f32>load<f64>(XB + (<usize>k << 3)));
+  // Outputs from the f32-rounded hidden state, as the TS reference computes them.
+  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
+  for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
+  store<f32>(e + F_LAST3 + (<usize>(n % 3) << 2), <f32>count);
+  store<u32>(e, n + 1, F_N);
+  return loss;
+}
+
+/** LSTM-lite forecast of the count h buckets ahead (clipped at 0); 0 before the first bucket. */
+export function lstmForecastCount(sp: usize, h: u32): f64 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return 0.0;
+  const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
+  const v = Math.expm1(<f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2)));
+  return v > 0.0 ? v : 0.0;
+}
+
+/** Daily-profile forecast of the count at bucket-of-day `slotOfDay` (expm1 of the log profile). */
+export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return 0.0;
+  const v = Math.expm1(<f64>load<f32>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2)));
+  return v > 0.0 ? v : 0.0;
+}
+
+/** Last count and the median of the last three counts (fewer at the start). */
+export function lastCount(sp: usize): f64 {
+  const e = sp + Slot.ext;
+  const n = load<u32>(e, F_N);
+  return n == 0 ? 0.0 : <f64>load<f32>(e + F_LAST3 + (<usize>((n - 1) % 3) << 2));
+}
+export function median3Count(sp: usize): f64 {
+  const e = sp + Slot.ext;
+  const n = load<u32>(e, F_N);
+  if (n == 0) return 0.0;
+  if (n == 1) return <f64>load<f32>(e, F_LAST3);
+  const a = <f64>load<f32>(e, F_LAST3);
+  const b = <f64>load<f32>(e, F_LAST3 + 4);
+  if (n == 2) return 0.5 * (a + b);
+  const c = <f64>load<f32>(e, F_LAST3 + 8);
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+}
+
+/** Address of the shared weights (f64 x LSTM_PARAMS) and of the whole training block. */
+export function lstmWeightsPtr(): usize {
+  return PARAMS;
+}
