@@ -5,9 +5,9 @@
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
 import { G, Params } from "./params";
-import { S_HASH_LO, Slot } from "./slot";
+import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount } from "./lstm";
+import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount } from "./lstm";
 
 export const EJ: u32 = 5; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -173,4 +173,38 @@ export function fcRate(sp: usize): f64 {
 export function fcUpper(sp: usize): f64 {
   const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
   return (<f64>load<f32>(e + E_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
+}
+
+/**
+ * The engine's hook (assembly/models.ts, after hwUpdate): reads the closed bucket's features from
+ * the slot header, computes the target bucket's season position (as engine.ts positionOf does)
+ * and runs fcOnBucketClose.
+ */
+export function fcOnClose(sp: usize, c: u32, y: f64): void {
+  const D = Params.periodBuckets;
+  const P = Params.seasonPoints;
+  const phase = (c + Params.horizon) % D;
+  const x = <f64>phase * <f64>P / <f64>D;
+  const fl = Math.floor(x);
+  let i0 = <u32>fl;
+  if (i0 >= P) i0 = P - 1;
+  const i1 = i0 + 1 == P ? 0 : i0 + 1;
+  const n = <f64>load<u32>(sp, S_C_COUNT);
+  const tokPerReq = n > 0.0 ? (load<f64>(sp, S_C_IN_TOK) + load<f64>(sp, S_C_OUT_TOK)) / n : 0.0;
+  const throttled = n > 0.0 ? <f64>load<u32>(sp, S_C_THROTTLED) / n : 0.0;
+  fcOnBucketClose(sp, c, y, i0, i1, x - fl, <f64>load<f32>(sp, S_C_CV), tokPerReq, throttled);
+}
+
+/**
+ * Configures LSTM-lite and the ensemble; call before init (the slot layout depends on `enabled`).
+ * Returns 0, or -1 if the horizon is beyond what the ensemble serves (checked at init time by
+ * the facade as well).
+ */
+export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, learningRate: f64, gradClip: f64): i32 {
+  Fc.enabled = enabled;
+  Fc.quantile = quantile;
+  Fc.trainPerBucket = trainPerBucket;
+  Lstm.learningRate = learningRate;
+  Lstm.gradClip = gradClip;
+  return 0;
 }

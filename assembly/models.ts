@@ -4,6 +4,7 @@
 // reference (src/engine/reference.ts, same function names) in step.
 import { Params } from "./params";
 import { hwForecastAt, hwUpdate, hwUpperAt } from "./hw";
+import { Fc, fcOnClose, fcRate, fcUpper } from "./ensemble";
 
 /**
  * Runs every model on one closed bucket of one user.
@@ -12,14 +13,17 @@ import { hwForecastAt, hwUpdate, hwUpperAt } from "./hw";
  */
 export function modelsOnBucketClose(sp: usize, c: u32, y: f64, i0: u32, i1: u32, f: f64): void {
   hwUpdate(sp, y, i0, i1, f);
+  if (Fc.enabled) fcOnClose(sp, c, y);
 }
 
 /** Forecast rate (req/s) at the configured horizon; (i0, i1, f) is the target bucket's position. */
 export function modelsRate(sp: usize, i0: u32, i1: u32, f: f64): f64 {
+  if (Fc.enabled) return fcRate(sp);
   return hwForecastAt(sp, Params.phiSumH, i0, i1, f);
 }
 
 /** Upper bound (req/s) at the configured horizon and quantile. */
 export function modelsUpper(sp: usize, i0: u32, i1: u32, f: f64): f64 {
+  if (Fc.enabled) return fcUpper(sp);
   return hwUpperAt(sp, Params.phiSumH, Params.varMultH, i0, i1, f);
 }

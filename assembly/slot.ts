@@ -7,6 +7,7 @@
 // (see `Slot.ext`) and reads/writes them through its own offsets, never through the header.
 // src/engine/regions.ts mirrors this file for the TypeScript reference.
 import { NIL } from "./records";
+import { Fc, fcExtBytes } from "./ensemble";
 
 // --- header (104 bytes). The first 64-byte line holds what every event touches (hash, times,
 // LRU links); slots are a multiple of 64 bytes at default params, so that line is one line.
@@ -73,7 +74,7 @@ export function slotLayout(seasonPoints: u32, ring: u32): u32 {
   Slot.season = HEADER_AND_TOD_BYTES;
   Slot.ring = align8(Slot.season + seasonPoints * 4);
   Slot.ext = Slot.ring + ring * CELL_BYTES;
-  Slot.bytes = align8(Slot.ext);
+  Slot.bytes = align8(Slot.ext + (Fc.enabled ? fcExtBytes(seasonPoints) : 0));
   return Slot.bytes;
 }
 

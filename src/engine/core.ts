@@ -54,4 +54,14 @@ export interface EngineCore {
   featErrors(slot: number): number;
   featThrottled(slot: number): number;
   cellRouteBin(slot: number, bucket: number, bin: number): number;
+  // LSTM-lite and the ensemble (assembly/lstm.ts, assembly/ensemble.ts; see docs/forecasting.md).
+  /** Before init: enable (1/0), upper quantile, users trained per closed bucket, learning rate, gradient clip. */
+  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number;
+  fcTrainSteps(): number;
+  fcTrainLossSum(): number;
+  /** Address and size of the shared training block (weights, Adam moments, step count; f64). */
+  fcTrainBlockPtr(): number;
+  fcTrainBlockBytes(): number;
+  /** LSTM-lite forecast of the count h buckets after the last closed one (NaN if disabled or no slot). */
+  lstmForecast(slot: number, h: number): number;
 }

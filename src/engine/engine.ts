@@ -7,10 +7,11 @@ import type { UserHash } from "../telemetry/hash.ts";
 import type { EngineCore } from "./core.ts";
 import { EngineInputError, EngineLoadError, SnapshotError } from "./errors.ts";
 import { EVENT_RECORD_BYTES, EventField as EV, FORECAST_RECORD_BYTES } from "./layout.ts";
-import { type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from "./options.ts";
+import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from "./options.ts";
 import { ReferenceCore } from "./reference.ts";
 import { COUNTS_RECORD_BYTES, GlobalIndex as GI, MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex, GLOBALS_BYTES } from "./regions.ts";
 import { instantiateWasmCore, wasmPath } from "./wasm.ts";
+import { LSTM_PARAM_COUNT, LstmWeights } from "../forecast/lstm.ts";
 
 /** One request event, as the convenience API takes it (missing numbers are 0). */
 export interface EventInput {
@@ -127,6 +128,8 @@ export class Engine {
     this.core = core;
     this.options = options;
     const o = options;
+    // LSTM-lite and the ensemble are configured before init: the slot layout depends on them.
+    core.fcConfigure(o.forecastModel === "ensemble" ? 1 : 0, o.upperQuantile, o.lstmTrainUsersPerBucket, o.lstmLearningRate, LSTM_GRAD_CLIP);
     const rc = core.init(
       o.capacityUsers, o.bucketWidthMs, o.allowedLatenessMs, o.seasonPoints, o.horizonBuckets, o.z, o.alpha,
       o.beta, o.gamma, o.phi, o.alphaMax, o.trackingThreshold, o.trackingSmoothing, o.alphaDecay,
@@ -139,6 +142,36 @@ export class Engine {
     }
     this.buf = core.buffer();
     this.views();
+    if (o.forecastModel === "ensemble") {
+      const w = o.lstmWeights ? LstmWeights.fromBytes(o.lstmWeights) : LstmWeights.init(1);
+      this.f64.set(w.params, this.core.fcTrainBlockPtr() >> 3);
+    }
+  }
+
+  /** Bytes of the LSTM-lite training block carried in snapshots (0 with forecastModel "hw"). */
+  private fcBlockBytes(): number {
+    return this.options.forecastModel === "ensemble" ? this.core.fcTrainBlockBytes() : 0;
+  }
+
+  /** The shared LSTM-lite weights as an LSTL blob (e.g. after online training); undefined with "hw". */
+  lstmWeights(): Uint8Array | undefined {
+    if (this.options.forecastModel !== "ensemble") return undefined;
+    this.fresh();
+    const p = this.core.fcTrainBlockPtr() >> 3;
+    return new LstmWeights(this.f64.slice(p, p + LSTM_PARAM_COUNT)).toBytes();
+  }
+
+  /** LSTM-lite forecast of the user's request count h buckets after the last closed one; undefined if untracked or "hw". */
+  userLstmForecast(h: UserHash, horizonBuckets: number = this.options.horizonBuckets): number | undefined {
+    const s = this.lookup(h);
+    if (s < 0 || this.options.forecastModel !== "ensemble") return undefined;
+    return this.core.lstmForecast(s, horizonBuckets);
+  }
+
+  /** Online LSTM-lite training so far: steps and mean absolute error (log1p space) of those steps. */
+  lstmTrainingStats(): { steps: number; meanAbsError: number } {
+    const steps = this.core.fcTrainSteps();
+    return { steps, meanAbsError: steps ? this.core.fcTrainLossSum() / steps : NaN };
   }
 
   /** Creates a WASM engine (release build, or debug with `debug: true`). */
@@ -358,12 +391,15 @@ export class Engine {
     this.core.saveGlobals();
     this.fresh();
     const n = this.core.stateBytes();
-    const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + n);
+    const fcBytes = this.fcBlockBytes();
+    const out = new Uint8Array(SNAPSHOT_HEADER_BYTES + n + fcBytes);
     const dv = new DataView(out.buffer);
     dv.setUint32(0, SNAPSHOT_MAGIC, true);
     dv.setUint32(4, SNAPSHOT_VERSION, true);
     dv.setFloat64(8, n, true);
     out.set(this.u8.subarray(this.core.statePtr(), this.core.statePtr() + n), SNAPSHOT_HEADER_BYTES);
+    // LSTM-lite's shared weights and optimiser state follow the state region.
+    if (fcBytes) out.set(this.u8.subarray(this.core.fcTrainBlockPtr(), this.core.fcTrainBlockPtr() + fcBytes), SNAPSHOT_HEADER_BYTES + n);
     return out;
   }
 
@@ -377,8 +413,9 @@ export class Engine {
     if (version !== SNAPSHOT_VERSION) throw new SnapshotError(`snapshot format version ${version}, this engine reads ${SNAPSHOT_VERSION}`);
     const n = this.core.stateBytes();
     const declared = dv.getFloat64(8, true);
-    if (declared !== n || bytes.byteLength !== SNAPSHOT_HEADER_BYTES + n)
-      throw new SnapshotError(`snapshot holds ${declared} state bytes (${bytes.byteLength - SNAPSHOT_HEADER_BYTES} present), this engine has ${n}: incompatible capacity or layout`);
+    const fcBytes = this.fcBlockBytes();
+    if (declared !== n || bytes.byteLength !== SNAPSHOT_HEADER_BYTES + n + fcBytes)
+      throw new SnapshotError(`snapshot holds ${declared} state bytes (${bytes.byteLength - SNAPSHOT_HEADER_BYTES} present), this engine has ${n}${fcBytes ? ` + ${fcBytes} LSTM-lite bytes` : ""}: incompatible capacity, layout or forecastModel`);
     this.fresh();
     const ptr = this.core.statePtr();
     const names = Object.keys(ParamIndex) as (keyof typeof ParamIndex)[];
@@ -395,7 +432,8 @@ export class Engine {
     if (!okInt(g("used"), cap) || !okInt(g("usersTracked"), g("used")) || !okInt(g("closedBucket"), MAX_BUCKET) ||
         !slotOrNil(g("freeHead")) || !slotOrNil(g("lruHead")) || !slotOrNil(g("lruTail")) || !(g("initialized") === 0 || g("initialized") === 1))
       throw new SnapshotError("snapshot globals are inconsistent (corrupt snapshot)");
-    this.u8.set(bytes.subarray(SNAPSHOT_HEADER_BYTES), ptr);
+    this.u8.set(bytes.subarray(SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES + n), ptr);
+    if (fcBytes) this.u8.set(bytes.subarray(SNAPSHOT_HEADER_BYTES + n), this.core.fcTrainBlockPtr());
     this.core.loadGlobals();
     this.outCount = 0;
   }

@@ -47,6 +47,18 @@ export interface EngineOptions {
   debug?: boolean;
   /** Explicit path of the .wasm file (overrides the build/ lookup). */
   wasmPath?: string;
+  /**
+   * Forecast written at every tick: "hw" (Holt-Winters) or "ensemble" (HW, LSTM-lite, naive,
+   * median-3 and the daily profile combined per user; adds about 400 + 4 x seasonPoints bytes per
+   * user; horizonBuckets must be <= 6). Default "hw".
+   */
+  forecastModel?: "hw" | "ensemble";
+  /** LSTM-lite weights (an LSTL blob from `foresight train`); default: the built-in initialisation. */
+  lstmWeights?: Uint8Array;
+  /** Users whose LSTM-lite step trains the shared weights per closed bucket (bounds the cost); 0 = frozen. Default 64. */
+  lstmTrainUsersPerBucket?: number;
+  /** Adam learning rate of the online LSTM-lite training, > 0. Default 0.001. */
+  lstmLearningRate?: number;
 }
 
 export const DEFAULT_CAPACITY_USERS = 1 << 18;
@@ -69,8 +81,15 @@ export const DEFAULT_INGRESS_CAPACITY = 8192;
 export const DEFAULT_COUNTS_CAPACITY = 1024;
 export const MAX_CAPACITY_USERS = 1 << 22;
 
-export type ResolvedEngineOptions = Required<Omit<EngineOptions, "wasmPath">> & {
+export const DEFAULT_FORECAST_MODEL = "hw";
+export const DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET = 64;
+export const DEFAULT_LSTM_LEARNING_RATE = 0.001;
+/** Gradient-norm clip of the online LSTM-lite training. */
+export const LSTM_GRAD_CLIP = 1.0;
+
+export type ResolvedEngineOptions = Required<Omit<EngineOptions, "wasmPath" | "lstmWeights">> & {
   wasmPath: string | undefined;
+  lstmWeights: Uint8Array | undefined;
   /** Derived: z of the upper quantile. */
   z: number;
   /** Derived: per-bucket weight of the time-of-day profile. */
@@ -153,6 +172,14 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
   check(isInt(ingressCapacity) && ingressCapacity >= 1 && ingressCapacity <= 1 << 20, "ingressCapacity", ingressCapacity, "must be an integer from 1 to 1048576");
   const countsCapacity = o.countsCapacity ?? DEFAULT_COUNTS_CAPACITY;
   check(isInt(countsCapacity) && countsCapacity >= 1 && countsCapacity <= 1 << 20, "countsCapacity", countsCapacity, "must be an integer from 1 to 1048576");
+  const forecastModel = o.forecastModel ?? DEFAULT_FORECAST_MODEL;
+  check(forecastModel === "hw" || forecastModel === "ensemble", "forecastModel", forecastModel, 'must be "hw" or "ensemble"');
+  if (forecastModel === "ensemble") check(horizonBuckets <= 6, "horizonBuckets", horizonBuckets, 'must be <= 6 with forecastModel "ensemble"');
+  const lstmTrainUsersPerBucket = o.lstmTrainUsersPerBucket ?? DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET;
+  check(isInt(lstmTrainUsersPerBucket) && lstmTrainUsersPerBucket >= 0 && lstmTrainUsersPerBucket < 2 ** 31, "lstmTrainUsersPerBucket", lstmTrainUsersPerBucket, "must be an integer >= 0");
+  const lstmLearningRate = o.lstmLearningRate ?? DEFAULT_LSTM_LEARNING_RATE;
+  check(Number.isFinite(lstmLearningRate) && lstmLearningRate > 0, "lstmLearningRate", lstmLearningRate, "must be a finite number > 0");
+  check(o.lstmWeights === undefined || o.lstmWeights instanceof Uint8Array, "lstmWeights", typeof o.lstmWeights, "must be a Uint8Array (LSTL blob)");
   const bucketsPerHour = 3_600_000 / bucketWidthMs;
   const todAlpha = 1 - Math.pow(1 - timeOfDayDayWeight, 1 / bucketsPerHour);
   return {
@@ -161,5 +188,6 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
     timeOfDayDayWeight, expireAfterBuckets, maxCatchUpBuckets, ingressCapacity, countsCapacity,
     debug: o.debug ?? false, wasmPath: o.wasmPath, z: normalQuantile(upperQuantile), todAlpha, periodBuckets,
     ringBuckets: ringBuckets(bucketWidthMs, allowedLatenessMs),
+    forecastModel, lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket, lstmLearningRate,
   };
 }

@@ -5,6 +5,7 @@
  * through Float32Array stores, i.e. Math.fround). Used by differential tests and as a baseline.
  */
 import type { EngineCore } from "./core.ts";
+import { FcMirror, fcExtBytes, TRAIN_BLOCK_BYTES as FC_TRAIN_BLOCK_BYTES } from "../forecast/engine-mirror.ts";
 import {
   CELL_BYTES, CellField as C, COUNTS_RECORD_BYTES, GLOBALS_BYTES, GlobalIndex as GI, LAYOUT_VERSION,
   MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex as PI, SCRATCH_BYTES, SlotField as S, indexEntriesFor,
@@ -50,6 +51,9 @@ export class ReferenceCore implements EngineCore {
   private f32 = new Float32Array(this.buf);
   private f64 = new Float64Array(this.buf);
   private ready = false;
+  /** LSTM-lite + ensemble mirror (src/forecast/engine-mirror.ts) and its training block's offset. */
+  private readonly fc = new FcMirror();
+  private rFcBlock = 0;
 
   // params
   private capacity = 0;
@@ -128,7 +132,7 @@ export class ReferenceCore implements EngineCore {
         countsCap < 1 || maxCatchUp < 1) return -4;
     const ring = ringBuckets(widthMs, latenessMs);
     const nIndex = indexEntriesFor(capacity);
-    const lay = slotLayout(seasonPoints, ring);
+    const lay = slotLayout(seasonPoints, ring, this.fc.enabled ? fcExtBytes(seasonPoints) : 0);
     const ingress = 0;
     const counts = align(ingress + ingressCap * EVENT_RECORD_BYTES, 64);
     const output = align(counts + countsCap * COUNTS_RECORD_BYTES, 64);
@@ -138,7 +142,9 @@ export class ReferenceCore implements EngineCore {
     const slab = align(index + nIndex * 8, 64);
     const end = slab + capacity * lay.bytes;
     if (end > 0xffff0000) return -3;
-    this.buf = new ArrayBuffer(align(end, 65536));
+    // The shared LSTM-lite training block sits after the state (static data in the WASM module).
+    const fcBlock = align(end, 16);
+    this.buf = new ArrayBuffer(align(fcBlock + FC_TRAIN_BLOCK_BYTES, 65536));
     this.u8 = new Uint8Array(this.buf);
     this.u16 = new Uint16Array(this.buf);
     this.u32 = new Uint32Array(this.buf);
@@ -156,6 +162,8 @@ export class ReferenceCore implements EngineCore {
     });
     this.phiSumH = this.phiSum(horizon);
     this.varMultH = this.varMult(horizon);
+    this.rFcBlock = fcBlock;
+    this.fc.attach(this.buf, fcBlock, { ext: lay.ext, points: seasonPoints, period: this.period, horizon, widthSec: widthMs / 1000, phiSumH: this.phiSumH });
     const pb = state >> 3;
     const f = this.f64;
     f[pb + PI.version] = LAYOUT_VERSION;
@@ -621,8 +629,9 @@ export class ReferenceCore implements EngineCore {
   }
 
   // models.ts mirror
-  private modelsOnBucketClose(sp: number, _c: number, y: number, i0: number, i1: number, f: number): void {
+  private modelsOnBucketClose(sp: number, c: number, y: number, i0: number, i1: number, f: number): void {
     this.hwUpdate(sp, y, i0, i1, f);
+    if (this.fc.enabled) this.fc.onClose(sp, c, y, this.tracked, (a, b, w) => this.hwForecastAt(sp, this.phiSumH, a, b, w));
   }
 
   // ------------------------------------------------------------------ tick
@@ -745,8 +754,8 @@ export class ReferenceCore implements EngineCore {
       }
       u32[out >> 2] = lo;
       u32[(out + 4) >> 2] = hi;
-      f64[(out + 8) >> 3] = this.hwForecastAt(sp, this.phiSumH, fi0, fi1, ff);
-      f64[(out + 16) >> 3] = this.hwUpperAt(sp, this.phiSumH, this.varMultH, fi0, fi1, ff);
+      f64[(out + 8) >> 3] = this.fc.enabled ? this.fc.rate(sp) : this.hwForecastAt(sp, this.phiSumH, fi0, fi1, ff);
+      f64[(out + 16) >> 3] = this.fc.enabled ? this.fc.upper(sp) : this.hwUpperAt(sp, this.phiSumH, this.varMultH, fi0, fi1, ff);
       f64[(out + 24) >> 3] = u32[(sp + S.cCount) >> 2] / widthSec;
       out += FORECAST_RECORD_BYTES;
       count++;
@@ -780,6 +789,17 @@ export class ReferenceCore implements EngineCore {
     return upper ? this.hwUpperAt(sp, ps, this.varMult(h), i0, i1, f) : this.hwForecastAt(sp, ps, i0, i1, f);
   }
 
+  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number {
+    return this.fc.configure(enabled !== 0, quantile, trainPerBucket, learningRate, gradClip);
+  }
+  fcTrainSteps(): number { return this.fc.trainSteps; }
+  fcTrainLossSum(): number { return this.fc.trainLossSum; }
+  fcTrainBlockPtr(): number { return this.rFcBlock; }
+  fcTrainBlockBytes(): number { return FC_TRAIN_BLOCK_BYTES; }
+  lstmForecast(s: number, h: number): number {
+    const sp = this.occupied(s);
+    return sp < 0 || !this.fc.enabled ? NaN : this.fc.lstmForecastCount(sp, h);
+  }
   ingressPtr(): number { return this.rIngress; }
   ingressCapacity(): number { return this.rIngressCap; }
   countsPtr(): number { return this.rCounts; }

@@ -66,11 +66,11 @@ export const CELL_BYTES = 104;
 const align8 = (n: number) => (n + 7) & ~7;
 
 /** Slot layout for P season points and R ring buckets (assembly/slot.ts slotLayout). */
-export function slotLayout(seasonPoints: number, ring: number): { season: number; ring: number; ext: number; bytes: number } {
+export function slotLayout(seasonPoints: number, ring: number, extBytes = 0): { season: number; ring: number; ext: number; bytes: number } {
   const season = HEADER_AND_TOD_BYTES;
   const ringOff = align8(season + seasonPoints * 4);
   const ext = ringOff + ring * CELL_BYTES;
-  return { season, ring: ringOff, ext, bytes: align8(ext) };
+  return { season, ring: ringOff, ext, bytes: align8(ext + extBytes) };
 }
 
 /** Ring size R = min(8, ceil(lateness / width) + 2). */

@@ -79,6 +79,12 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore> {
   const u = (f: (...a: number[]) => number) => (...a: number[]) => f(...a) >>> 0;
   const core: EngineCore = {
     kind: "wasm",
+    fcConfigure: x.fcConfigure,
+    fcTrainSteps: x.fcTrainSteps,
+    fcTrainLossSum: x.fcTrainLossSum,
+    fcTrainBlockPtr: u(x.fcTrainBlockPtr),
+    fcTrainBlockBytes: u(x.fcTrainBlockBytes),
+    lstmForecast: x.lstmForecast,
     buffer: () => x.memory.buffer,
     init: x.init,
     ingest: u(x.ingest),

@@ -1,0 +1,343 @@
+/**
+ * TypeScript mirror of assembly/lstm.ts and assembly/ensemble.ts for the engine's reference core
+ * (src/engine/reference.ts): the same per-user slot-extension layout and arithmetic, operating on
+ * the reference's ArrayBuffer, so the differential tests compare WASM and reference bucket by
+ * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
+ */
+import { SlotField as S } from "../engine/regions.ts";
+import { gruOutput, gruStep, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./lstm.ts";
+
+const LH = LSTM_HIDDEN;
+const LX = LSTM_INPUTS;
+const LO = LSTM_MAX_HORIZON;
+// Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
+const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_H = 64, F_PREV_X = 96, F_LAST3 = 132, F_PROFILE = 144;
+/** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
+export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile"] as const;
+const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
+/** Largest horizon (buckets) the engine ensemble serves. */
+export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
+const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
+const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
+const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 4, E_ERR = E_PCOMB + RING * 4, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
+/** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
+export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
+
+export function lstmBytes(points: number): number {
+  return F_PROFILE + points * 4;
+}
+/** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
+export function fcExtBytes(points: number): number {
+  return (lstmBytes(points) + E_BYTES + 7) & ~7;
+}
+
+/** Engine geometry the mirror needs (the reference core's params). */
+export interface MirrorGeometry {
+  ext: number;
+  points: number;
+  period: number;
+  horizon: number;
+  widthSec: number;
+  phiSumH: number;
+}
+
+export class FcMirror {
+  enabled = false;
+  quantile = 0.95;
+  trainPerBucket = 0;
+  learningRate = 0.001;
+  gradClip = 1.0;
+  lastBucket = 0xffffffff;
+  trainedThisBucket = 0;
+  trainSteps = 0;
+  trainLossSum = 0;
+  private f32 = new Float32Array(0);
+  private u32 = new Uint32Array(0);
+  private f64 = new Float64Array(0);
+  private block = 0;
+  private g: MirrorGeometry = { ext: 0, points: 0, period: 0, horizon: 0, widthSec: 0, phiSumH: 0 };
+  private params = new Float64Array(0);
+  private readonly x = new Float64Array(LX);
+  private readonly hn = new Float64Array(LH);
+  private readonly cache = new Float64Array(4 * LH);
+  private readonly hprev = new Float64Array(LH);
+  private readonly hf = new Float64Array(LH);
+  private readonly y = new Float64Array(LO);
+  private readonly grad = new Float64Array(LSTM_PARAM_COUNT);
+  private readonly val = new Float64Array(EJ);
+  private readonly wt = new Float64Array(EJ);
+
+  configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number {
+    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip });
+    return 0;
+  }
+
+  /** Binds the mirror to the reference's memory; `block` = byte offset of the training block (8-aligned). */
+  attach(buf: ArrayBuffer, block: number, g: MirrorGeometry): void {
+    this.f32 = new Float32Array(buf);
+    this.u32 = new Uint32Array(buf);
+    this.f64 = new Float64Array(buf);
+    this.block = block;
+    this.g = g;
+    this.params = new Float64Array(buf, block, LSTM_PARAM_COUNT);
+  }
+
+  private lf32(a: number): number {
+    return this.f32[a >> 2];
+  }
+
+  private trainStep(e: number, target: number): number {
+    const { f32, grad, x, hprev, params: p } = this;
+    for (let k = 0; k < LX; k++) x[k] = f32[(e + F_PREV_X + 4 * k) >> 2];
+    for (let k = 0; k < LH; k++) hprev[k] = f32[(e + F_PREV_H + 4 * k) >> 2];
+    gruStep(p, hprev, x, this.hn, this.cache);
+    grad.fill(0);
+    gruOutput(p, this.hn, x, this.y);
+    const d = this.y[0] - target;
+    const gy = (d > 0 ? 1 : d < 0 ? -1 : 0) / LO;
+    // Offsets as in lstm.ts (OFF_WO, OFF_BO, OFF_SKIP are derived from the shapes).
+    const GATE = LH * LX + LH * LH + LH;
+    const OFF_BU = 3 * GATE, OFF_WO = OFF_BU + LH, OFF_BO = OFF_WO + LO * LH, OFF_SKIP = OFF_BO + LO;
+    grad[OFF_BO] = gy;
+    grad[OFF_SKIP] = gy * x[0];
+    grad[OFF_SKIP + LO] = gy * x[1];
+    const dh = this.hf;
+    for (let k = 0; k < LH; k++) {
+      grad[OFF_WO + k] = gy * this.hn[k];
+      dh[k] = gy * p[OFF_WO + k];
+    }
+    const c = this.cache;
+    for (let i = 0; i < LH; i++) {
+      const z = c[i], r = c[LH + i], n = c[2 * LH + i], un = c[3 * LH + i];
+      const dhi = dh[i];
+      const dz = dhi * (hprev[i] - n) * z * (1 - z);
+      const dn = dhi * (1 - z) * (1 - n * n);
+      const dr = dn * un * r * (1 - r);
+      const dun = dn * r;
+      grad[0 * GATE + LH * LX + LH * LH + i] += dz;
+      grad[1 * GATE + LH * LX + LH * LH + i] += dr;
+      grad[2 * GATE + LH * LX + LH * LH + i] += dn;
+      grad[OFF_BU + i] += dun;
+      for (let k = 0; k < LX; k++) {
+        grad[0 * GATE + i * LX + k] += dz * x[k];
+        grad[1 * GATE + i * LX + k] += dr * x[k];
+        grad[2 * GATE + i * LX + k] += dn * x[k];
+      }
+      for (let k = 0; k < LH; k++) {
+        grad[0 * GATE + LH * LX + i * LH + k] += dz * hprev[k];
+        grad[1 * GATE + LH * LX + i * LH + k] += dr * hprev[k];
+        grad[2 * GATE + LH * LX + i * LH + k] += dun * hprev[k];
+      }
+    }
+    let norm = 0;
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) norm += grad[i] * grad[i];
+    norm = Math.sqrt(norm);
+    const scale = norm > this.gradClip ? this.gradClip / norm : 1;
+    const f64 = this.f64;
+    const b = this.block >> 3;
+    const m1o = b + LSTM_PARAM_COUNT, m2o = b + 2 * LSTM_PARAM_COUNT, so = b + 3 * LSTM_PARAM_COUNT;
+    const stepN = f64[so] + 1;
+    f64[so] = stepN;
+    const b1 = 0.9, b2 = 0.999;
+    const c1 = 1 - Math.pow(b1, stepN), c2 = 1 - Math.pow(b2, stepN);
+    for (let i = 0; i < LSTM_PARAM_COUNT; i++) {
+      const gi = grad[i] * scale;
+      const m1 = b1 * f64[m1o + i] + (1 - b1) * gi;
+      const m2 = b2 * f64[m2o + i] + (1 - b2) * gi * gi;
+      f64[m1o + i] = m1;
+      f64[m2o + i] = m2;
+      p[i] = p[i] - (this.learningRate * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8);
+    }
+    return Math.abs(d);
+  }
+
+  private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
+    const { f32, u32, x } = this;
+    const { points, period } = this.g;
+    const e = sp + this.g.ext;
+    const n = u32[(e + F_N) >> 2];
+    const ly = Math.log1p(Math.max(0, count));
+    const prevLevel = f32[(e + F_LEVEL) >> 2];
+    let loss = 0;
+    if (train && n >= 2) loss = this.trainStep(e, ly - prevLevel);
+    const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
+    f32[(e + F_LEVEL) >> 2] = level;
+    const prof = (e + F_PROFILE) >> 2;
+    if (n === 0) for (let i = 0; i < points; i++) f32[prof + i] = ly;
+    const pi = prof + Math.floor((slotOfDay * points) / period);
+    const pv = f32[pi];
+    f32[pi] = pv + LSTM_PROFILE_GAMMA * (ly - pv);
+    const next = (slotOfDay + 1) % period;
+    const sNext = f32[prof + Math.floor((next * points) / period)];
+    const tod = (2.0 * Math.PI * slotOfDay) / period;
+    const dow = (2.0 * Math.PI * (dayOfWeek + slotOfDay / period)) / 7.0;
+    x[0] = ly - level;
+    x[1] = sNext - level;
+    x[2] = Math.sin(tod);
+    x[3] = Math.cos(tod);
+    x[4] = Math.sin(dow);
+    x[5] = Math.cos(dow);
+    x[6] = Math.min(cv, 10.0) / 10.0;
+    x[7] = Math.log1p(Math.max(0.0, tokPerReq)) / 10.0;
+    x[8] = throttled;
+    const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
+    gruStep(this.params, hv, x, this.hn);
+    for (let k = 0; k < LH; k++) {
+      f32[((e + F_PREV_H) >> 2) + k] = hv[k];
+      hv[k] = this.hn[k];
+    }
+    for (let k = 0; k < LX; k++) f32[((e + F_PREV_X) >> 2) + k] = x[k];
+    gruOutput(this.params, hv, x, this.y);
+    for (let o = 0; o < LO; o++) f32[((e + F_OUT) >> 2) + o] = this.y[o];
+    f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
+    u32[(e + F_N) >> 2] = n + 1;
+    return loss;
+  }
+
+  lstmForecastCount(sp: number, h: number): number {
+    const e = sp + this.g.ext;
+    if (this.u32[(e + F_N) >> 2] === 0) return 0;
+    const o = h < 1 ? 0 : h > LO ? LO - 1 : h - 1;
+    const v = Math.expm1(this.f32[(e + F_LEVEL) >> 2] + this.f32[((e + F_OUT) >> 2) + o]);
+    return v > 0 ? v : 0;
+  }
+  profileForecastCount(sp: number, slotOfDay: number): number {
+    const e = sp + this.g.ext;
+    if (this.u32[(e + F_N) >> 2] === 0) return 0;
+    const v = Math.expm1(this.f32[((e + F_PROFILE) >> 2) + Math.floor((slotOfDay * this.g.points) / this.g.period)]);
+    return v > 0 ? v : 0;
+  }
+  lastCount(sp: number): number {
+    const e = sp + this.g.ext;
+    const n = this.u32[(e + F_N) >> 2];
+    return n === 0 ? 0 : this.f32[((e + F_LAST3) >> 2) + ((n - 1) % 3)];
+  }
+  median3Count(sp: number): number {
+    const e = sp + this.g.ext;
+    const n = this.u32[(e + F_N) >> 2];
+    if (n === 0) return 0;
+    const l = (e + F_LAST3) >> 2;
+    const a = this.f32[l];
+    if (n === 1) return a;
+    const b = this.f32[l + 1];
+    if (n === 2) return 0.5 * (a + b);
+    const c = this.f32[l + 2];
+    return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
+  }
+
+  private combine(e: number): number {
+    const { f32, val, wt } = this;
+    let ws = 0, fm = 0;
+    for (let j = 0; j < EJ; j++) {
+      const a = f32[(e + E_ERR + 4 * j) >> 2] + 1e-6;
+      const a2 = a * a;
+      const w = 1.0 / (a2 * a2);
+      wt[j] = w;
+      ws += w;
+      fm += w * val[j];
+    }
+    if (!(ws > 0) || !Number.isFinite(fm / ws)) return val[0];
+    const mean = Math.max(0, fm / ws);
+    let used = 0, acc = 0, med = val[0];
+    for (let k = 0; k < EJ; k++) {
+      let best = -1, bv = Infinity;
+      for (let j = 0; j < EJ; j++) {
+        if (used & (1 << j)) continue;
+        if (best < 0 || val[j] < bv) {
+          best = j;
+          bv = val[j];
+        }
+      }
+      used |= 1 << best;
+      acc += wt[best] / ws;
+      med = bv;
+      if (acc >= 0.5) break;
+    }
+    return 0.5 * (mean + med);
+  }
+
+  /**
+   * The reference's hook after hwUpdate (assembly/ensemble.ts fcOnClose). `hwAt(i0, i1, f)` is
+   * the reference's Holt-Winters forecast (req/s) at the configured horizon for that position.
+   */
+  onClose(sp: number, c: number, y: number, tracked: number, hwAt: (i0: number, i1: number, f: number) => number): void {
+    const { f32, u32, f64 } = this;
+    const { period: D, points: P, horizon: h, widthSec } = this.g;
+    const phase = (c + h) % D;
+    const xpos = (phase * P) / D;
+    const fl = Math.floor(xpos);
+    let i0 = fl;
+    if (i0 >= P) i0 = P - 1;
+    const i1 = i0 + 1 === P ? 0 : i0 + 1;
+    const nReq = u32[(sp + S.cCount) >> 2];
+    const tokPerReq = nReq > 0 ? (f64[(sp + S.cInTok) >> 3] + f64[(sp + S.cOutTok) >> 3]) / nReq : 0;
+    const throttled = nReq > 0 ? u32[(sp + S.cThrottled) >> 2] / nReq : 0;
+    const cv = f32[(sp + S.cCv) >> 2];
+    const count = y * widthSec;
+    const e = sp + this.g.ext + lstmBytes(P);
+    const nBefore = u32[(sp + this.g.ext) >> 2];
+    if (nBefore >= h) {
+      const slot = c % RING;
+      for (let j = 0; j < EJ; j++) {
+        const pj = f32[(e + E_PEND + (slot * EJ + j) * 4) >> 2];
+        const ej = (e + E_ERR + j * 4) >> 2;
+        const a = Math.abs(count - pj);
+        f32[ej] = nBefore === h ? a : ERROR_DECAY * f32[ej] + (1 - ERROR_DECAY) * a;
+      }
+      const fc = f32[(e + E_PCOMB + slot * 4) >> 2];
+      const err = Math.abs(count - fc);
+      const mae0 = f32[(e + E_MAE) >> 2];
+      const mae = Number.isNaN(mae0) ? err : SCALE_DECAY * mae0 + (1 - SCALE_DECAY) * err;
+      f32[(e + E_MAE) >> 2] = mae;
+      const scale = Math.max(mae, 1e-3 * (1 + fc));
+      let q = f32[(e + E_Q) >> 2];
+      q += QUANTILE_STEP * scale * (count > fc + q ? this.quantile : -(1 - this.quantile));
+      f32[(e + E_Q) >> 2] = q < 0 ? 0 : q;
+    } else if (nBefore === 0) {
+      f32[(e + E_MAE) >> 2] = NaN;
+      for (let j = 0; j < EJ; j++) f32[(e + E_ERR + j * 4) >> 2] = 1;
+    }
+    let train = false;
+    if (this.trainPerBucket > 0) {
+      if (c !== this.lastBucket) {
+        this.lastBucket = c;
+        this.trainedThisBucket = 0;
+      }
+      if (this.trainedThisBucket < this.trainPerBucket) {
+        let xh = (u32[(sp + S.hashLo) >> 2] ^ Math.imul(c, 0x9e3779b1)) >>> 0;
+        xh = (xh ^ (xh >>> 16)) >>> 0;
+        xh = Math.imul(xh, 0x85ebca6b) >>> 0;
+        xh = (xh ^ (xh >>> 13)) >>> 0;
+        const users = tracked > 0 ? tracked : 1;
+        if (xh % users < this.trainPerBucket) train = true;
+      }
+    }
+    const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, cv, tokPerReq, throttled, train);
+    if (train && nBefore >= 2) {
+      this.trainedThisBucket++;
+      this.trainSteps += 1;
+      this.trainLossSum += loss;
+    }
+    const target = c + h;
+    const val = this.val;
+    val[0] = this.lastCount(sp);
+    val[1] = this.median3Count(sp);
+    val[2] = hwAt(i0, i1, xpos - fl) * widthSec;
+    val[3] = this.lstmForecastCount(sp, h);
+    val[4] = this.profileForecastCount(sp, target % D);
+    const comb = this.combine(e);
+    const ts = target % RING;
+    for (let j = 0; j < EJ; j++) f32[(e + E_PEND + (ts * EJ + j) * 4) >> 2] = val[j];
+    f32[(e + E_PCOMB + ts * 4) >> 2] = comb;
+    f32[(e + E_COMB) >> 2] = comb;
+  }
+
+  rate(sp: number): number {
+    const e = sp + this.g.ext + lstmBytes(this.g.points);
+    return this.f32[(e + E_COMB) >> 2] / this.g.widthSec;
+  }
+  upper(sp: number): number {
+    const e = sp + this.g.ext + lstmBytes(this.g.points);
+    return (this.f32[(e + E_COMB) >> 2] + this.f32[(e + E_Q) >> 2]) / this.g.widthSec;
+  }
+}
