@@ -38,7 +38,7 @@ export const S_TOD: u32 = 104; // 24 x f32, hourly time-of-day EW rate profile (
 export const HEADER_AND_TOD_BYTES: u32 = 104 + 24 * 4;
 
 // --- ring cell (one time bucket, 104 bytes)
-export const CELL_BYTES: u32 = 104;
+export const CELL_BYTES: u32 = 104; // cellFor (engine.ts) clears it with 13 unrolled u64 stores
 export const C_BUCKET: u32 = 0; // u32, absolute bucket number held (NIL = empty)
 export const C_COUNT: u32 = 4; // u32 requests
 export const C_IN_TOK: u32 = 8; // f64
