@@ -148,7 +148,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
     }
   }
   const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
-  if (train && nBefore >= 2) {
+  if (train && nBefore >= 1) {
     Fc.trainedThisBucket++;
     Fc.trainSteps += 1.0;
     Fc.trainLossSum += loss;

@@ -11,7 +11,7 @@ const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
 const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
-const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_H = 64, F_PREV_X = 96, F_LAST3 = 132, F_PROFILE = 144;
+const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
 /** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
 export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile"] as const;
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
@@ -59,11 +59,8 @@ export class FcMirror {
   private params = new Float64Array(0);
   private readonly x = new Float64Array(LX);
   private readonly hn = new Float64Array(LH);
-  private readonly cache = new Float64Array(4 * LH);
-  private readonly hprev = new Float64Array(LH);
-  private readonly hf = new Float64Array(LH);
   private readonly y = new Float64Array(LO);
-  private readonly grad = new Float64Array(LSTM_PARAM_COUNT);
+  private readonly grad = new Float64Array(3 + LH);
   private readonly val = new Float64Array(EJ);
   private readonly wt = new Float64Array(EJ);
 
@@ -86,51 +83,24 @@ export class FcMirror {
     return this.f32[a >> 2];
   }
 
+  /** assembly/lstm.ts trainStep: Adam on the horizon-1 head's output weights only. */
   private trainStep(e: number, target: number): number {
-    const { f32, grad, x, hprev, params: p } = this;
-    for (let k = 0; k < LX; k++) x[k] = f32[(e + F_PREV_X + 4 * k) >> 2];
-    for (let k = 0; k < LH; k++) hprev[k] = f32[(e + F_PREV_H + 4 * k) >> 2];
-    gruStep(p, hprev, x, this.hn, this.cache);
-    grad.fill(0);
-    gruOutput(p, this.hn, x, this.y);
-    const d = this.y[0] - target;
-    const gy = (d > 0 ? 1 : d < 0 ? -1 : 0) / LO;
-    // Offsets as in lstm.ts (OFF_WO, OFF_BO, OFF_SKIP are derived from the shapes).
+    const { f32, grad, params: p } = this;
     const GATE = LH * LX + LH * LH + LH;
-    const OFF_BU = 3 * GATE, OFF_WO = OFF_BU + LH, OFF_BO = OFF_WO + LO * LH, OFF_SKIP = OFF_BO + LO;
-    grad[OFF_BO] = gy;
-    grad[OFF_SKIP] = gy * x[0];
-    grad[OFF_SKIP + LO] = gy * x[1];
-    const dh = this.hf;
-    for (let k = 0; k < LH; k++) {
-      grad[OFF_WO + k] = gy * this.hn[k];
-      dh[k] = gy * p[OFF_WO + k];
-    }
-    const c = this.cache;
-    for (let i = 0; i < LH; i++) {
-      const z = c[i], r = c[LH + i], n = c[2 * LH + i], un = c[3 * LH + i];
-      const dhi = dh[i];
-      const dz = dhi * (hprev[i] - n) * z * (1 - z);
-      const dn = dhi * (1 - z) * (1 - n * n);
-      const dr = dn * un * r * (1 - r);
-      const dun = dn * r;
-      grad[0 * GATE + LH * LX + LH * LH + i] += dz;
-      grad[1 * GATE + LH * LX + LH * LH + i] += dr;
-      grad[2 * GATE + LH * LX + LH * LH + i] += dn;
-      grad[OFF_BU + i] += dun;
-      for (let k = 0; k < LX; k++) {
-        grad[0 * GATE + i * LX + k] += dz * x[k];
-        grad[1 * GATE + i * LX + k] += dr * x[k];
-        grad[2 * GATE + i * LX + k] += dn * x[k];
-      }
-      for (let k = 0; k < LH; k++) {
-        grad[0 * GATE + LH * LX + i * LH + k] += dz * hprev[k];
-        grad[1 * GATE + LH * LX + i * LH + k] += dr * hprev[k];
-        grad[2 * GATE + LH * LX + i * LH + k] += dun * hprev[k];
-      }
-    }
+    const OFF_WO = 3 * GATE + LH, OFF_BO = OFF_WO + LO * LH, OFF_SKIP = OFF_BO + LO;
+    const x0 = f32[(e + F_PREV_X) >> 2], x1 = f32[(e + F_PREV_X + 4) >> 2];
+    const h = (e + F_H) >> 2;
+    let y = p[OFF_BO] + p[OFF_SKIP] * x0 + p[OFF_SKIP + LO] * x1;
+    for (let k = 0; k < LH; k++) y += p[OFF_WO + k] * f32[h + k];
+    const d = y - target;
+    const gy = (d > 0 ? 1 : d < 0 ? -1 : 0) / LO;
+    grad[0] = gy;
+    grad[1] = gy * x0;
+    grad[2] = gy * x1;
+    for (let k = 0; k < LH; k++) grad[3 + k] = gy * f32[h + k];
+    const nHead = 3 + LH;
     let norm = 0;
-    for (let i = 0; i < LSTM_PARAM_COUNT; i++) norm += grad[i] * grad[i];
+    for (let i = 0; i < nHead; i++) norm += grad[i] * grad[i];
     norm = Math.sqrt(norm);
     const scale = norm > this.gradClip ? this.gradClip / norm : 1;
     const f64 = this.f64;
@@ -140,13 +110,14 @@ export class FcMirror {
     f64[so] = stepN;
     const b1 = 0.9, b2 = 0.999;
     const c1 = 1 - Math.pow(b1, stepN), c2 = 1 - Math.pow(b2, stepN);
-    for (let i = 0; i < LSTM_PARAM_COUNT; i++) {
+    for (let i = 0; i < nHead; i++) {
+      const idx = i === 0 ? OFF_BO : i === 1 ? OFF_SKIP : i === 2 ? OFF_SKIP + LO : OFF_WO + (i - 3);
       const gi = grad[i] * scale;
-      const m1 = b1 * f64[m1o + i] + (1 - b1) * gi;
-      const m2 = b2 * f64[m2o + i] + (1 - b2) * gi * gi;
-      f64[m1o + i] = m1;
-      f64[m2o + i] = m2;
-      p[i] = p[i] - (this.learningRate * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8);
+      const m1 = b1 * f64[m1o + idx] + (1 - b1) * gi;
+      const m2 = b2 * f64[m2o + idx] + (1 - b2) * gi * gi;
+      f64[m1o + idx] = m1;
+      f64[m2o + idx] = m2;
+      p[idx] = p[idx] - (this.learningRate * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8);
     }
     return Math.abs(d);
   }
@@ -159,7 +130,7 @@ export class FcMirror {
     const ly = Math.log1p(Math.max(0, count));
     const prevLevel = f32[(e + F_LEVEL) >> 2];
     let loss = 0;
-    if (train && n >= 2) loss = this.trainStep(e, ly - prevLevel);
+    if (train && n >= 1) loss = this.trainStep(e, ly - prevLevel);
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 2;
@@ -182,11 +153,9 @@ export class FcMirror {
     x[8] = throttled;
     const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
     gruStep(this.params, hv, x, this.hn);
-    for (let k = 0; k < LH; k++) {
-      f32[((e + F_PREV_H) >> 2) + k] = hv[k];
-      hv[k] = this.hn[k];
-    }
-    for (let k = 0; k < LX; k++) f32[((e + F_PREV_X) >> 2) + k] = x[k];
+    for (let k = 0; k < LH; k++) hv[k] = this.hn[k];
+    f32[(e + F_PREV_X) >> 2] = x[0];
+    f32[((e + F_PREV_X) >> 2) + 1] = x[1];
     gruOutput(this.params, hv, x, this.y);
     for (let o = 0; o < LO; o++) f32[((e + F_OUT) >> 2) + o] = this.y[o];
     f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
@@ -313,7 +282,7 @@ export class FcMirror {
       }
     }
     const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, cv, tokPerReq, throttled, train);
-    if (train && nBefore >= 2) {
+    if (train && nBefore >= 1) {
       this.trainedThisBucket++;
       this.trainSteps += 1;
       this.trainLossSum += loss;

@@ -154,6 +154,23 @@ export class RecentMedianModel implements UserForecaster {
   }
 }
 
+/**
+ * Pre-trains LSTM-lite on the training split (buckets [0, trainWindows)) of the given clients only,
+ * never on their test buckets.
+ */
+export function pretrainOnTrainSplit(used: ClientSeries[], o: { trainWindows: number; seasonBuckets: number }, onPretrain?: EvalOptions["onPretrain"]): LstmWeights {
+  const t0 = performance.now();
+  const weights = LstmWeights.init(1);
+  const seqs = used.map((s) => ({
+    counts: s.requests.subarray(0, o.trainWindows),
+    iatCv: s.iatCv.subarray(0, o.trainWindows),
+    tokensPerRequest: s.tokensPerRequest.subarray(0, o.trainWindows),
+  }));
+  const loss = trainLstm(weights, seqs, { epochs: DEFAULT_EVAL_TRAIN_EPOCHS, seasonBuckets: o.seasonBuckets });
+  onPretrain?.({ sequences: seqs.length, epochs: DEFAULT_EVAL_TRAIN_EPOCHS, elapsedMs: performance.now() - t0, loss });
+  return weights;
+}
+
 /** Validates options and returns them with defaults. */
 export function resolveOptions(o: EvalOptions) {
   const horizons = o.horizons ?? DEFAULT_HORIZONS;
@@ -198,17 +215,7 @@ export function evaluate(series: ClientSeries[], opts: EvalOptions = {}): EvalRe
   const { used, skipped } = selectClients(series, o);
   if (used.length === 0) throw new ForecastOptionError(`no client meets the protocol (${skipped.length} skipped, e.g. ${skipped[0]?.key}: ${skipped[0]?.reason})`);
   let weights = opts.lstmWeights;
-  if (!weights && (o.models.includes("lstm") || o.models.includes("ensemble"))) {
-    const t0 = performance.now();
-    weights = LstmWeights.init(1);
-    const seqs = used.map((s) => ({
-      counts: s.requests.subarray(0, o.trainWindows),
-      iatCv: s.iatCv.subarray(0, o.trainWindows),
-      tokensPerRequest: s.tokensPerRequest.subarray(0, o.trainWindows),
-    }));
-    const loss = trainLstm(weights, seqs, { epochs: DEFAULT_EVAL_TRAIN_EPOCHS, seasonBuckets: o.seasonBuckets });
-    opts.onPretrain?.({ sequences: seqs.length, epochs: DEFAULT_EVAL_TRAIN_EPOCHS, elapsedMs: performance.now() - t0, loss });
-  }
+  if (!weights && (o.models.includes("lstm") || o.models.includes("ensemble"))) weights = pretrainOnTrainSplit(used, o, opts.onPretrain);
   const factories: Record<string, ModelFactory> = { ...builtinFactories(o.seasonBuckets, weights) };
   for (const [k, f] of Object.entries(opts.factories ?? {})) if (f) factories[k] = f;
   const H = o.horizons;
@@ -243,7 +250,13 @@ export function evaluate(series: ClientSeries[], opts: EvalOptions = {}): EvalRe
         if (!got) throw new ForecastOptionError(`precomputed model "${name}" has no forecasts for ${s.key}`);
         for (let i = 0; i < H.length; i++) {
           const a = new ErrorAccumulator();
-          for (let target = Math.max(H[i], o.trainWindows); target < T; target++) a.add(y[target], got.preds[i][target], got.uppers[i][target]);
+          const tracker = new ResidualQuantile(o.quantile);
+          for (let target = H[i]; target < T; target++) {
+            const f = got.preds[i][target];
+            const up = got.uppers ? got.uppers[i][target] : tracker.upper(f);
+            if (!got.uppers) tracker.update(y[target], f);
+            if (target >= o.trainWindows) a.add(y[target], f, up);
+          }
           acc[name][i].push(a);
         }
         continue;

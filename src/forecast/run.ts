@@ -5,8 +5,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ForecastOptionError } from "./errors.ts";
-import { replayThroughEngine, type PrecomputedModel } from "./engine-replay.ts";
-import { evaluate, MODEL_NAMES, resolveOptions, selectClients, type EvalOptions, type EvalResult, type ModelName } from "./evaluate.ts";
+import { ENGINE_MODEL_NAMES, replayThroughEngine, type PrecomputedModel } from "./engine-replay.ts";
+import { evaluate, MODEL_NAMES, pretrainOnTrainSplit, resolveOptions, selectClients, type EvalOptions, type EvalResult, type ModelName } from "./evaluate.ts";
 import { LstmWeights } from "./lstm.ts";
 import { formatTable, loadRReference, summariseRReference } from "./report.ts";
 import { attachTokenStats, DEFAULT_TOKENS_PATH, DEFAULT_TRACE_PATH, loadRateTrace, parseClientList } from "./trace.ts";
@@ -57,15 +57,23 @@ export async function runEval(o: RunEvalOptions): Promise<{ result: EvalResult; 
   }
   const tokens = o.tokens ?? DEFAULT_TOKENS_PATH;
   if (existsSync(tokens)) await attachTokenStats(series, tokens);
-  const lstmWeights = o.weights ? LstmWeights.fromBytes(new Uint8Array(readFileSync(o.weights))) : undefined;
+  let lstmWeights = o.weights ? LstmWeights.fromBytes(new Uint8Array(readFileSync(o.weights))) : undefined;
   let lastProgress = 0;
   const precomputed: Record<string, PrecomputedModel> = {};
-  const models = parseModels(o.models, [...Object.keys(o.factories ?? {}), "hw-engine"]) ?? (o.engine ? [...MODEL_NAMES, "hw-engine"] : [...MODEL_NAMES]);
-  if (models.includes("hw-engine" as ModelName)) {
-    if (!o.engine) throw new ForecastOptionError(`model "hw-engine" needs --engine wasm|ts`);
+  const engineNames: string[] = [...ENGINE_MODEL_NAMES];
+  const models = parseModels(o.models, [...Object.keys(o.factories ?? {}), ...engineNames]) ?? (o.engine ? [...MODEL_NAMES, ...engineNames] : [...MODEL_NAMES]);
+  const onPretrain: NonNullable<EvalOptions["onPretrain"]> = (p) =>
+    o.progress?.(`LSTM-lite pre-trained on the train split of ${p.sequences} clients: ${p.epochs} epochs, ${(p.elapsedMs / 1000).toFixed(1)} s, loss ${p.loss.toFixed(4)}`);
+  const wantEngine = models.filter((m) => engineNames.includes(m));
+  if (wantEngine.length) {
+    if (!o.engine) throw new ForecastOptionError(`models ${wantEngine.join(", ")} need --engine wasm|ts`);
     const { used } = selectClients(series, ro);
+    const ensemble = wantEngine.some((m) => m !== "hw-engine");
+    // The engine's LSTM-lite starts from the same pre-trained weights as the TS one.
+    if (ensemble && !lstmWeights) lstmWeights = pretrainOnTrainSplit(used, ro, onPretrain);
     const t0 = performance.now();
-    precomputed["hw-engine"] = await replayThroughEngine(used, { engine: o.engine, horizons: ro.horizons, quantile: ro.quantile });
+    const got = await replayThroughEngine(used, { engine: o.engine, horizons: ro.horizons, quantile: ro.quantile, ensemble, lstmWeights: lstmWeights?.toBytes() });
+    for (const m of wantEngine) precomputed[m] = got[m];
     o.progress?.(`engine (${o.engine}) replay of ${used.length} clients: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }
   const result = evaluate(series, {
@@ -73,7 +81,7 @@ export async function runEval(o: RunEvalOptions): Promise<{ result: EvalResult; 
     precomputed,
     models: models as ModelName[],
     lstmWeights,
-    onPretrain: (p) => o.progress?.(`LSTM-lite pre-trained on the train split of ${p.sequences} clients: ${p.epochs} epochs, ${(p.elapsedMs / 1000).toFixed(1)} s, loss ${p.loss.toFixed(4)}`),
+    onPretrain,
     onProgress: (p) => {
       const now = performance.now();
       if (!o.progress || (now - lastProgress < PROGRESS_INTERVAL_MS && p.clientsDone < p.clients)) return;

@@ -98,11 +98,11 @@ test("engine replay: WASM engine and its TS reference give the same forecasts", 
   const b = await replayThroughEngine(s, { engine: "ts", horizons: [1, 6], quantile: 0.95 });
   let nonzero = 0;
   for (const c of s) {
-    const pa = a.byKey.get(c.key)!, pb = b.byKey.get(c.key)!;
+    const pa = a["hw-engine"].byKey.get(c.key)!, pb = b["hw-engine"].byKey.get(c.key)!;
     for (let k = 0; k < 2; k++)
       for (let t = 0; t < c.requests.length; t++) {
         assert.ok(Math.abs(pa.preds[k][t] - pb.preds[k][t]) <= 1e-6 * (1 + Math.abs(pb.preds[k][t])), `${c.key} h#${k} t=${t}`);
-        assert.ok(pa.uppers[k][t] >= pa.preds[k][t] - 1e-9);
+        assert.ok(pa.uppers![k][t] >= pa.preds[k][t] - 1e-9);
         if (pa.preds[k][t] > 0) nonzero++;
       }
   }
