@@ -1,0 +1,96 @@
+// LSTM-lite and the ensemble inside the engine: WASM against the TypeScript reference core,
+// snapshots carrying the shared weights, weights loaded from a blob, option checks.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { existsSync } from "node:fs";
+import { Engine, EngineOptionsError, type EngineOptions } from "../../src/engine/index.ts";
+import { LstmWeights, loadRateTrace, trainLstm, type ClientSeries } from "../../src/forecast/index.ts";
+import { userHash } from "../../src/telemetry/hash.ts";
+
+const REAL = "../shared/data/servegen_client_rate_10min.csv.gz";
+const W = 600_000;
+let clients: ClientSeries[] = [];
+let blob: Uint8Array;
+
+test.before(async () => {
+  if (!existsSync("build/engine.wasm")) throw new Error("build/engine.wasm missing: run npm run build:wasm");
+  const keep = new Set(["m-large:0", "m-large:1", "m-large:3", "m-mid:0", "m-mid:2", "m-small:0", "m-small:1", "m-mid:5"]);
+  clients = (await loadRateTrace(REAL, { filter: (k) => keep.has(k) })).map((c) => ({ ...c, requests: c.requests.subarray(0, 3 * 144) }));
+  const w = LstmWeights.init(4);
+  trainLstm(w, clients.map((c) => ({ counts: c.requests.subarray(0, 144) })), { epochs: 1 });
+  blob = w.toBytes();
+});
+
+const opts = (extra: EngineOptions = {}): EngineOptions => ({
+  bucketWidthMs: W, allowedLatenessMs: 0, seasonPoints: 48, horizonBuckets: 3, capacityUsers: 64,
+  forecastModel: "ensemble", lstmWeights: blob, lstmTrainUsersPerBucket: 3, ...extra,
+});
+
+function feed(engines: Engine[], from: number, to: number): void {
+  for (let t = from; t < to; t++) {
+    const recs = clients.map((c) => ({ userHash: userHash(c.key), timeMs: t * W + 5, requests: c.requests[t], inputTokens: 100 * c.requests[t] }));
+    for (const e of engines) {
+      e.ingestCounts(recs);
+      e.tick((t + 1) * W);
+    }
+  }
+}
+
+test("WASM and reference agree on every ensemble forecast, bound and LSTM-lite forecast, with online training on", async () => {
+  const w = await Engine.create(opts());
+  const r = Engine.createReference(opts());
+  let compared = 0;
+  for (let t = 0; t < 3 * 144; t += 12) {
+    feed([w, r], t, t + 12);
+    const fw = w.forecasts(), fr = r.forecasts();
+    assert.is(fw.length, fr.length);
+    for (let i = 0; i < fw.length; i++) {
+      assert.ok(Math.abs(fw[i].ratePerSec - fr[i].ratePerSec) <= 1e-9 * Math.max(1e-12, Math.abs(fr[i].ratePerSec)), `rate t=${t} #${i}`);
+      assert.ok(Math.abs(fw[i].upperPerSec - fr[i].upperPerSec) <= 1e-9 * Math.max(1e-12, Math.abs(fr[i].upperPerSec)), `upper t=${t} #${i}`);
+      assert.ok(fw[i].upperPerSec >= fw[i].ratePerSec);
+      compared++;
+    }
+    for (const c of clients) {
+      const a = w.userLstmForecast(userHash(c.key), 2)!, b = r.userLstmForecast(userHash(c.key), 2)!;
+      assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1e-12, Math.abs(b)), `lstm ${c.key}`);
+    }
+  }
+  assert.ok(compared > 200);
+  const sw = w.lstmTrainingStats(), sr = r.lstmTrainingStats();
+  assert.ok(sw.steps > 0 && sw.steps <= 3 * 3 * 144, `steps ${sw.steps} bounded by 3 per bucket`);
+  assert.is(sw.steps, sr.steps);
+  // Online training moved the shared weights away from the loaded blob.
+  assert.not.equal(w.lstmWeights(), blob);
+});
+
+test("snapshot carries the shared weights and optimiser state: restore continues exactly", async () => {
+  const a = await Engine.create(opts());
+  feed([a], 0, 200);
+  const snap = a.snapshot();
+  const b = await Engine.create(opts({ lstmWeights: LstmWeights.init(9).toBytes() }));
+  b.restore(snap);
+  assert.equal(b.lstmWeights(), a.lstmWeights());
+  feed([a, b], 200, 300);
+  assert.equal(b.forecasts(), a.forecasts());
+  assert.equal(b.lstmWeights(), a.lstmWeights());
+  // An HW-only engine refuses it (different layout), naming the reason.
+  const hw = await Engine.create(opts({ forecastModel: "hw" }));
+  assert.throws(() => hw.restore(snap), /incompatible capacity, layout or forecastModel/);
+});
+
+test("frozen weights (no online training) stay equal to the loaded blob; options are checked", async () => {
+  const e = await Engine.create(opts({ lstmTrainUsersPerBucket: 0 }));
+  feed([e], 0, 50);
+  assert.equal(e.lstmWeights(), blob);
+  assert.is(e.lstmTrainingStats().steps, 0);
+  assert.throws(() => Engine.createReference(opts({ horizonBuckets: 7 })), (x: unknown) => x instanceof EngineOptionsError && /horizonBuckets/.test((x as Error).message));
+  assert.throws(() => Engine.createReference(opts({ forecastModel: "arima" as never })), (x: unknown) => x instanceof EngineOptionsError && /forecastModel/.test((x as Error).message));
+  assert.throws(() => Engine.createReference(opts({ lstmWeights: blob.subarray(0, 30) })), /expected|short|bytes/);
+  // HW-only engines keep their slot size: the ensemble adds bytes only when enabled.
+  const hw = Engine.createReference(opts({ forecastModel: "hw" }));
+  const en = Engine.createReference(opts());
+  assert.ok(en.memoryInfo().slotBytes > hw.memoryInfo().slotBytes);
+  assert.is(hw.lstmWeights(), undefined);
+});
+
+test.run();
