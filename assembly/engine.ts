@@ -15,8 +15,13 @@ import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
 
 /** Bytes per scratch entry (season position of one bucket closed in a tick). */
 const SCRATCH_BYTES: u32 = 24;
-/** Events per prefetch group of the ingest loop (see ingest). */
+/** Events per prefetch group of the ingest loop (see touchGroup). */
 const GROUP: u32 = 32;
+/** Per-event hint written by touchGroup: slot guess (NIL = none), tag, floor(t / width). */
+const HINT_BYTES: u32 = 16;
+const H_SLOT: u32 = 0;
+const H_TAG: u32 = 4;
+const H_BUCKET: u32 = 8;
 
 /** Sink for the loads of the touch passes, so the optimiser keeps them. */
 let sink: u32 = 0;
@@ -56,7 +61,7 @@ export function init(
   const output = align(counts + <u64>countsCap * COUNTS_BYTES, 64);
   const scratch = align(output + <u64>capacity * FORECAST_BYTES, 64);
   const hints = align(scratch + (<u64>maxCatchUp + 1) * SCRATCH_BYTES, 64);
-  const state = align(hints + <u64>GROUP * 4, 64);
+  const state = align(hints + <u64>GROUP * HINT_BYTES, 64);
   const index = state + R.PARAMS_BYTES + R.GLOBALS_BYTES;
   const slab = align(index + <u64>indexEntries * 8, 64);
   const end = slab + <u64>capacity * <u64>slotBytes;
@@ -242,18 +247,22 @@ export function loadGlobals(): void {
 function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
   const mask = Params.indexMask;
   const index = Regions.index;
+  const W = Params.widthMs;
   let acc: u32 = 0;
-  // Pass 1: index entries.
-  for (let p = from; p < to; p += EVENT_BYTES) {
-    const pos = mixTag(load<u32>(p, R.EV_HASH_LO), load<u32>(p, R.EV_HASH_HI)) & mask;
-    acc += load<u32>(index + (<usize>pos << 3), 4);
+  // Pass 1: index entries; keeps each event's tag and bucket (floor(t / W)) for the next passes.
+  let h = Regions.hints;
+  for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
+    const tag = mixTag(load<u32>(p, R.EV_HASH_LO), load<u32>(p, R.EV_HASH_HI));
+    acc += load<u32>(index + (<usize>(tag & mask) << 3), 4);
+    store<u32>(h, tag, H_TAG);
+    store<f64>(h, Math.floor(load<f64>(p, R.EV_TIME) / W), H_BUCKET);
   }
   // Pass 2: slot headers (the key comparison loads them); the slot becomes the event's hint.
-  let h = Regions.hints;
-  for (let p = from; p < to; p += EVENT_BYTES) {
+  h = Regions.hints;
+  for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
     const lo = load<u32>(p, R.EV_HASH_LO);
     const hi = load<u32>(p, R.EV_HASH_HI);
-    const tag = mixTag(lo, hi);
+    const tag = load<u32>(h, H_TAG);
     let pos = tag & mask;
     let slot: u32 = NIL;
     while (true) {
@@ -269,18 +278,16 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
       }
       pos = (pos + 1) & mask;
     }
-    store<u32>(h, slot);
-    h += 4;
+    store<u32>(h, slot, H_SLOT);
   }
   // Pass 3: the ring cell's lines and, if the user will move to the LRU front, its neighbours.
   const ring = Params.ring;
-  const W = Params.widthMs;
   h = Regions.hints;
-  for (let p = from; p < to; p += EVENT_BYTES, h += 4) {
-    const slot = load<u32>(h);
+  for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
+    const slot = load<u32>(h, H_SLOT);
     if (slot == NIL) continue;
     const sp = slotPtr(slot);
-    const bf = Math.floor(load<f64>(p, R.EV_TIME) / W);
+    const bf = load<f64>(h, H_BUCKET);
     if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
       let ri = cm + (<u32>bf - closed);
       if (ri >= ring) ri -= ring;
@@ -301,7 +308,6 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
 export function ingest(n: u32): u32 {
   if (!ready) return 0;
   if (n > Regions.ingressCap) n = Regions.ingressCap;
-  const W = Params.widthMs;
   const ring = Params.ring;
   let closed = G.closed;
   let cm = closed % ring;
@@ -313,7 +319,7 @@ export function ingest(n: u32): u32 {
   const end = p + <usize>n * EVENT_BYTES;
   let hint = Regions.hints;
   let groupEnd = p;
-  for (; p < end; p += EVENT_BYTES, hint += 4) {
+  for (; p < end; p += EVENT_BYTES, hint += HINT_BYTES) {
     if (p == groupEnd) {
       groupEnd = p + <usize>GROUP * EVENT_BYTES;
       if (groupEnd > end) groupEnd = end;
@@ -329,7 +335,7 @@ export function ingest(n: u32): u32 {
       invalid++;
       continue;
     }
-    const bf = Math.floor(t / W);
+    const bf = load<f64>(hint, H_BUCKET); // floor(t / W), computed by touchGroup
     if (!(bf < MAX_BUCKET)) {
       invalid++;
       continue;
@@ -351,7 +357,7 @@ export function ingest(n: u32): u32 {
     }
     // The hint from touchGroup is only a guess (an eviction earlier in the group may have
     // reused that slot): it is taken only if the slot still holds this user.
-    let s = load<u32>(hint);
+    let s = load<u32>(hint, H_SLOT);
     if (s >= Params.capacity || load<u32>(slotPtr(s), S_HASH_LO) != lo || load<u32>(slotPtr(s), S_HASH_HI) != hi) {
       s = findOrInsert(lo, hi, b);
     }
