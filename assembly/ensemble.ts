@@ -1,15 +1,15 @@
 // The per-user ensemble in WASM (the engine form of src/forecast/ensemble.ts): members naive,
-// median of the last 3 buckets, the engine's Holt-Winters, LSTM-lite and LSTM-lite's daily log
-// profile, combined at the configured horizon by their exponentially weighted absolute errors
+// median of the last 3 buckets, the engine's Holt-Winters, LSTM-lite, LSTM-lite's daily log
+// profile and seasonal naive at profile resolution, combined at the configured horizon by their exponentially weighted absolute errors
 // (weights 1 / err^4; the forecast is the mean of the weighted mean and the weighted median),
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
 import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount } from "./lstm";
+import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount } from "./lstm";
 
-export const EJ: u32 = 5; // members
+export const EJ: u32 = 6; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
 const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
 /** Per-bucket decay of the members' error averages. */
@@ -57,6 +57,7 @@ function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64): void
   store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
   store<f64>(VAL, lstmForecastCount(sp, h), 24);
   store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+  store<f64>(VAL, seasonalLastCount(sp, target % D, D, P), 40);
 }
 
 /** Mean of the error-weighted mean and the error-weighted median of VAL. */

@@ -42,10 +42,10 @@ export const F_H: u32 = 8; // 8 x f32 hidden
 export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
 export const F_PREV_X: u32 = 64; // 2 x f32 inputs 0 and 1 of the last step (online training)
 export const F_LAST3: u32 = 72; // 3 x f32 last three counts (ring by n % 3)
-export const F_PROFILE: u32 = 84; // P x f32 daily log profile
-/** Bytes of LSTM-lite state per user for P profile points. */
+export const F_PROFILE: u32 = 84; // P x f32 daily log profile, then P x f32 last count per point
+/** Bytes of LSTM-lite state per user for P profile points (log profile + last-count profile). */
 export function lstmBytes(points: u32): u32 {
-  return F_PROFILE + points * 4;
+  return F_PROFILE + points * 8;
 }
 
 /** Learning settings of the online rule (set by fcConfigure). */
@@ -179,10 +179,16 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   store<f32>(e, <f32>level, F_LEVEL);
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
-  if (n == 0) for (let i: u32 = 0; i < points; i++) store<f32>(prof + (<usize>i << 2), <f32>ly);
+  if (n == 0)
+    for (let i: u32 = 0; i < points; i++) {
+      store<f32>(prof + (<usize>i << 2), <f32>ly);
+      store<f32>(prof + (<usize>(points + i) << 2), <f32>count);
+    }
   const pi = prof + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2);
   const pv = <f64>load<f32>(pi);
   store<f32>(pi, <f32>(pv + PROFILE_GAMMA * (ly - pv)));
+  // Seasonal naive at profile resolution: the last count seen at this point of the day.
+  store<f32>(pi + (<usize>points << 2), <f32>count);
   const next = (slotOfDay + 1) % period;
   const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
   fillInput(ly, sNext, level, slotOfDay, dayOfWeek, period, cv, tokPerReq, throttled);
@@ -213,6 +219,13 @@ export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, poi
   if (load<u32>(e, F_N) == 0) return 0.0;
   const v = Math.expm1(<f64>load<f32>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2)));
   return v > 0.0 ? v : 0.0;
+}
+
+/** Seasonal naive at profile resolution: the last count seen at the point of `slotOfDay`. */
+export function seasonalLastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return 0.0;
+  return <f64>load<f32>(e + F_PROFILE + (<usize>(points + <u32>((<u64>slotOfDay * <u64>points) / <u64>period)) << 2));
 }
 
 /** Last count and the median of the last three counts (fewer at the start). */

@@ -22,3 +22,48 @@ const { table } = await runEval({
 });
 process.stdout.write(table + "\n");
 process.stdout.write(`\nengine-backed model: hw-engine on the ${engine} engine; total ${((performance.now() - started) / 1000).toFixed(1)} s; JSON in bench/results/accuracy.json\n`);
+
+// ---- Cost of the engine models per user update, WASM (tick time only; HW alone, + LSTM-lite and
+// the ensemble with training off, + online training on a bounded sample).
+import { Engine as EngineClass, type EngineOptions as EO } from "../src/engine/index.ts";
+import { LstmWeights as LW } from "../src/forecast/index.ts";
+
+async function tickCost(users: number, buckets: number, extra: EO): Promise<number> {
+  const e = engine === "wasm" ? await EngineClass.create({ bucketWidthMs: 600_000, allowedLatenessMs: 0, seasonPoints: 144, horizonBuckets: 3, capacityUsers: users * 2, ...extra })
+    : EngineClass.createReference({ bucketWidthMs: 600_000, allowedLatenessMs: 0, seasonPoints: 144, horizonBuckets: 3, capacityUsers: users * 2, ...extra });
+  const recs = Array.from({ length: users }, (_, i) => ({ userHash: { lo: (i * 2654435761) >>> 0 || 1, hi: i + 1 }, timeMs: 0, requests: 0 }));
+  let ns = 0;
+  for (let t = 0; t < buckets; t++) {
+    for (let i = 0; i < users; i++) {
+      recs[i].timeMs = t * 600_000 + 1;
+      recs[i].requests = (i * 7 + t * 13) % 50;
+    }
+    e.ingestCounts(recs);
+    const t0 = process.hrtime.bigint();
+    e.tick((t + 1) * 600_000);
+    if (t >= 10) ns += Number(process.hrtime.bigint() - t0);
+  }
+  return ns / ((buckets - 10) * users);
+}
+const USERS = 20_000, BUCKETS = 60;
+const w = LW.init(1).toBytes();
+const hwNs = await tickCost(USERS, BUCKETS, {});
+const ens0 = await tickCost(USERS, BUCKETS, { forecastModel: "ensemble", lstmWeights: w, lstmTrainUsersPerBucket: 0 });
+const ens64 = await tickCost(USERS, BUCKETS, { forecastModel: "ensemble", lstmWeights: w, lstmTrainUsersPerBucket: 64 });
+const ens1k = await tickCost(USERS, BUCKETS, { forecastModel: "ensemble", lstmWeights: w, lstmTrainUsersPerBucket: 1000 });
+const cost = {
+  engine,
+  users: USERS,
+  tickNsPerUser: { hwOnly: hwNs, ensembleNoTraining: ens0, ensembleTrain64PerBucket: ens64, ensembleTrain1000PerBucket: ens1k },
+  lstmAndEnsembleInferenceNsPerUser: ens0 - hwNs,
+  trainingNsPerStep: ((ens1k - ens0) * USERS) / 1000,
+};
+process.stdout.write(
+  `\nEngine cost per user per closed bucket (${engine}, ${USERS} users, tick only): HW ${hwNs.toFixed(0)} ns; ` +
+    `HW + LSTM-lite + ensemble ${ens0.toFixed(0)} ns (LSTM-lite + ensemble ${cost.lstmAndEnsembleInferenceNsPerUser.toFixed(0)} ns); ` +
+    `with training of 64 users/bucket ${ens64.toFixed(0)} ns, 1000 users/bucket ${ens1k.toFixed(0)} ns (≈ ${cost.trainingNsPerStep.toFixed(0)} ns per training step)\n`,
+);
+const { readFileSync: rf, writeFileSync: wf } = await import("node:fs");
+const outPath = arg("--json") ?? "bench/results/accuracy.json";
+const j = JSON.parse(rf(outPath, "utf8"));
+wf(outPath, JSON.stringify({ ...j, engineCost: cost }, null, 1));

@@ -13,7 +13,7 @@ const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
 /** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
-export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile"] as const;
+export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile", "snaive"] as const;
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 /** Largest horizon (buckets) the engine ensemble serves. */
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
@@ -24,7 +24,7 @@ const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 4, E_ERR = E_PCOMB + RING * 4, 
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 4;
+  return F_PROFILE + points * 8;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
@@ -134,10 +134,15 @@ export class FcMirror {
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 2;
-    if (n === 0) for (let i = 0; i < points; i++) f32[prof + i] = ly;
+    if (n === 0)
+      for (let i = 0; i < points; i++) {
+        f32[prof + i] = ly;
+        f32[prof + points + i] = count;
+      }
     const pi = prof + Math.floor((slotOfDay * points) / period);
     const pv = f32[pi];
     f32[pi] = pv + LSTM_PROFILE_GAMMA * (ly - pv);
+    f32[pi + points] = count;
     const next = (slotOfDay + 1) % period;
     const sNext = f32[prof + Math.floor((next * points) / period)];
     const tod = (2.0 * Math.PI * slotOfDay) / period;
@@ -175,6 +180,11 @@ export class FcMirror {
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const v = Math.expm1(this.f32[((e + F_PROFILE) >> 2) + Math.floor((slotOfDay * this.g.points) / this.g.period)]);
     return v > 0 ? v : 0;
+  }
+  seasonalLastCount(sp: number, slotOfDay: number): number {
+    const e = sp + this.g.ext;
+    if (this.u32[(e + F_N) >> 2] === 0) return 0;
+    return this.f32[((e + F_PROFILE) >> 2) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period)];
   }
   lastCount(sp: number): number {
     const e = sp + this.g.ext;
@@ -294,6 +304,7 @@ export class FcMirror {
     val[2] = hwAt(i0, i1, xpos - fl) * widthSec;
     val[3] = this.lstmForecastCount(sp, h);
     val[4] = this.profileForecastCount(sp, target % D);
+    val[5] = this.seasonalLastCount(sp, target % D);
     const comb = this.combine(e);
     const ts = target % RING;
     for (let j = 0; j < EJ; j++) f32[(e + E_PEND + (ts * EJ + j) * 4) >> 2] = val[j];

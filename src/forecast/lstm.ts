@@ -206,12 +206,22 @@ export class LstmLiteModel implements UserForecaster {
     const ly = Math.log1p(Math.max(0, count));
     this.level = Math.fround(Number.isNaN(this.level) ? ly : this.level + LSTM_LEVEL_ALPHA * (ly - this.level));
     const sNext = profileStep(this.profile, this.n === 0, ly, ctx.slotOfDay, this.seasonBuckets);
+    this.lastSlot = ctx.slotOfDay;
     this.n++;
     lstmInput(this.x, ly, sNext, this.level, ctx, this.seasonBuckets);
     gruStep(this.weights.params, this.h, this.x, this.hNext);
     this.h.set(this.hNext);
     gruOutput(this.weights.params, this.h, this.x, this.out);
   }
+  /** The daily log profile's forecast of the count hz buckets ahead (an ensemble member in the engine). */
+  profileForecast(hz: number): number {
+    if (this.n === 0) return 0;
+    const slot = (this.lastSlot + hz) % this.seasonBuckets;
+    const v = Math.expm1(this.profile[Math.floor((slot * this.profile.length) / this.seasonBuckets)]);
+    return v > 0 ? v : 0;
+  }
+  private lastSlot = 0;
+
   forecast(hz: number): number {
     if (Number.isNaN(this.level)) return 0;
     const v = this.out[Math.min(hz, O) - 1];
