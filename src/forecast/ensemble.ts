@@ -80,6 +80,7 @@ export class EnsembleModel implements UserForecaster {
     this.H = opts.maxHorizon ?? DEFAULT_MAX_HORIZON;
     this.J = members.length;
     this.combine = opts.combine ?? DEFAULT_COMBINE;
+    this.order = new Int32Array(members.length);
     const H = this.H, J = this.J;
     this.err = new Float64Array(H * J).fill(1);
     this.pending = new Float64Array((H + 1) * H * J);
@@ -132,14 +133,25 @@ export class EnsembleModel implements UserForecaster {
 
   private weightedMedian(h: number, ws: number): number {
     const J = this.J;
-    const idx = Array.from({ length: J }, (_, j) => j).sort((a, b) => this.cur[(h - 1) * J + a] - this.cur[(h - 1) * J + b]);
-    let acc = 0;
-    for (const j of idx) {
-      acc += 1 / Math.pow(this.err[(h - 1) * J + j] + 1e-6, this.power) / ws;
-      if (acc >= 0.5) return this.cur[(h - 1) * J + j];
+    const base = (h - 1) * J;
+    // Insertion sort of member indices by forecast (J is small; no allocation).
+    const idx = this.order;
+    for (let j = 0; j < J; j++) {
+      let i = j;
+      while (i > 0 && this.cur[base + idx[i - 1]] > this.cur[base + j]) {
+        idx[i] = idx[i - 1];
+        i--;
+      }
+      idx[i] = j;
     }
-    return this.cur[(h - 1) * J + idx[J - 1]];
+    let acc = 0;
+    for (let k = 0; k < J; k++) {
+      acc += 1 / Math.pow(this.err[base + idx[k]] + 1e-6, this.power) / ws;
+      if (acc >= 0.5) return this.cur[base + idx[k]];
+    }
+    return this.cur[base + idx[J - 1]];
   }
+  private readonly order: Int32Array;
 
   forecast(h: number): number {
     return this.comb[Math.min(h, this.H) - 1];
