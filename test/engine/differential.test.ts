@@ -143,6 +143,47 @@ test("real series: ServeGen m-large clients, 3 days of 10-min counts through ing
   console.log(`  servegen slice: coverage ${(coverage * 100).toFixed(1)}%, MAE HW ${(absErr / n).toFixed(4)} vs naive ${(absNaive / n).toFixed(4)} req/s`);
 });
 
+test("real series as events: ServeGen m-large clients 1, 4, 10, one day, synthesized per request", async () => {
+  const series = servegenSlice([1, 4, 10], 1);
+  const ids = [...series.keys()];
+  const hashes = users(ids.length, "servegen-events-");
+  const [w, r] = await pair({ capacityUsers: 16, bucketWidthMs: 60_000, allowedLatenessMs: 20_000, ingressCapacity: 4096 });
+  const rand = rng(42);
+  let total = 0;
+  for (let k = 0; k < 144; k++) {
+    // The window's requests at uniform random times (sorted, then 10% nudged out of order).
+    const evs: EventInput[] = [];
+    ids.forEach((id, i) => {
+      const n = series.get(id)![k] ?? 0;
+      for (let j = 0; j < n; j++)
+        evs.push({ userHash: hashes[i], timeMs: EPOCH0 + k * 600_000 + rand() * 600_000, inputTokens: 200 + ((rand() * 800) | 0),
+          outputTokens: (rand() * 300) | 0, ipHash: ((i * 7 + ((rand() * 5) | 0)) * 0x9e3779b1) >>> 0, uaHash: (i + 1) * 0x85ebca6b >>> 0,
+          routeHash: ((rand() * 3) | 0) + 1, status: rand() < 0.01 ? 500 : 200 });
+    });
+    evs.sort((a, b) => a.timeMs - b.timeMs);
+    const arrival = evs.map((e) => e.timeMs); // arrival order = request time order
+    for (const e of evs) if (rand() < 0.1) e.timeMs -= rand() * 15_000; // 10% reported with an earlier time
+    total += evs.length;
+    // Feed minute by minute of arrival, ticking after each minute as a processor would.
+    let from = 0;
+    for (let m = 1; m <= 10; m++) {
+      const until = EPOCH0 + k * 600_000 + m * 60_000;
+      let to = from;
+      while (to < evs.length && arrival[to] < until) to++;
+      const part = evs.slice(from, to);
+      from = to;
+      assert.is(w.ingest(part), r.ingest(part));
+      assert.is(w.tick(until), r.tick(until));
+    }
+    if (k % 36 === 35) assertSameEngines(w, r, `window ${k}`, true);
+  }
+  assertSameEngines(w, r, "end");
+  const s = w.stats();
+  assert.ok(total > 10_000, `${total} events`);
+  assert.is(s.eventsApplied + s.late + s.early + s.invalid, total);
+  assert.ok(s.eventsApplied > 0.99 * total, `applied ${s.eventsApplied} of ${total}`);
+});
+
 test("a WASM snapshot restored into the reference continues identically (and vice versa)", async () => {
   const opts: EngineOptions = { capacityUsers: 300, ingressCapacity: 256 };
   const [w, r] = await pair(opts);
