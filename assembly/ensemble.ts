@@ -1,15 +1,15 @@
 // The per-user ensemble in WASM (the engine form of src/forecast/ensemble.ts): members naive,
 // median of the last 3 buckets, the engine's Holt-Winters, LSTM-lite, LSTM-lite's daily log
-// profile and seasonal naive at profile resolution, combined at the configured horizon by their exponentially weighted absolute errors
+// profile, seasonal naive and the 3-day slot median at profile resolution, combined at the configured horizon by their exponentially weighted absolute errors
 // (weights 1 / err^4; the forecast is the mean of the weighted mean and the weighted median),
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
 import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount } from "./lstm";
+import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
-export const EJ: u32 = 6; // members
+export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
 const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
 /** Per-bucket decay of the members' error averages. */
@@ -57,7 +57,8 @@ function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64): void
   store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
   store<f64>(VAL, lstmForecastCount(sp, h), 24);
   store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
-  store<f64>(VAL, seasonalLastCount(sp, target % D, D, P), 40);
+  store<f64>(VAL, seasonalLastCount(sp, target % D, (target / D) % 3, D, P), 40);
+  store<f64>(VAL, slotMedian3Count(sp, target % D, D, P), 48);
 }
 
 /** Mean of the error-weighted mean and the error-weighted median of VAL. */
@@ -148,7 +149,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
       if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
     }
   }
-  const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
+  const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
   if (train && nBefore >= 1) {
     Fc.trainedThisBucket++;
     Fc.trainSteps += 1.0;

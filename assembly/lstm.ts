@@ -42,10 +42,10 @@ export const F_H: u32 = 8; // 8 x f32 hidden
 export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
 export const F_PREV_X: u32 = 64; // 2 x f32 inputs 0 and 1 of the last step (online training)
 export const F_LAST3: u32 = 72; // 3 x f32 last three counts (ring by n % 3)
-export const F_PROFILE: u32 = 84; // P x f32 daily log profile, then P x f32 last count per point
-/** Bytes of LSTM-lite state per user for P profile points (log profile + last-count profile). */
+export const F_PROFILE: u32 = 84; // P x f32 daily log profile, then 3P x f32 counts per point and day (mod 3)
+/** Bytes of LSTM-lite state per user for P profile points (log profile + 3-day count ring per point). */
 export function lstmBytes(points: u32): u32 {
-  return F_PROFILE + points * 8;
+  return F_PROFILE + points * 16;
 }
 
 /** Learning settings of the online rule (set by fcConfigure). */
@@ -168,7 +168,7 @@ const HEAD_PARAMS: i32 = 3 + LH;
  * When `train` is set and a previous step exists, first runs the online rule on that step.
  * Returns |error| of the training step (0 if none).
  */
-export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
+export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
   const ly = Math.log1p(Math.max(0.0, count));
@@ -179,16 +179,16 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   store<f32>(e, <f32>level, F_LEVEL);
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
-  if (n == 0)
-    for (let i: u32 = 0; i < points; i++) {
-      store<f32>(prof + (<usize>i << 2), <f32>ly);
-      store<f32>(prof + (<usize>(points + i) << 2), <f32>count);
-    }
-  const pi = prof + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2);
+  if (n == 0) {
+    for (let i: u32 = 0; i < points; i++) store<f32>(prof + (<usize>i << 2), <f32>ly);
+    for (let i: u32 = 0; i < 3 * points; i++) store<f32>(prof + (<usize>(points + i) << 2), <f32>count);
+  }
+  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
+  const pi = prof + (<usize>point << 2);
   const pv = <f64>load<f32>(pi);
   store<f32>(pi, <f32>(pv + PROFILE_GAMMA * (ly - pv)));
-  // Seasonal naive at profile resolution: the last count seen at this point of the day.
-  store<f32>(pi + (<usize>points << 2), <f32>count);
+  // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
+  store<f32>(prof + (<usize>(points + point * 3 + day3) << 2), <f32>count);
   const next = (slotOfDay + 1) % period;
   const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
   fillInput(ly, sNext, level, slotOfDay, dayOfWeek, period, cv, tokPerReq, throttled);
@@ -221,11 +221,27 @@ export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, poi
   return v > 0.0 ? v : 0.0;
 }
 
-/** Seasonal naive at profile resolution: the last count seen at the point of `slotOfDay`. */
-export function seasonalLastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+/**
+ * Seasonal naive at profile resolution: the count last stored at the point of `slotOfDay` on the
+ * day before the target's day (target day mod 3 = `day3`).
+ */
+export function seasonalLastCount(sp: usize, slotOfDay: u32, day3: u32, period: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  return <f64>load<f32>(e + F_PROFILE + (<usize>(points + <u32>((<u64>slotOfDay * <u64>points) / <u64>period)) << 2));
+  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
+  return <f64>load<f32>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 2));
+}
+
+/** Median of the counts stored at the point of `slotOfDay` for the last three days. */
+export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return 0.0;
+  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
+  const q = e + F_PROFILE + (<usize>(points + point * 3) << 2);
+  const a = <f64>load<f32>(q);
+  const b = <f64>load<f32>(q, 4);
+  const c = <f64>load<f32>(q, 8);
+  return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 
 /** Last count and the median of the last three counts (fewer at the start). */

@@ -13,7 +13,7 @@ const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
 /** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
-export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile", "snaive"] as const;
+export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile", "snaive", "slotMedian3"] as const;
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 /** Largest horizon (buckets) the engine ensemble serves. */
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
@@ -24,7 +24,7 @@ const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 4, E_ERR = E_PCOMB + RING * 4, 
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 8;
+  return F_PROFILE + points * 16;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
@@ -122,7 +122,7 @@ export class FcMirror {
     return Math.abs(d);
   }
 
-  private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
+  private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, day3: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
     const { f32, u32, x } = this;
     const { points, period } = this.g;
     const e = sp + this.g.ext;
@@ -134,15 +134,15 @@ export class FcMirror {
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 2;
-    if (n === 0)
-      for (let i = 0; i < points; i++) {
-        f32[prof + i] = ly;
-        f32[prof + points + i] = count;
-      }
-    const pi = prof + Math.floor((slotOfDay * points) / period);
+    if (n === 0) {
+      for (let i = 0; i < points; i++) f32[prof + i] = ly;
+      for (let i = 0; i < 3 * points; i++) f32[prof + points + i] = count;
+    }
+    const point = Math.floor((slotOfDay * points) / period);
+    const pi = prof + point;
     const pv = f32[pi];
     f32[pi] = pv + LSTM_PROFILE_GAMMA * (ly - pv);
-    f32[pi + points] = count;
+    f32[prof + points + point * 3 + day3] = count;
     const next = (slotOfDay + 1) % period;
     const sNext = f32[prof + Math.floor((next * points) / period)];
     const tod = (2.0 * Math.PI * slotOfDay) / period;
@@ -181,10 +181,18 @@ export class FcMirror {
     const v = Math.expm1(this.f32[((e + F_PROFILE) >> 2) + Math.floor((slotOfDay * this.g.points) / this.g.period)]);
     return v > 0 ? v : 0;
   }
-  seasonalLastCount(sp: number, slotOfDay: number): number {
+  seasonalLastCount(sp: number, slotOfDay: number, day3: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    return this.f32[((e + F_PROFILE) >> 2) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period)];
+    const point = Math.floor((slotOfDay * this.g.points) / this.g.period);
+    return this.f32[((e + F_PROFILE) >> 2) + this.g.points + point * 3 + ((day3 + 2) % 3)];
+  }
+  slotMedian3Count(sp: number, slotOfDay: number): number {
+    const e = sp + this.g.ext;
+    if (this.u32[(e + F_N) >> 2] === 0) return 0;
+    const q = ((e + F_PROFILE) >> 2) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
+    const a = this.f32[q], b = this.f32[q + 1], c = this.f32[q + 2];
+    return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
   lastCount(sp: number): number {
     const e = sp + this.g.ext;
@@ -291,7 +299,7 @@ export class FcMirror {
         if (xh % users < this.trainPerBucket) train = true;
       }
     }
-    const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, cv, tokPerReq, throttled, train);
+    const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, Math.floor(c / D) % 3, cv, tokPerReq, throttled, train);
     if (train && nBefore >= 1) {
       this.trainedThisBucket++;
       this.trainSteps += 1;
@@ -304,7 +312,8 @@ export class FcMirror {
     val[2] = hwAt(i0, i1, xpos - fl) * widthSec;
     val[3] = this.lstmForecastCount(sp, h);
     val[4] = this.profileForecastCount(sp, target % D);
-    val[5] = this.seasonalLastCount(sp, target % D);
+    val[5] = this.seasonalLastCount(sp, target % D, Math.floor(target / D) % 3);
+    val[6] = this.slotMedian3Count(sp, target % D);
     const comb = this.combine(e);
     const ts = target % RING;
     for (let j = 0; j < EJ; j++) f32[(e + E_PEND + (ts * EJ + j) * 4) >> 2] = val[j];
