@@ -3,3 +3,4 @@ export * from "./engine/layout.ts";
 export * from "./telemetry/index.ts";
 export * from "./config/index.ts";
 export * from "./engine/index.ts";
+export * from "./forecast/index.ts";

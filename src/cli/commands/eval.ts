@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option("--train-windows <n>", "buckets in the training split", posInt, DEFAULT_TRAIN_WINDOWS)
     .option("--quantile <q>", "upper-bound quantile", quantile, DEFAULT_QUANTILE)
     .option("--models <list>", `models (${MODEL_NAMES.join(",")})`, (v: string) => v.split(",").map((s) => s.trim()))
-    .option("--engine <wasm|ts>", "implementation of the engine-backed models", "ts")
+    .option("--engine <wasm|ts>", "implementation of the engine-backed models (hw-engine, lstm-engine, ensemble-engine): the WASM build or the engine's TypeScript reference", "wasm")
     .option("--weights <file>", "LSTM-lite weights from `foresight train` (default: pre-train on the train split)")
     .option("--json <file>", "write the full result as JSON")
     .option("--limit <n>", "first N eligible clients only (0 = all)", posInt, 0)
