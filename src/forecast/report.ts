@@ -60,6 +60,8 @@ export function formatTable(result: EvalResult, rRef?: ReturnType<typeof summari
   lines.push(
     `${result.clients.length} clients, train ${result.protocol.trainWindows} buckets, horizons ${H.join("/")}, upper quantile ${result.protocol.quantile}; ${result.protocol.feed}`,
   );
+  lines.push(`clients used: ${result.clients.join(" ")}`);
+  if (result.skipped.length) lines.push(`clients skipped: ${result.skipped.length} (reasons in the JSON)`);
   lines.push("");
   lines.push("MASE median (mean) per horizon, and for each model: sMAPE median, GM rel. MAE vs naive, bucket share above upper, under-forecast volume share");
   const head = ["model".padEnd(34), ...H.map((h) => `h=${h} MASE med (mean)`.padEnd(24)), ...H.map((h) => `h=${h} sMAPE / relMAE / >upper / under`.padEnd(38)), "ns/update"];
