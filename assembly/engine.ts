@@ -7,9 +7,9 @@ import {
   CELL_BYTES, C_BUCKET, C_COUNT, C_ERRORS, C_GAP_N, C_GAP_SQ, C_GAP_SUM, C_IN_TOK, C_IP_BITS,
   C_OUT_TOK, C_ROUTE, C_THROTTLED, C_UA_BITS, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK,
   S_C_IP_ZEROS, S_C_OUT_TOK, S_C_THROTTLED, S_C_UA_ZEROS, S_FIRST_BUCKET, S_HASH_HI, S_HASH_LO,
-  S_LAST_SEEN, S_LAST_TIME, S_LRU_NEXT, S_LRU_PREV, S_TOD, Slot, slotLayout,
+  S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, Slot, slotLayout,
 } from "./slot";
-import { findOrInsert, findSlot, lruTouch, mixTag, removeUser, slotPtr } from "./table";
+import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
 import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
 
@@ -201,13 +201,18 @@ export function loadGlobals(): void {
   G.initialized = true;
 }
 
-/** LRU recency at bucket resolution: move to front only when the last-seen bucket advances. */
+/**
+ * Recency at bucket resolution: an event in a later bucket than the user's last-seen one advances
+ * it and marks the user for promotion; the LRU list itself is only reordered when a user must be
+ * evicted (lazy promotion, see findOrInsert), so the per-event cost is two stores to a line
+ * already in cache.
+ */
 // @ts-ignore: decorator
 @inline function touch(s: u32, sp: usize, b: u32): void {
   const last = load<u32>(sp, S_LAST_SEEN);
   if (b > last) {
     store<u32>(sp, b, S_LAST_SEEN);
-    lruTouch(s);
+    store<u8>(sp, 1, S_PROMOTE);
   } else if (b < load<u32>(sp, S_FIRST_BUCKET)) {
     store<u32>(sp, b, S_FIRST_BUCKET);
   }
@@ -240,9 +245,9 @@ export function loadGlobals(): void {
 /**
  * Group prefetching for the ingest loop: the per-event work is bound by cache misses on the index
  * entry, the slot header and the ring cell of a user, each depending on the previous. Before a
- * group of GROUP events is applied, two read-only passes issue those loads for the whole group
- * (independent loads, so the CPU overlaps the misses), and record each event's slot as a hint.
- * Semantics are untouched: the apply loop re-validates every hint.
+ * group of GROUP events is applied, three read-only passes issue those loads for the whole group
+ * (independent loads, so the CPU overlaps the misses) and record each event's slot, tag and bucket
+ * as a hint. Semantics are untouched: the apply loop re-validates every slot hint.
  */
 function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
   const mask = Params.indexMask;
@@ -280,7 +285,7 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
     }
     store<u32>(h, slot, H_SLOT);
   }
-  // Pass 3: the ring cell's lines and, if the user will move to the LRU front, its neighbours.
+  // Pass 3: the ring cell's lines.
   const ring = Params.ring;
   h = Regions.hints;
   for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
@@ -293,12 +298,6 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
       if (ri >= ring) ri -= ring;
       const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
       acc += load<u32>(cell, C_COUNT) + load<u32>(cell, C_ROUTE) + load<u32>(cell, C_THROTTLED);
-      if (<u32>bf > load<u32>(sp, S_LAST_SEEN)) {
-        const pv = load<u32>(sp, S_LRU_PREV);
-        const nx = load<u32>(sp, S_LRU_NEXT);
-        if (pv != NIL) acc += load<u32>(slotPtr(pv), S_LRU_NEXT);
-        if (nx != NIL) acc += load<u32>(slotPtr(nx), S_LRU_PREV);
-      }
     }
   }
   sink += acc;

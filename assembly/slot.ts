@@ -33,7 +33,8 @@ export const S_C_OUT_TOK: u32 = 88; // f64, last closed bucket: output tokens
 export const S_C_CV: u32 = 96; // f32, last closed bucket: inter-arrival CV
 export const S_C_IP_ZEROS: u32 = 100; // u8, last closed bucket: zero bits of the IP bitmap (128 = none)
 export const S_C_UA_ZEROS: u32 = 101; // u8, last closed bucket: zero bits of the UA bitmap (128 = none)
-// 102..103 reserved
+export const S_PROMOTE: u32 = 102; // u8, 1 = last-seen bucket advanced since the user was last put at the LRU front
+// 103 reserved
 export const S_TOD: u32 = 104; // 24 x f32, hourly time-of-day EW rate profile (req/s)
 export const HEADER_AND_TOD_BYTES: u32 = 104 + 24 * 4;
 

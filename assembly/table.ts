@@ -1,11 +1,11 @@
 // The user table: an open-addressing index (linear probing, backward-shift deletion) from the
 // 64-bit user hash to a slot in a fixed slab, an LRU list over slots (prev/next u32 links in the
-// slot's first cache line, so a move touches the user's own line plus its two neighbours'), and
-// a free list of slots released by expiry (chained through the next link).
+// slot's first cache line) reordered lazily at eviction time (see findOrInsert), and a free list
+// of slots released by expiry (chained through the next link).
 // Nothing here allocates; every array was placed by init.
 import { NIL } from "./records";
 import { G, Params, Regions } from "./params";
-import { S_HASH_HI, S_HASH_LO, S_LRU_NEXT, S_LRU_PREV, slotReset } from "./slot";
+import { S_HASH_HI, S_HASH_LO, S_LRU_NEXT, S_LRU_PREV, S_PROMOTE, slotReset } from "./slot";
 
 /** 32-bit mix of the two hash words: index home position (low bits) and tag. */
 // @ts-ignore: decorator
@@ -144,7 +144,15 @@ export function findOrInsert(lo: u32, hi: u32, b: u32): u32 {
   } else if (G.used < Params.capacity) {
     s = G.used++;
   } else {
+    // Lazy promotion: a tail user whose last-seen bucket advanced since it was put at the front
+    // goes back to the front (flag cleared); the first tail user without the flag is the least
+    // recently seen one and is evicted. Each user is promoted at most once per advance.
     s = G.tail;
+    while (load<u8>(slotPtr(s), S_PROMOTE) != 0) {
+      store<u8>(slotPtr(s), 0, S_PROMOTE);
+      lruTouch(s);
+      s = G.tail;
+    }
     removeUser(s);
     G.freeHead = nextOf(s); // take it straight back off the free list
     G.evictions += 1;

@@ -374,7 +374,13 @@ export class ReferenceCore implements EngineCore {
     } else if (this.used < this.capacity) {
       s = this.used++;
     } else {
+      // Lazy promotion (assembly/table.ts findOrInsert).
       s = this.tail;
+      while (this.u8[this.slotPtr(s) + S.promote] !== 0) {
+        this.u8[this.slotPtr(s) + S.promote] = 0;
+        this.lruTouch(s);
+        s = this.tail;
+      }
       this.removeUser(s);
       this.freeHead = this.nextOf(s);
       this.evictions += 1;
@@ -402,7 +408,7 @@ export class ReferenceCore implements EngineCore {
     const last = u[(sp + S.lastSeen) >> 2];
     if (b > last) {
       u[(sp + S.lastSeen) >> 2] = b;
-      this.lruTouch(s);
+      this.u8[sp + S.promote] = 1;
     } else if (b < u[(sp + S.firstBucket) >> 2]) {
       u[(sp + S.firstBucket) >> 2] = b;
     }

@@ -31,7 +31,7 @@ export const ParamIndex = {
   varianceSmoothing: 19, todAlpha: 20, expireAfterBuckets: 21, maxCatchUpBuckets: 22,
 } as const;
 export const PARAMS_BYTES = 192;
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Globals block (32 f64) after the params block; index of each f64. */
 export const GlobalIndex = {
@@ -52,7 +52,7 @@ export const SCRATCH_BYTES = 24;
 export const SlotField = {
   hashLo: 0, hashHi: 4, lastTime: 8, firstBucket: 16, lastSeen: 20, lruPrev: 24, lruNext: 28, level: 32,
   trend: 40, errVar: 48, smErr: 52, smAbs: 56, alpha: 60, hwN: 64, cCount: 68, cErrors: 72, cThrottled: 76,
-  cInTok: 80, cOutTok: 88, cCv: 96, cIpZeros: 100, cUaZeros: 101, tod: 104,
+  cInTok: 80, cOutTok: 88, cCv: 96, cIpZeros: 100, cUaZeros: 101, promote: 102, tod: 104,
 } as const;
 export const HEADER_AND_TOD_BYTES = 104 + 24 * 4;
 

@@ -158,6 +158,21 @@ for (const [impl, make] of IMPLS) {
     assert.is(e.tick(at(B0 + 2) + L), 4);
   });
 
+  t("lazy promotion: flagged tail users go back to the front once; capacity 1 still evicts", async () => {
+    const e = await make({ capacityUsers: 3 });
+    const [a, b, c, d, x] = users(5);
+    e.ingest([a, b, c].map((u) => ({ userHash: u, timeMs: at(B0, 1) }))); // list (front..tail): c b a
+    e.ingest([{ userHash: a, timeMs: at(B0 + 1, 1) }, { userHash: b, timeMs: at(B0 + 1, 2) }]); // a, b flagged
+    e.ingest([{ userHash: d, timeMs: at(B0 + 1, 3) }]); // a, b promoted; c (last seen B0) evicted
+    assert.is(e.lookup(c), -1);
+    for (const u of [a, b, d]) assert.ok(e.lookup(u) >= 0);
+    const one = await make({ capacityUsers: 1 });
+    one.ingest([{ userHash: a, timeMs: at(B0, 1) }, { userHash: a, timeMs: at(B0 + 1, 1) }, { userHash: x, timeMs: at(B0 + 1, 2) }]);
+    assert.is(one.lookup(a), -1);
+    assert.ok(one.lookup(x) >= 0);
+    assert.is(one.stats().evictions, 1);
+  });
+
   t("idle users expire at tick (counted) and their slots are reused", async () => {
     const e = await make({ capacityUsers: 8, expireAfterBuckets: 2 });
     const [a, b, c] = users(3);
