@@ -184,6 +184,18 @@ test("real series as events: ServeGen m-large clients 1, 4, 10, one day, synthes
   assert.ok(s.eventsApplied > 0.99 * total, `applied ${s.eventsApplied} of ${total}`);
 });
 
+test("prefetch hints go stale inside a group (evictions reuse slots mid-group): still identical", async () => {
+  const [w, r] = await pair({ capacityUsers: 2 });
+  const [a, b, c, d] = users(4, "hint-");
+  const t = EPOCH0 + 3_600_000;
+  // One batch, one prefetch group: every hint taken before the group is applied is wrong by the time it is used.
+  const evs: EventInput[] = [a, b, c, a, d, b, c, a, a, d, c, b].map((u, i) => ({ userHash: u, timeMs: t + i * 1000, inputTokens: i, ipHash: i + 1 }));
+  assert.is(w.ingest(evs), r.ingest(evs));
+  assert.is(w.tick(t + 120_000), r.tick(t + 120_000));
+  assertSameEngines(w, r, "stale hints");
+  assert.is(w.stats().evictions, 9); // a,b | c>a a>b d>c b>a c>d a>b (a) d>c c>a b>d
+});
+
 test("a WASM snapshot restored into the reference continues identically (and vice versa)", async () => {
   const opts: EngineOptions = { capacityUsers: 300, ingressCapacity: 256 };
   const [w, r] = await pair(opts);
