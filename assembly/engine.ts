@@ -7,7 +7,7 @@ import {
   CELL_BYTES, C_BUCKET, C_COUNT, C_ERRORS, C_GAP_N, C_GAP_SQ, C_GAP_SUM, C_IN_TOK, C_IP_BITS,
   C_OUT_TOK, C_ROUTE, C_THROTTLED, C_UA_BITS, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK,
   S_C_IP_ZEROS, S_C_OUT_TOK, S_C_THROTTLED, S_C_UA_ZEROS, S_FIRST_BUCKET, S_HASH_HI, S_HASH_LO,
-  S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, Slot, slotLayout,
+  S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, Slot, cellOffset, slotLayout,
 } from "./slot";
 import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
@@ -221,23 +221,23 @@ export function loadGlobals(): void {
 /** Ring cell for bucket b, cleared if it held another bucket. */
 // @ts-ignore: decorator
 @inline function cellFor(sp: usize, ri: u32, b: u32): usize {
-  const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
+  const cell = sp + cellOffset(ri);
   if (load<u32>(cell, C_BUCKET) != b) {
     // Unrolled clear (memory.fill is an out-of-line call in V8, too slow once per event).
+    // CELL_BYTES = 100: the bucket, then 12 aligned u64 (a cell starts 4 past an 8-byte boundary).
     store<u32>(cell, b, C_BUCKET);
-    store<u32>(cell, 0, 4);
-    store<u64>(cell, 0, 8);
-    store<u64>(cell, 0, 16);
-    store<u64>(cell, 0, 24);
-    store<u64>(cell, 0, 32);
-    store<u64>(cell, 0, 40);
-    store<u64>(cell, 0, 48);
-    store<u64>(cell, 0, 56);
-    store<u64>(cell, 0, 64);
-    store<u64>(cell, 0, 72);
-    store<u64>(cell, 0, 80);
-    store<u64>(cell, 0, 88);
-    store<u64>(cell, 0, 96);
+    store<u64>(cell, 0, 4);
+    store<u64>(cell, 0, 12);
+    store<u64>(cell, 0, 20);
+    store<u64>(cell, 0, 28);
+    store<u64>(cell, 0, 36);
+    store<u64>(cell, 0, 44);
+    store<u64>(cell, 0, 52);
+    store<u64>(cell, 0, 60);
+    store<u64>(cell, 0, 68);
+    store<u64>(cell, 0, 76);
+    store<u64>(cell, 0, 84);
+    store<u64>(cell, 0, 92);
   }
   return cell;
 }
@@ -296,8 +296,8 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
     if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
       let ri = cm + (<u32>bf - closed);
       if (ri >= ring) ri -= ring;
-      const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
-      acc += load<u32>(cell, C_COUNT) + load<u32>(cell, C_ROUTE) + load<u32>(cell, C_THROTTLED);
+      const cell = sp + cellOffset(ri);
+      acc += load<u32>(cell, C_BUCKET) + load<u32>(cell, C_COUNT); // both lines of the cell
     }
   }
   sink += acc;
@@ -482,7 +482,7 @@ function positionOf(c: u32, e: usize): void {
 
 /** Closes bucket c (ring index ri) of the user at sp: summary, time-of-day profile, models. */
 function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
-  const cell = sp + Slot.ring + <usize>ri * CELL_BYTES;
+  const cell = sp + cellOffset(ri);
   let count: u32 = 0;
   if (load<u32>(cell, C_BUCKET) == c) {
     count = load<u32>(cell, C_COUNT);
@@ -637,7 +637,7 @@ export function linearCount(zeros: u32): f64 {
 export function cellOf(s: u32, b: u32): usize {
   const sp = occupied(s);
   if (sp == 0) return 0;
-  const cell = sp + Slot.ring + <usize>(b % Params.ring) * CELL_BYTES;
+  const cell = sp + cellOffset(b % Params.ring);
   return load<u32>(cell, C_BUCKET) == b ? cell : 0;
 }
 

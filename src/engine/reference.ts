@@ -84,7 +84,8 @@ export class ReferenceCore implements EngineCore {
   private varMultH = 0;
   // slot layout
   private sSeason = 0;
-  private sRing = 0;
+  /** Offset in the slot of each ring cell. */
+  private cellOff = new Int32Array(0);
   private sExt = 0;
   // regions
   private rIngress = 0;
@@ -158,7 +159,7 @@ export class ReferenceCore implements EngineCore {
       capacity, nIndex, mask: nIndex - 1, slotSize: lay.bytes, widthMs, widthSec: widthMs / 1000,
       latenessMs, ring, seasonPoints, period: Math.floor(MS_PER_DAY / widthMs), horizon, z, alpha, beta,
       gamma, phi, alphaMax, tsThreshold, tsSmoothing, alphaDecay, varSmoothing, todAlpha, expireAfter,
-      maxCatchUp, sSeason: lay.season, sRing: lay.ring, sExt: lay.ext,
+      maxCatchUp, sSeason: lay.season, cellOff: Int32Array.from(lay.cells), sExt: lay.ext,
     });
     this.phiSumH = this.phiSum(horizon);
     this.varMultH = this.varMult(horizon);
@@ -344,11 +345,7 @@ export class ReferenceCore implements EngineCore {
     this.f32[(sp + S.alpha) >> 2] = this.alpha;
     this.u8[sp + S.cIpZeros] = 128;
     this.u8[sp + S.cUaZeros] = 128;
-    let cell = sp + this.sRing;
-    for (let i = 0; i < this.ring; i++) {
-      this.u32[(cell + C.bucket) >> 2] = NIL;
-      cell += CELL_BYTES;
-    }
+    for (let i = 0; i < this.ring; i++) this.u32[(sp + this.cellOff[i] + C.bucket) >> 2] = NIL;
   }
 
   private findOrInsert(lo: number, hi: number, b: number): number {
@@ -415,7 +412,7 @@ export class ReferenceCore implements EngineCore {
   }
 
   private cellFor(sp: number, ri: number, b: number): number {
-    const cell = sp + this.sRing + ri * CELL_BYTES;
+    const cell = sp + this.cellOff[ri];
     if (this.u32[cell >> 2] !== b) {
       this.u8.fill(0, cell, cell + CELL_BYTES);
       this.u32[cell >> 2] = b;
@@ -659,7 +656,7 @@ export class ReferenceCore implements EngineCore {
 
   private closeBucket(sp: number, c: number, ri: number, pos: number): void {
     const { u8, u32, f32, f64 } = this;
-    const cell = sp + this.sRing + ri * CELL_BYTES;
+    const cell = sp + this.cellOff[ri];
     let count = 0;
     if (u32[cell >> 2] === c) {
       count = u32[(cell + C.count) >> 2];
@@ -847,7 +844,7 @@ export class ReferenceCore implements EngineCore {
   cellRouteBin(s: number, b: number, bin: number): number {
     const sp = this.occupied(s);
     if (sp < 0 || bin >= 8) return -1;
-    const cell = sp + this.sRing + (b % this.ring) * CELL_BYTES;
+    const cell = sp + this.cellOff[b % this.ring];
     return this.u32[cell >> 2] === b ? this.u16[(cell + C.route + bin * 2) >> 1] : -1;
   }
 }

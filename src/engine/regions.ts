@@ -31,7 +31,7 @@ export const ParamIndex = {
   varianceSmoothing: 19, todAlpha: 20, expireAfterBuckets: 21, maxCatchUpBuckets: 22,
 } as const;
 export const PARAMS_BYTES = 192;
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Globals block (32 f64) after the params block; index of each f64. */
 export const GlobalIndex = {
@@ -48,29 +48,39 @@ export const MAX_BUCKET = 4294967040;
 /** Bytes per scratch entry (season position of a bucket closed in a tick). */
 export const SCRATCH_BYTES = 24;
 
-/** Per-user slot header offsets (see assembly/slot.ts for meaning). */
+/**
+ * Per-user slot header offsets (see assembly/slot.ts for meaning and why they are where they are:
+ * the hot header shares line 0 with ring cell 0; cells 0..2 each span exactly two lines).
+ */
 export const SlotField = {
-  hashLo: 0, hashHi: 4, lastTime: 8, firstBucket: 16, lastSeen: 20, lruPrev: 24, lruNext: 28, level: 32,
-  trend: 40, errVar: 48, smErr: 52, smAbs: 56, alpha: 60, hwN: 64, cCount: 68, cErrors: 72, cThrottled: 76,
-  cInTok: 80, cOutTok: 88, cCv: 96, cIpZeros: 100, cUaZeros: 101, promote: 102, tod: 104,
+  hashLo: 0, hashHi: 4, lastTime: 8, firstBucket: 16, lastSeen: 20, promote: 24, cIpZeros: 25, cUaZeros: 26,
+  level: 128, trend: 136, errVar: 144, smErr: 148, smAbs: 152,
+  alpha: 256, lruPrev: 260, lruNext: 264, hwN: 268, cCount: 272, cErrors: 276, cThrottled: 280,
+  cInTok: 384, cOutTok: 392, cCv: 400, tod: 408,
 } as const;
-export const HEADER_AND_TOD_BYTES = 104 + 24 * 4;
+export const HEADER_AND_TOD_BYTES = 408 + 24 * 4;
+/** Fixed offsets of ring cells 0..2; cells 3.. follow the season profile at a 104-byte stride. */
+export const CELL_FIXED_OFFSETS = [28, 156, 284] as const;
 
-/** Ring cell offsets (one time bucket). */
+/** Ring cell offsets (one time bucket; a cell starts 4 bytes past an 8-byte boundary). */
 export const CellField = {
-  bucket: 0, count: 4, inTok: 8, outTok: 16, ipBits: 24, uaBits: 40, route: 56, gapSum: 72,
-  gapSq: 80, gapN: 88, errors: 92, throttled: 96,
+  bucket: 0, inTok: 4, outTok: 12, gapSum: 20, gapSq: 28, count: 36, ipBits: 40, uaBits: 56, route: 72,
+  gapN: 88, errors: 92, throttled: 96,
 } as const;
-export const CELL_BYTES = 104;
+export const CELL_BYTES = 100;
 
 const align8 = (n: number) => (n + 7) & ~7;
+const align64 = (n: number) => (n + 63) & ~63;
 
 /** Slot layout for P season points and R ring buckets (assembly/slot.ts slotLayout). */
-export function slotLayout(seasonPoints: number, ring: number, extBytes = 0): { season: number; ring: number; ext: number; bytes: number } {
+export function slotLayout(seasonPoints: number, ring: number, extBytes = 0): { season: number; ring: number; ext: number; bytes: number; cells: number[] } {
   const season = HEADER_AND_TOD_BYTES;
-  const ringOff = align8(season + seasonPoints * 4);
-  const ext = ringOff + ring * CELL_BYTES;
-  return { season, ring: ringOff, ext, bytes: align8(ext + extBytes) };
+  const seasonEnd = align8(season + seasonPoints * 4);
+  const ringOff = ring > 3 ? seasonEnd + 4 : 0;
+  const ext = ring > 3 ? align8(ringOff + (ring - 3) * 104) : seasonEnd;
+  const cells: number[] = [];
+  for (let k = 0; k < ring; k++) cells.push(k < 3 ? CELL_FIXED_OFFSETS[k] : ringOff + (k - 3) * 104);
+  return { season, ring: ringOff, ext, bytes: align64(ext + extBytes), cells };
 }
 
 /** Ring size R = min(8, ceil(lateness / width) + 2). */
