@@ -245,9 +245,9 @@ export function loadGlobals(): void {
 /**
  * Group prefetching for the ingest loop: the per-event work is bound by cache misses on the index
  * entry, the slot header and the ring cell of a user, each depending on the previous. Before a
- * group of GROUP events is applied, three read-only passes issue those loads for the whole group
- * (independent loads, so the CPU overlaps the misses) and record each event's slot, tag and bucket
- * as a hint. Semantics are untouched: the apply loop re-validates every slot hint.
+ * group of GROUP events is applied, two read-only passes issue those loads for the whole group
+ * (independent loads, so the CPU overlaps the misses) and record each event's slot guess, tag and
+ * bucket as a hint. Semantics are untouched: the apply loop re-validates every slot hint.
  */
 function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
   const mask = Params.indexMask;
@@ -262,11 +262,12 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
     store<u32>(h, tag, H_TAG);
     store<f64>(h, Math.floor(load<f64>(p, R.EV_TIME) / W), H_BUCKET);
   }
-  // Pass 2: slot headers (the key comparison loads them); the slot becomes the event's hint.
+  // Pass 2: the slot of the first index entry with the event's tag becomes its hint (the key is
+  // not compared here, so this pass never waits for a slot line); then the slot's line 0 (key,
+  // last time, last seen) and the ring cell's two lines are loaded, all independent of each other.
+  const ring = Params.ring;
   h = Regions.hints;
   for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
-    const lo = load<u32>(p, R.EV_HASH_LO);
-    const hi = load<u32>(p, R.EV_HASH_HI);
     const tag = load<u32>(h, H_TAG);
     let pos = tag & mask;
     let slot: u32 = NIL;
@@ -275,23 +276,15 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
       const s1 = load<u32>(e, 4);
       if (s1 == 0) break;
       if (load<u32>(e) == tag) {
-        const sp = slotPtr(s1 - 1);
-        if (load<u32>(sp, S_HASH_LO) == lo && load<u32>(sp, S_HASH_HI) == hi) {
-          slot = s1 - 1;
-          break;
-        }
+        slot = s1 - 1;
+        break;
       }
       pos = (pos + 1) & mask;
     }
     store<u32>(h, slot, H_SLOT);
-  }
-  // Pass 3: the ring cell's lines.
-  const ring = Params.ring;
-  h = Regions.hints;
-  for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
-    const slot = load<u32>(h, H_SLOT);
     if (slot == NIL) continue;
     const sp = slotPtr(slot);
+    acc += load<u32>(sp, S_HASH_LO);
     const bf = load<f64>(h, H_BUCKET);
     if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
       let ri = cm + (<u32>bf - closed);
