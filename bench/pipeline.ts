@@ -37,7 +37,7 @@ import {
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 /** Events per prefilled case. */
-const CASE_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const CASE_EVENTS = Number(process.env.BENCH_EVENTS ?? 2_000_000);
 /** Frame sizes (events per frame). */
 const FRAME_SIZES = [64, 256, 1024];
 /** Partitions. */

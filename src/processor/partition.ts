@@ -6,7 +6,7 @@
 // Ordered consumers are ephemeral, ack-none and re-create themselves from the last stream
 // sequence seen after a gap or a lost server, so with the checkpoint as the source of truth every
 // event is applied exactly once across restarts and reconnects.
-import { DeliverPolicy, type JetStreamClient, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
 import { EVENT_RECORD_BYTES } from "../engine/layout.ts";
@@ -26,6 +26,13 @@ export const DEFAULT_STAGING_RECORDS = 16_384;
  * server died) goes unnoticed.
  */
 export const DEFAULT_PULL_EXPIRES_MS = 4_000;
+/**
+ * A partition that received nothing for this long gets its consumer checked (ms); a consumer
+ * that is gone, does not answer, or has messages pending but delivers none is re-opened.
+ */
+export const DEFAULT_STALL_CHECK_MS = 8_000;
+/** Wait before re-opening a consumer that ended unexpectedly, ms. */
+export const REOPEN_DELAY_MS = 1_000;
 /** Header of a dead letter naming the original subject. */
 export const DEAD_LETTER_SUBJECT_HEADER = "Foresight-Original-Subject";
 /** Header of a dead letter naming the original stream sequence. */
@@ -44,6 +51,8 @@ export interface PartitionWorkerDeps {
   log: Logger;
   /** Messages per pull. Default {@link DEFAULT_BATCH_MAX_MESSAGES}. */
   batchMaxMessages?: number;
+  /** Silence after which the consumer is checked, ms. Default {@link DEFAULT_STALL_CHECK_MS}. */
+  stallCheckMs?: number;
   /** Pull request lifetime, ms. Default {@link DEFAULT_PULL_EXPIRES_MS}. */
   pullExpiresMs?: number;
   /** Records staged per engine call. Default {@link DEFAULT_STAGING_RECORDS}. */
@@ -77,6 +86,11 @@ export class PartitionWorker {
   private flushScheduled = false;
   private messages: ConsumerMessages | undefined;
   private stopped = false;
+  private stopping = false;
+  private consumer: Consumer | undefined;
+  private lastMessageMs = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private checking = false;
   private lastStats: PartitionEngineStats;
   private readonly label: { partition: string };
   private readonly log: Logger;
@@ -96,6 +110,42 @@ export class PartitionWorker {
 
   /** Starts consuming at lastSeq + 1. */
   async start(): Promise<void> {
+    await this.openConsumer();
+    const every = this.d.stallCheckMs ?? DEFAULT_STALL_CHECK_MS;
+    this.watchdog = setInterval(() => void this.checkStall(every), every);
+    this.watchdog.unref();
+  }
+
+  // The client notices a lost consumer through missed heartbeats, but a consumer whose server
+  // died during a reconnect can stay silent; this check catches that case. Never throws.
+  private async checkStall(silenceMs: number): Promise<void> {
+    if (this.stopping || this.checking || !this.consumer || !this.messages) return;
+    if (Date.now() - this.lastMessageMs < silenceMs) return;
+    this.checking = true;
+    const consumer = this.consumer;
+    try {
+      let reason: string | undefined;
+      try {
+        const info = await consumer.info(false);
+        if (info.num_pending > 0) reason = `${info.num_pending} messages pending but none delivered for ${silenceMs} ms`;
+      } catch (err) {
+        reason = `consumer info failed: ${(err as Error).message}`;
+      }
+      if (reason && !this.stopping && consumer === this.consumer) {
+        this.log.warn({ reason }, "consumer stalled: re-opening");
+        const messages = this.messages;
+        this.messages = undefined;
+        messages?.stop();
+        this.scheduleReopen();
+      }
+    } catch (err) {
+      this.d.onError(err, "stall-check");
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  private async openConsumer(): Promise<void> {
     const { js, names, partition } = this.d;
     const startSeq = this.lastAppliedSeq + 1;
     const consumer = await js.consumers.get(names.telemetryStream, {
@@ -103,13 +153,52 @@ export class PartitionWorker {
       filter_subjects: names.telemetrySubject(partition),
       ...(this.lastAppliedSeq > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: startSeq } : { deliver_policy: DeliverPolicy.All }),
     });
-    this.messages = await consumer.consume({
+    const messages = await consumer.consume({
       max_messages: this.d.batchMaxMessages ?? DEFAULT_BATCH_MAX_MESSAGES,
       expires: this.d.pullExpiresMs ?? DEFAULT_PULL_EXPIRES_MS,
       callback: (m) => this.onMessage(m),
     });
-    void this.watchStatus(this.messages);
+    if (this.stopping) {
+      // stop() ran while this (re-)open was in flight.
+      messages.stop();
+      return;
+    }
+    this.messages = messages;
+    this.consumer = consumer;
+    this.lastMessageMs = Date.now();
+    void this.watchStatus(messages);
+    void messages.closed().then(
+      (err) => this.onConsumerClosed(messages, err),
+      (err) => this.onConsumerClosed(messages, err),
+    );
     this.log.info({ startSeq }, "partition consuming");
+  }
+
+  // The ordered consumer re-creates itself after gaps and lost servers, but gives up after many
+  // failed re-creations (a long cluster outage). Then it is opened again here, from the last
+  // applied sequence, until the worker is stopped.
+  private onConsumerClosed(messages: ConsumerMessages, err: unknown): void {
+    if (this.stopping || messages !== this.messages) return;
+    this.messages = undefined;
+    this.log.warn({ err }, "consumer ended unexpectedly: re-opening");
+    this.scheduleReopen();
+  }
+
+  /** Applies what is staged (so lastAppliedSeq is exact), then re-opens from lastAppliedSeq + 1 (retrying). */
+  private scheduleReopen(): void {
+    try {
+      this.flush();
+    } catch (e) {
+      this.d.onError(e, "ingest");
+    }
+    const retry = (): void => {
+      if (this.stopping) return;
+      this.openConsumer().catch((e) => {
+        this.d.onError(e, "consumer-reopen");
+        setTimeout(retry, REOPEN_DELAY_MS).unref();
+      });
+    };
+    setTimeout(retry, REOPEN_DELAY_MS).unref();
   }
 
   private async watchStatus(messages: ConsumerMessages): Promise<void> {
@@ -127,6 +216,7 @@ export class PartitionWorker {
   private onMessage(m: JsMsg): void {
     if (this.stopped) return;
     try {
+      this.lastMessageMs = Date.now();
       const seq = m.info.streamSequence;
       if (seq <= this.stagedSeq) return; // already applied (cannot happen with an ordered consumer; cheap guard)
       this.lag = m.info.pending;
@@ -152,6 +242,12 @@ export class PartitionWorker {
   }
 
   private stage(records: Uint8Array, count: number): void {
+    // Common case: the whole frame fits; copy it without making a sub-view first.
+    if (count <= this.stagingCapacity - this.stagedRecords) {
+      this.staging.set(records, this.stagedRecords * EVENT_RECORD_BYTES);
+      this.stagedRecords += count;
+      return;
+    }
     let done = 0;
     while (done < count) {
       if (this.stagedRecords === this.stagingCapacity) this.flushRecords();
@@ -253,6 +349,8 @@ export class PartitionWorker {
 
   /** Stops consuming and waits until no more messages arrive; then applies what was staged. */
   async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.watchdog) clearInterval(this.watchdog);
     const messages = this.messages;
     this.messages = undefined;
     if (messages) {

@@ -32,7 +32,7 @@ test("R3 stream on a 3-node cluster: a node dies mid-publish, every event is app
       leaseTtlMs: 10_000,
       httpPort: -1,
       clock: () => T0,
-      log: createLogger({ level: "silent" }),
+      log: createLogger({ level: process.env.FORESIGHT_TEST_LOG === "1" ? "debug" : "silent" }),
     });
     const set = buildFrames(makeUsers(60, P, "clu"), P, 8000, 50, T0 + 1, 900);
     const js = jetstream(nc);
@@ -47,7 +47,16 @@ test("R3 stream on a 3-node cluster: a node dies mid-publish, every event is app
     assert.is(info.state.messages, set.frames.length, "every frame stored once");
     assert.is(info.config.num_replicas, 3);
     const want = await lastSeqs(jsm, names, P);
-    await waitFor("processor to catch up after the node loss", () => want.every((s, p) => (proc!.worker(p)?.lastAppliedSeq ?? 0) >= s), 60_000, 100);
+    await waitFor(
+      `processor to catch up after the node loss (want ${want})`,
+      () => {
+        const got = want.map((_, p) => proc!.worker(p)?.lastAppliedSeq ?? -1);
+        if (got.every((s, p) => s >= want[p])) return true;
+        throw new Error(`applied up to ${got}`);
+      },
+      60_000,
+      100,
+    );
     let applied = 0;
     for (let p = 0; p < P; p++) applied += proc.worker(p)!.engine.stats().eventsApplied;
     assert.is(applied, set.events);
