@@ -4,3 +4,5 @@ export * from "./telemetry/index.ts";
 export * from "./config/index.ts";
 export * from "./engine/index.ts";
 export * from "./forecast/index.ts";
+export * from "./processor/index.ts";
+export * from "./obs/index.ts";

@@ -56,7 +56,7 @@ export interface ForecastMessage {
 }
 
 /** One forecast record, decoded (for tools and tests; the hot path reads the bytes). */
-export interface ForecastRecord {
+export interface ForecastMessageRecord {
   userHashLo: number;
   userHashHi: number;
   ratePerSec: number;
@@ -124,9 +124,9 @@ export function decodeForecastMessage(bytes: Uint8Array): ForecastMessage {
 }
 
 /** Reads the records of a forecast message into objects. */
-export function forecastRecords(msg: ForecastMessage): ForecastRecord[] {
+export function forecastRecords(msg: ForecastMessage): ForecastMessageRecord[] {
   const dv = new DataView(msg.records.buffer, msg.records.byteOffset, msg.records.byteLength);
-  const out: ForecastRecord[] = [];
+  const out: ForecastMessageRecord[] = [];
   for (let i = 0; i < msg.count; i++) {
     const o = i * FORECAST_RECORD_BYTES;
     out.push({

@@ -27,7 +27,7 @@ export const DEFAULT_TICK_INTERVAL_MS = 1_000;
 /** Default checkpoint interval, ms. */
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
 /** Default total user capacity, split evenly over partitions. */
-export const DEFAULT_CAPACITY_USERS = 100_000;
+export const DEFAULT_TOTAL_CAPACITY_USERS = 100_000;
 /** Longest one checkpoint or lease round may take before it is reported as stuck, ms. */
 export const DEFAULT_TASK_TIMEOUT_MS = 30_000;
 
@@ -43,7 +43,7 @@ export interface ProcessorOptions {
   partitions?: number;
   /** Stream limits and replicas. */
   streams?: StreamSettings;
-  /** Total users tracked over all partitions; each engine gets ceil(capacityUsers / P). Default {@link DEFAULT_CAPACITY_USERS}. */
+  /** Total users tracked over all partitions; each engine gets ceil(capacityUsers / P). Default {@link DEFAULT_TOTAL_CAPACITY_USERS}. */
   capacityUsers?: number;
   /** Makes one partition's engine (the WASM engine adapter in production). */
   engineFactory: PartitionEngineFactory;
@@ -255,7 +255,7 @@ export class Processor {
   private async startPartition(p: number): Promise<void> {
     this.starting.add(p);
     try {
-      const cap = Math.ceil((this.opts.capacityUsers ?? DEFAULT_CAPACITY_USERS) / this.P);
+      const cap = Math.ceil((this.opts.capacityUsers ?? DEFAULT_TOTAL_CAPACITY_USERS) / this.P);
       const engine = await this.opts.engineFactory(p, cap);
       const cp = await this.checkpoints.load(p);
       if (cp) engine.restore(cp.engineState);

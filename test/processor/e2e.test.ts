@@ -19,7 +19,7 @@ import {
   ensureStreams,
   CheckpointStore,
   DEAD_LETTER_SEQ_HEADER,
-  type ForecastRecord,
+  type ForecastMessageRecord,
 } from "../../src/processor/index.ts";
 import { buildFrames, lastSeqs, makeUsers, publishFrames, waitFor } from "./support.ts";
 
@@ -78,7 +78,7 @@ test("publish → forecasts: each user's observed rate and a sensible forecast a
     // start plus the allowed lateness, so the engine accepts it and has closed the seconds before.
     const users = makeUsers(6, P, "rate");
     const js = jetstream(nc);
-    const got = new Map<string, ForecastRecord>();
+    const got = new Map<string, ForecastMessageRecord>();
     const ticked = new Map<number, Set<number>>(); // tick time -> partitions seen
     let waiter: { t: number; resolve: () => void } | undefined;
     const sub = nc.subscribe(`${prefix}.forecasts.*`, {
