@@ -12,7 +12,7 @@
 // Prints a table and writes bench/results/pipeline.json. Bounded: ~2-4 min on 2 cores.
 import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { cpus, tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -164,7 +164,7 @@ async function until(cond: () => boolean, timeoutMs: number, what: string): Prom
 }
 
 const minuteStart = () => Math.floor(Date.now() / 60_000) * 60_000;
-const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model, partitions: P, users: USERS, caseEvents: CASE_EVENTS };
+const results: Record<string, unknown> = { date: new Date().toISOString(), node: process.version, loadAvgAtStart: loadavg(), cpus: cpus().length, cpuModel: cpus()[0]?.model, partitions: P, users: USERS, caseEvents: CASE_EVENTS };
 const rows: Record<string, string | number>[] = [];
 
 const srv = await NatsServer.start();

@@ -39,6 +39,8 @@ export interface LeaseRoundResult {
   surplus: number[];
   /** Live members seen (including this process). */
   liveMembers: number;
+  /** What failed in this round (renewals of held leases still ran; nothing was acquired). */
+  errors: LeaseIoError[];
 }
 
 export interface LeaseManagerOptions {
@@ -67,7 +69,6 @@ export function leaseSafeId(id: string): string {
 /** Acquires, renews and releases this process's partition leases. */
 export class LeaseManager {
   private readonly held = new Map<number, Held>();
-  private memberRevision = 0;
   readonly processId: string;
   readonly ttlMs: number;
   private readonly now: () => number;
@@ -146,19 +147,15 @@ export class LeaseManager {
    * free or expired partitions up to the fair share, and name the surplus above it.
    */
   async round(): Promise<LeaseRoundResult> {
-    const result: LeaseRoundResult = { acquired: [], lost: [], surplus: [], liveMembers: 1 };
-    const memberKey = `member.${this.processId}`;
-    const memberValue = this.value(this.now() + this.ttlMs);
-    try {
-      this.memberRevision = await this.kv.put(memberKey, memberValue);
-    } catch (err) {
-      throw new LeaseIoError(`cannot announce member ${this.processId}: ${(err as Error).message}`, { cause: err });
-    }
+    const result: LeaseRoundResult = { acquired: [], lost: [], surplus: [], liveMembers: 1, errors: [] };
+    // Renew first: held leases must not lapse because the membership key could not be written.
     for (const p of this.owned()) if (!(await this.renew(p))) result.lost.push(p);
     try {
+      await this.kv.put(`member.${this.processId}`, this.value(this.now() + this.ttlMs));
       result.liveMembers = await this.liveMembers();
     } catch (err) {
-      throw new LeaseIoError(`cannot list members: ${(err as Error).message}`, { cause: err });
+      result.errors.push(new LeaseIoError(`cannot announce member ${this.processId} or list members: ${(err as Error).message}`, { cause: err }));
+      return result;
     }
     const P = this.opts.partitions;
     const share = Math.ceil(P / result.liveMembers);
@@ -172,7 +169,12 @@ export class LeaseManager {
     for (let i = 0; i < P && this.held.size < share; i++) {
       const p = (offset + i) % P;
       if (this.held.has(p)) continue;
-      if (await this.tryAcquire(p)) result.acquired.push(p);
+      try {
+        if (await this.tryAcquire(p)) result.acquired.push(p);
+      } catch (err) {
+        result.errors.push(err as LeaseIoError);
+        break;
+      }
     }
     return result;
   }

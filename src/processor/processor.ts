@@ -226,6 +226,7 @@ export class Processor {
   private async leaseRound(): Promise<void> {
     if (this.state.stopping) return;
     const r = await this.leases.round();
+    for (const err of r.errors) this.onError(err, "lease-round");
     for (const p of r.lost) {
       this.metrics.leaseChanges.inc({ change: "lost" });
       this.log.warn({ partition: p }, "partition lease lost: stopping without checkpoint");
