@@ -17,11 +17,14 @@ import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
 const SCRATCH_BYTES: u32 = 24;
 /** Events per prefetch group of the ingest loop (see touchGroup). */
 const GROUP: u32 = 32;
-/** Per-event hint written by touchGroup: slot guess (NIL = none), tag, floor(t / width). */
-const HINT_BYTES: u32 = 16;
+/** Per-event hint written by touchGroup: slot guess (NIL = none), tag, floor(t / width), addresses. */
+const HINT_BYTES: u32 = 32;
 const H_SLOT: u32 = 0;
 const H_TAG: u32 = 4;
 const H_BUCKET: u32 = 8;
+/** Addresses the touch passes load from (index entry, then slot line 0), and the ring cell. */
+const H_A0: u32 = 16;
+const H_A1: u32 = 20;
 
 /** Sink for the loads of the touch passes, so the optimiser keeps them. */
 let sink: u32 = 0;
@@ -245,7 +248,7 @@ export function loadGlobals(): void {
 /**
  * Group prefetching for the ingest loop: the per-event work is bound by cache misses on the index
  * entry, the slot header and the ring cell of a user, each depending on the previous. Before a
- * group of GROUP events is applied, two read-only passes issue those loads for the whole group
+ * group of GROUP events is applied, read-only passes issue those loads for the whole group
  * (independent loads, so the CPU overlaps the misses) and record each event's slot guess, tag and
  * bucket as a hint. Semantics are untouched: the apply loop re-validates every slot hint.
  */
@@ -253,21 +256,26 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
   const mask = Params.indexMask;
   const index = Regions.index;
   const W = Params.widthMs;
+  const hints = Regions.hints;
   let acc: u32 = 0;
-  // Pass 1: index entries; keeps each event's tag and bucket (floor(t / W)) for the next passes.
-  let h = Regions.hints;
+  // The passes that may miss (B, D) do nothing but load from addresses computed before, so the
+  // whole group's loads fit in the out-of-order window at once (a miss blocks retirement; a pass
+  // with more work per event would let fewer misses overlap).
+  // Pass A: tag, bucket floor(t / W) and index entry address of each event.
+  let h = hints;
   for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
     const tag = mixTag(load<u32>(p, R.EV_HASH_LO), load<u32>(p, R.EV_HASH_HI));
-    acc += load<u32>(index + (<usize>(tag & mask) << 3), 4);
     store<u32>(h, tag, H_TAG);
     store<f64>(h, Math.floor(load<f64>(p, R.EV_TIME) / W), H_BUCKET);
+    store<u32>(h, <u32>(index + (<usize>(tag & mask) << 3)), H_A0);
   }
-  // Pass 2: the slot of the first index entry with the event's tag becomes its hint (the key is
-  // not compared here, so this pass never waits for a slot line); then the slot's line 0 (key,
-  // last time, last seen) and the ring cell's two lines are loaded, all independent of each other.
+  const hEnd = h;
+  // Pass B: the index entries.
+  for (h = hints; h < hEnd; h += HINT_BYTES) acc += load<u32>(<usize>load<u32>(h, H_A0), 4);
+  // Pass C: the slot of the first index entry with the event's tag becomes its hint (the key is
+  // checked when applying); addresses of the slot's line 0 and of the ring cell's two lines.
   const ring = Params.ring;
-  h = Regions.hints;
-  for (let p = from; p < to; p += EVENT_BYTES, h += HINT_BYTES) {
+  for (h = hints; h < hEnd; h += HINT_BYTES) {
     const tag = load<u32>(h, H_TAG);
     let pos = tag & mask;
     let slot: u32 = NIL;
@@ -282,16 +290,26 @@ function touchGroup(from: usize, to: usize, closed: u32, cm: u32): void {
       pos = (pos + 1) & mask;
     }
     store<u32>(h, slot, H_SLOT);
-    if (slot == NIL) continue;
-    const sp = slotPtr(slot);
-    acc += load<u32>(sp, S_HASH_LO);
-    const bf = load<f64>(h, H_BUCKET);
-    if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
-      let ri = cm + (<u32>bf - closed);
-      if (ri >= ring) ri -= ring;
-      const cell = sp + cellOffset(ri);
-      acc += load<u32>(cell, C_BUCKET) + load<u32>(cell, C_COUNT); // both lines of the cell
+    let a0 = <u32>h;
+    let a1 = a0;
+    if (slot != NIL) {
+      const sp = slotPtr(slot);
+      a0 = <u32>sp;
+      a1 = a0;
+      const bf = load<f64>(h, H_BUCKET);
+      if (bf >= <f64>closed && bf < <f64>closed + <f64>ring) {
+        let ri = cm + (<u32>bf - closed);
+        if (ri >= ring) ri -= ring;
+        a1 = <u32>(sp + cellOffset(ri));
+      }
     }
+    store<u32>(h, a0, H_A0);
+    store<u32>(h, a1, H_A1);
+  }
+  // Pass D: line 0 and both lines of the cell (bucket at 0, count at 36).
+  for (h = hints; h < hEnd; h += HINT_BYTES) {
+    const a1 = <usize>load<u32>(h, H_A1);
+    acc += load<u32>(<usize>load<u32>(h, H_A0)) + load<u32>(a1, C_BUCKET) + load<u32>(a1, C_COUNT);
   }
   sink += acc;
 }
