@@ -16,7 +16,7 @@ import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
 /** Bytes per scratch entry (season position of one bucket closed in a tick). */
 const SCRATCH_BYTES: u32 = 24;
 /** Events per prefetch group of the ingest loop (see touchGroup). */
-const GROUP: u32 = 32;
+const GROUP: u32 = 128;
 /** Per-event hint written by touchGroup: slot guess (NIL = none), tag, floor(t / width), addresses. */
 const HINT_BYTES: u32 = 32;
 const H_SLOT: u32 = 0;
