@@ -3,6 +3,15 @@
 // Objects are strict (an unknown key is an error, which catches typos such as `maxReplica`).
 // Sections use `.prefault({})` so a missing section is parsed from `{}` and gets its defaults.
 import { z } from "zod";
+// The engine's and the processor's own defaults are the single source: the schema imports them.
+import {
+  DEFAULT_ALPHA, DEFAULT_ALPHA_DECAY, DEFAULT_ALPHA_MAX, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_BETA,
+  DEFAULT_BUCKET_WIDTH_MS, DEFAULT_CAPACITY_USERS, DEFAULT_COUNTS_CAPACITY, DEFAULT_GAMMA,
+  DEFAULT_HORIZON_BUCKETS, DEFAULT_INGRESS_CAPACITY, DEFAULT_LSTM_LEARNING_RATE,
+  DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
+  DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
+} from "../engine/options.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../processor/leases.ts";
 
 const int = () => z.int();
 /** Names JetStream accepts for streams, KV buckets and object stores. */
@@ -22,25 +31,25 @@ const dnsLabel = () =>
 const HoltWintersSchema = z
   .strictObject({
     /** Base level smoothing, and the lower bound of the adaptive alpha, in (0, 1). */
-    alpha: z.number().gt(0).lt(1).default(0.2),
+    alpha: z.number().gt(0).lt(1).default(DEFAULT_ALPHA),
     /** Trend smoothing, in [0, 1). */
-    beta: z.number().min(0).lt(1).default(0.02),
+    beta: z.number().min(0).lt(1).default(DEFAULT_BETA),
     /** Seasonal smoothing, in [0, 1). */
-    gamma: z.number().min(0).lt(1).default(0.15),
+    gamma: z.number().min(0).lt(1).default(DEFAULT_GAMMA),
     /** Trend damping factor, in [0, 1] (1 = undamped). */
-    phi: z.number().min(0).max(1).default(0.9),
+    phi: z.number().min(0).max(1).default(DEFAULT_PHI),
     /** Upper bound of the adaptive alpha (Trigg-Leach), in [alpha, 1). */
-    alphaMax: z.number().gt(0).lt(1).default(0.8),
+    alphaMax: z.number().gt(0).lt(1).default(DEFAULT_ALPHA_MAX),
     /** |tracking signal| above which alpha rises toward alphaMax, in (0, 1). */
-    trackingThreshold: z.number().gt(0).lt(1).default(0.6),
+    trackingThreshold: z.number().gt(0).lt(1).default(DEFAULT_TRACKING_THRESHOLD),
     /** Smoothing of the tracking signal's error averages, in (0, 1). */
-    trackingSmoothing: z.number().gt(0).lt(1).default(0.2),
+    trackingSmoothing: z.number().gt(0).lt(1).default(DEFAULT_TRACKING_SMOOTHING),
     /** Per-bucket fraction by which alpha decays back to its base when the signal is quiet, in (0, 1]. */
-    alphaDecay: z.number().gt(0).max(1).default(0.1),
+    alphaDecay: z.number().gt(0).max(1).default(DEFAULT_ALPHA_DECAY),
     /** Smoothing of the one-step error variance (upper bound width), in (0, 1). */
-    varianceSmoothing: z.number().gt(0).lt(1).default(0.05),
+    varianceSmoothing: z.number().gt(0).lt(1).default(DEFAULT_VARIANCE_SMOOTHING),
     /** Weight one day of data has in the time-of-day profile, in (0, 1]. */
-    timeOfDayDayWeight: z.number().gt(0).max(1).default(0.3),
+    timeOfDayDayWeight: z.number().gt(0).max(1).default(DEFAULT_TIME_OF_DAY_DAY_WEIGHT),
   })
   .superRefine((v, ctx) => {
     if (v.alphaMax < v.alpha) {
@@ -48,15 +57,15 @@ const HoltWintersSchema = z
     }
   });
 
+// LSTM-lite: an 8-unit GRU cell whose weights all users share (its size is fixed by the weights
+// blob format, see docs/forecasting.md); used when engine.forecastModel is "ensemble".
 const LstmSchema = z.strictObject({
-  /** Hidden units of the LSTM-lite cell (memory per user grows with its square). */
-  hiddenSize: int().min(4).max(16).default(12),
-  /** SGD learning rate. */
-  learningRate: z.number().positive().max(1).default(0.01),
-  /** Users sampled for one training pass (0 disables training). */
-  trainSamplePerTick: int().min(0).max(1_048_576).default(1024),
-  /** Gradient norm clip. */
-  gradientClip: z.number().positive().default(5),
+  /** File of pre-trained shared weights (an LSTL blob from `foresight train`); unset = built-in initialisation. */
+  weightsFile: z.string().min(1).optional(),
+  /** Users whose step trains the shared weights at each closed bucket (bounds the training cost per tick); 0 = frozen. */
+  trainUsersPerBucket: int().min(0).max(1_048_576).default(DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET),
+  /** Adam learning rate of the online training, > 0. */
+  learningRate: z.number().positive().max(1).default(DEFAULT_LSTM_LEARNING_RATE),
 });
 
 /** Milliseconds in a day: bucket widths divide it, so a season is a whole number of buckets. */
@@ -67,33 +76,34 @@ const MAX_RING_BUCKETS = 8;
 const EngineSchema = z
   .strictObject({
     /** Width of one aggregation bucket, ms; must divide a day. */
-    bucketWidthMs: int().min(1000).max(600_000).default(60_000),
+    bucketWidthMs: int().min(1000).max(600_000).default(DEFAULT_BUCKET_WIDTH_MS),
     /** How late an event may arrive and still count in its bucket, ms; at most 6 bucket widths. */
-    allowedLatenessMs: int().min(0).max(3_600_000).default(10_000),
+    allowedLatenessMs: int().min(0).max(3_600_000).default(DEFAULT_ALLOWED_LATENESS_MS),
     /** Users the engine holds state for (memory is sized once from it; LRU eviction beyond). */
-    capacityUsers: int().min(1).max(4_194_304).default(262_144),
+    capacityUsers: int().min(1).max(4_194_304).default(DEFAULT_CAPACITY_USERS),
     /** Points of the daily seasonal profile; at most the buckets of a day. */
-    seasonPoints: int().min(24).max(144).default(48),
+    seasonPoints: int().min(24).max(144).default(DEFAULT_SEASON_POINTS),
     /** Prediction horizon, in buckets after the last closed one; at most the buckets of a day. */
-    horizonBuckets: int().min(1).max(1440).default(5),
+    horizonBuckets: int().min(1).max(1440).default(DEFAULT_HORIZON_BUCKETS),
     /** Quantile of the upper forecast bound used for allocation, in (0.5, 0.999]. */
-    upperQuantile: z.number().gt(0.5).max(0.999).default(0.95),
+    upperQuantile: z.number().gt(0.5).max(0.999).default(DEFAULT_UPPER_QUANTILE),
     holtWinters: HoltWintersSchema.prefault({}),
+    /**
+     * Forecaster whose output drives allocation: "ensemble" (Holt-Winters, LSTM-lite, naive,
+     * seasonal naive and slot medians combined per user by their recent errors; about 1.3 KiB
+     * and 0.7 µs per user per closed bucket) or "hw" (Holt-Winters alone; 752 B, ~40 ns).
+     * The processor's default is the ensemble, the more accurate one (docs/forecasting.md).
+     */
+    forecastModel: z.enum(["hw", "ensemble"]).default("ensemble"),
     lstm: LstmSchema.prefault({}),
-    ensemble: z
-      .strictObject({
-        /** Decay of the per-model error average that weighs the ensemble members, in (0, 1). */
-        errorDecay: z.number().gt(0).lt(1).default(0.9),
-      })
-      .prefault({}),
     /** Closed buckets without events after which a user's state is dropped; 0 = never (LRU only). */
     expireAfterBuckets: int().min(0).max(2_147_483_647).default(0),
     /** Most buckets one tick closes after a long gap (older ones are skipped); default one day of buckets. */
     maxCatchUpBuckets: int().min(1).optional(),
     /** Event records per engine ingress buffer (one WASM call per this many). */
-    ingressCapacity: int().min(1).max(1_048_576).default(8192),
+    ingressCapacity: int().min(1).max(1_048_576).default(DEFAULT_INGRESS_CAPACITY),
     /** Aggregate records per counts buffer (cold replay path). */
-    countsCapacity: int().min(1).max(1_048_576).default(1024),
+    countsCapacity: int().min(1).max(1_048_576).default(DEFAULT_COUNTS_CAPACITY),
   })
   .superRefine((e, ctx) => {
     if (DAY_MS % e.bucketWidthMs !== 0) {
@@ -107,6 +117,9 @@ const EngineSchema = z
         path: ["allowedLatenessMs"],
         message: `must be <= ${(MAX_RING_BUCKETS - 2) * e.bucketWidthMs} (6 bucket widths of ${e.bucketWidthMs} ms)`,
       });
+    }
+    if (e.forecastModel === "ensemble" && e.horizonBuckets > 6) {
+      ctx.addIssue({ code: "custom", path: ["horizonBuckets"], message: `must be <= 6 with forecastModel "ensemble" (its members forecast at most 6 buckets ahead)` });
     }
     for (const key of ["seasonPoints", "horizonBuckets", "maxCatchUpBuckets"] as const) {
       const v = e[key];
@@ -124,8 +137,8 @@ const ScheduleSchema = z.strictObject({
   tickIntervalMs: int().min(100).max(3_600_000).default(15_000),
   /** Interval between engine state checkpoints to the object store, ms. */
   checkpointIntervalMs: int().min(1000).max(86_400_000).default(300_000),
-  /** Run one model training pass every N ticks. */
-  trainingCadenceTicks: int().min(1).max(10_000).default(1),
+  /** TTL of a processor's partition lease, ms: a dead processor's partitions move after this long. */
+  leaseTtlMs: int().min(100).max(600_000).default(DEFAULT_LEASE_TTL_MS),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -412,10 +425,12 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.capacityUsers": "restart",
   "engine.seasonPoints": "restart",
   "engine.allowedLatenessMs": "restart",
-  "engine.lstm.hiddenSize": "restart",
+  "engine.forecastModel": "restart",
+  "engine.lstm": "restart",
   "engine.ingressCapacity": "restart",
   "engine.countsCapacity": "restart",
   schedule: "live",
+  "schedule.leaseTtlMs": "restart",
   pools: "live",
   cluster: "live",
   throttle: "live",

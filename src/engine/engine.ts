@@ -5,7 +5,7 @@
  */
 import type { UserHash } from "../telemetry/hash.ts";
 import type { EngineCore } from "./core.ts";
-import { EngineInputError, EngineLoadError, SnapshotError } from "./errors.ts";
+import { EngineInputError, EngineLoadError, EngineOptionsError, SnapshotError } from "./errors.ts";
 import { EVENT_RECORD_BYTES, EventField as EV, FORECAST_RECORD_BYTES } from "./layout.ts";
 import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolveEngineOptions } from "./options.ts";
 import { ReferenceCore } from "./reference.ts";
@@ -105,6 +105,24 @@ const SNAPSHOT_MAGIC = 0x31455346; // "FSE1" little-endian
 const SNAPSHOT_VERSION = 1;
 const SNAPSHOT_HEADER_BYTES = 16;
 
+/**
+ * Parameters that shape the state (memory layout, bucket grid): a snapshot restores only into an
+ * engine whose values are equal. The others (horizon, quantile, smoothing, expiry, catch-up) are
+ * the running engine's own and survive a restore, so a changed config still restores its
+ * checkpoints and {@link Engine.reconfigured} can change them on a live engine.
+ */
+const LAYOUT_PARAMS: readonly (keyof typeof ParamIndex)[] = [
+  "version", "capacity", "indexEntries", "slotBytes", "bucketWidthMs", "allowedLatenessMs", "ringBuckets",
+  "seasonPoints", "periodBuckets",
+];
+
+/** Engine options a running engine can change without a restart (see {@link Engine.reconfigured}). */
+export const LIVE_ENGINE_OPTIONS = [
+  "horizonBuckets", "upperQuantile", "alpha", "beta", "gamma", "phi", "alphaMax", "trackingThreshold",
+  "trackingSmoothing", "alphaDecay", "varianceSmoothing", "timeOfDayDayWeight", "expireAfterBuckets",
+  "maxCatchUpBuckets", "lstmTrainUsersPerBucket", "lstmLearningRate",
+] as const satisfies readonly (keyof EngineOptions)[];
+
 /** Creates engines of one implementation. */
 export interface EngineFactory {
   readonly name: string;
@@ -123,6 +141,8 @@ export class Engine {
   private i32!: Int32Array;
   private f64!: Float64Array;
   private outCount = 0;
+  /** The options as given (before defaults), so {@link reconfigured} can change a few of them. */
+  private input: EngineOptions = {};
 
   private constructor(core: EngineCore, options: ResolvedEngineOptions) {
     this.core = core;
@@ -178,12 +198,33 @@ export class Engine {
   static async create(options: EngineOptions = {}): Promise<Engine> {
     const o = resolveEngineOptions(options);
     const core = await instantiateWasmCore(o.wasmPath ?? wasmPath(o.debug));
-    return new Engine(core, o);
+    const e = new Engine(core, o);
+    e.input = { ...options };
+    return e;
   }
 
   /** Creates an engine on the TypeScript reference core (same interface and results). */
   static createReference(options: EngineOptions = {}): Engine {
-    return new Engine(new ReferenceCore(), resolveEngineOptions(options));
+    const e = new Engine(new ReferenceCore(), resolveEngineOptions(options));
+    e.input = { ...options };
+    return e;
+  }
+
+  /**
+   * A new, empty engine of the same kind and options but for the given live ones
+   * ({@link LIVE_ENGINE_OPTIONS}); move the state over with `next.restore(this.snapshot())`
+   * (synchronously, between batches). Options that shape memory need a restart: changing one
+   * throws EngineOptionsError naming it.
+   */
+  async reconfigured(changes: EngineOptions): Promise<Engine> {
+    const live: readonly string[] = LIVE_ENGINE_OPTIONS;
+    for (const [k, v] of Object.entries(changes)) {
+      if (v === undefined || live.includes(k)) continue;
+      const current = (this.input as Record<string, unknown>)[k] ?? (this.options as Record<string, unknown>)[k];
+      if (!Object.is(current, v)) throw new EngineOptionsError(`${k} cannot change on a running engine (it shapes the state); restart with the new value`);
+    }
+    const options = { ...this.input, ...changes };
+    return this.kind === "wasm" ? Engine.create(options) : Engine.createReference(options);
   }
 
   /** "wasm" or "reference". */
@@ -403,7 +444,11 @@ export class Engine {
     return out;
   }
 
-  /** Restores a snapshot taken by an engine with the same parameters; throws SnapshotError otherwise. */
+  /**
+   * Restores a snapshot taken by an engine with the same layout parameters (capacity, bucket
+   * width, lateness, season points); throws SnapshotError otherwise. This engine keeps its own
+   * live parameters (horizon, quantile, smoothing, ...), so a checkpoint survives a config change.
+   */
   restore(bytes: Uint8Array): void {
     if (!(bytes instanceof Uint8Array) || bytes.byteLength < SNAPSHOT_HEADER_BYTES + PARAMS_BYTES + GLOBALS_BYTES)
       throw new SnapshotError(`snapshot too short (${bytes?.byteLength ?? 0} bytes)`);
@@ -418,8 +463,7 @@ export class Engine {
       throw new SnapshotError(`snapshot holds ${declared} state bytes (${bytes.byteLength - SNAPSHOT_HEADER_BYTES} present), this engine has ${n}${fcBytes ? ` + ${fcBytes} LSTM-lite bytes` : ""}: incompatible capacity, layout or forecastModel`);
     this.fresh();
     const ptr = this.core.statePtr();
-    const names = Object.keys(ParamIndex) as (keyof typeof ParamIndex)[];
-    for (const name of names) {
+    for (const name of LAYOUT_PARAMS) {
       const i = ParamIndex[name];
       const mine = this.f64[(ptr >> 3) + i];
       const theirs = dv.getFloat64(SNAPSHOT_HEADER_BYTES + i * 8, true);
@@ -432,7 +476,10 @@ export class Engine {
     if (!okInt(g("used"), cap) || !okInt(g("usersTracked"), g("used")) || !okInt(g("closedBucket"), MAX_BUCKET) ||
         !slotOrNil(g("freeHead")) || !slotOrNil(g("lruHead")) || !slotOrNil(g("lruTail")) || !(g("initialized") === 0 || g("initialized") === 1))
       throw new SnapshotError("snapshot globals are inconsistent (corrupt snapshot)");
+    // The parameter block at the start of the state stays this engine's own (live parameters).
+    const ownParams = this.u8.slice(ptr, ptr + PARAMS_BYTES);
     this.u8.set(bytes.subarray(SNAPSHOT_HEADER_BYTES, SNAPSHOT_HEADER_BYTES + n), ptr);
+    this.u8.set(ownParams, ptr);
     if (fcBytes) this.u8.set(bytes.subarray(SNAPSHOT_HEADER_BYTES + n), this.core.fcTrainBlockPtr());
     this.core.loadGlobals();
     this.outCount = 0;

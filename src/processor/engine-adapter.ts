@@ -1,20 +1,51 @@
 // The production PartitionEngine: one WASM `Engine` (src/engine/engine.ts) per partition. Records
 // are staged straight into the engine's ingress buffer in linear memory (no intermediate copy),
 // and the forecast output is read through a zero-copy view.
-import { Engine, type EngineOptions } from "../engine/index.ts";
+import { readFileSync } from "node:fs";
+import { Engine, EngineOptionsError, type EngineOptions } from "../engine/index.ts";
 import { FORECAST_RECORD_BYTES } from "../engine/layout.ts";
 import type { ForesightConfig } from "../config/index.ts";
 import type { PartitionEngine, PartitionEngineFactory, PartitionEngineStats } from "./engine-port.ts";
 
-/** Engine options from the config's `engine` section (capacity is set per partition by the processor). */
+/**
+ * Engine options from the config's `engine` section (capacity is set per partition by the
+ * processor). Every engine option the config carries is mapped; a test keeps the two in step.
+ */
 export function engineOptionsFromConfig(e: ForesightConfig["engine"]): EngineOptions {
   return {
+    ...engineLiveOptionsFromConfig(e),
     bucketWidthMs: e.bucketWidthMs,
     allowedLatenessMs: e.allowedLatenessMs,
     seasonPoints: e.seasonPoints,
+    ingressCapacity: e.ingressCapacity,
+    countsCapacity: e.countsCapacity,
+    forecastModel: e.forecastModel,
+    lstmWeights: e.lstm.weightsFile ? readLstmWeights(e.lstm.weightsFile) : undefined,
+    lstmTrainUsersPerBucket: e.lstm.trainUsersPerBucket,
+    lstmLearningRate: e.lstm.learningRate,
+  };
+}
+
+/** Reads a pre-trained LSTM-lite weights file (the engine validates its content). */
+function readLstmWeights(path: string): Uint8Array {
+  try {
+    return new Uint8Array(readFileSync(path));
+  } catch (err) {
+    throw new EngineOptionsError(`engine.lstm.weightsFile: cannot read ${path}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The engine options of the config that a running engine can take without a restart. */
+export function engineLiveOptionsFromConfig(e: ForesightConfig["engine"]): EngineOptions {
+  return {
     horizonBuckets: e.horizonBuckets,
     upperQuantile: e.upperQuantile,
     alpha: e.holtWinters.alpha,
+    trackingSmoothing: e.holtWinters.trackingSmoothing,
+    alphaDecay: e.holtWinters.alphaDecay,
+    varianceSmoothing: e.holtWinters.varianceSmoothing,
+    timeOfDayDayWeight: e.holtWinters.timeOfDayDayWeight,
+    maxCatchUpBuckets: e.maxCatchUpBuckets,
     beta: e.holtWinters.beta,
     gamma: e.holtWinters.gamma,
     phi: e.holtWinters.phi,
@@ -65,6 +96,14 @@ export class WasmPartitionEngine implements PartitionEngine {
 
   restore(bytes: Uint8Array): void {
     this.engine.restore(bytes);
+  }
+
+  async reconfigure(options: EngineOptions): Promise<() => PartitionEngine> {
+    const next = await this.engine.reconfigured(options);
+    return () => {
+      next.restore(this.engine.snapshot());
+      return new WasmPartitionEngine(next);
+    };
   }
 }
 

@@ -41,6 +41,12 @@ export interface PartitionEngine {
   restore(bytes: Uint8Array): void;
   /** Frees the engine's memory. */
   dispose?(): void;
+  /**
+   * Optional live reconfiguration (horizon, quantile, smoothing, ...): builds an engine with the
+   * changed options and resolves to a function that, called synchronously between batches, moves
+   * this engine's state into the new one and returns it. Rejects options that need a restart.
+   */
+  reconfigure?(options: Record<string, unknown>): Promise<() => PartitionEngine>;
 }
 
 /** Makes the engine of one partition; `capacityUsers` = ceil(total capacity / partitions). */

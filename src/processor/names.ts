@@ -1,7 +1,7 @@
 // Subjects, stream and bucket names derived from the subject prefix, in one place so the
 // processor, the publisher, tests and benchmarks agree.
 
-import { DEFAULT_SUBJECT_PREFIX } from "../telemetry/frame.ts";
+import { DEFAULT_SUBJECT_PREFIX, deadLetterSubject as deadLetterSubjectOf } from "../telemetry/frame.ts";
 
 /** Names of everything the processor creates for one prefix. */
 export interface ProcessorNames {
@@ -49,6 +49,6 @@ export function processorNames(prefix = DEFAULT_SUBJECT_PREFIX, overrides: Proce
     checkpointBucket: overrides.checkpointBucket ?? `${lower}-checkpoints`,
     telemetrySubject: (p) => `${prefix}.telemetry.${p}`,
     forecastsSubject: (p) => `${prefix}.forecasts.${p}`,
-    deadLetterSubject: (p) => `${prefix}.deadletter.${p}`,
+    deadLetterSubject: (p) => deadLetterSubjectOf(prefix, p),
   };
 }

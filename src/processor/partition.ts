@@ -68,7 +68,8 @@ export interface PartitionWorkerDeps {
 /** Consumes one partition into its engine. */
 export class PartitionWorker {
   readonly partition: number;
-  readonly engine: PartitionEngine;
+  /** The partition's engine (replaced, state and all, by {@link reconfigureEngine}). */
+  engine: PartitionEngine;
   /** Sequence of the last message whose events are in the engine. */
   lastAppliedSeq: number;
   /** Messages still in the stream after the last one consumed (from the delivery info). */
@@ -339,6 +340,25 @@ export class PartitionWorker {
     m.usersTracked.set(this.label, s.usersTracked);
     m.consumerLag.set(this.label, this.lag);
     this.lastStats = s;
+  }
+
+  /**
+   * Moves the partition onto an engine with changed live options without losing state: the new
+   * engine is built first; then, in one synchronous step, what is staged is applied to the old one
+   * and its state moves over, so no event is applied twice or lost. False when the engine cannot
+   * be reconfigured (or the worker is stopping).
+   */
+  async reconfigureEngine(options: Record<string, unknown>): Promise<boolean> {
+    if (!this.engine.reconfigure || this.stopping) return false;
+    const adopt = await this.engine.reconfigure(options);
+    if (this.stopping) return false;
+    this.flush();
+    const old = this.engine;
+    this.engine = adopt();
+    if (this.direct) this.staging = this.engine.ingressBytes!();
+    this.lastStats = this.engine.stats();
+    old.dispose?.();
+    return true;
   }
 
   /** Flushes and captures the state to checkpoint (synchronous, so state and sequence agree). */

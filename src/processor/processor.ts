@@ -86,6 +86,8 @@ export class Processor {
   /** Bound HTTP port (0 when disabled). */
   httpPort = 0;
   private readonly workers = new Map<number, PartitionWorker>();
+  /** Live engine options applied since start (also given to engines of partitions acquired later). */
+  private engineLive: Record<string, unknown> | undefined;
   /** Partitions being started (restored) but not yet consuming. */
   private readonly starting = new Set<number>();
   /** Per-partition chain of checkpoint writes, so they land in the order they were taken. */
@@ -257,7 +259,14 @@ export class Processor {
     this.starting.add(p);
     try {
       const cap = Math.ceil((this.opts.capacityUsers ?? DEFAULT_TOTAL_CAPACITY_USERS) / this.P);
-      const engine = await this.opts.engineFactory(p, cap);
+      let engine = await this.opts.engineFactory(p, cap);
+      if (this.engineLive && engine.reconfigure) {
+        try {
+          engine = (await engine.reconfigure(this.engineLive))();
+        } catch (err) {
+          this.onError(err, "reconfigure");
+        }
+      }
       const cp = await this.checkpoints.load(p);
       if (cp) engine.restore(cp.engineState);
       const w = new PartitionWorker({
@@ -346,7 +355,7 @@ export class Processor {
   }
 
   /** Applies live settings (config changes that need no restart). */
-  applyLive(s: { tickIntervalMs?: number; checkpointIntervalMs?: number }): void {
+  applyLive(s: { tickIntervalMs?: number; checkpointIntervalMs?: number; engine?: Record<string, unknown> }): Promise<void> {
     const [, tick, cp] = this.tasks;
     if (s.tickIntervalMs !== undefined && tick && tick.intervalMs !== s.tickIntervalMs) {
       tick.setIntervalMs(s.tickIntervalMs);
@@ -356,6 +365,26 @@ export class Processor {
       cp.setIntervalMs(s.checkpointIntervalMs);
       this.log.info({ checkpointIntervalMs: s.checkpointIntervalMs }, "checkpoint interval changed");
     }
+    if (!s.engine) return Promise.resolve();
+    // Engine options (horizon, quantile, smoothing): each owned partition moves onto a
+    // reconfigured engine; partitions acquired later start with them too.
+    const options = s.engine;
+    const previous = this.engineLive;
+    this.engineLive = options;
+    let refused = false;
+    return Promise.all(
+      [...this.workers.values()].map(async (w) => {
+        try {
+          if (await w.reconfigureEngine(options)) this.log.info({ partition: w.partition, options }, "engine reconfigured");
+        } catch (err) {
+          refused = true;
+          this.onError(err, "reconfigure");
+        }
+      }),
+    ).then(() => {
+      // Options the engine refused are not given to partitions acquired later either.
+      if (refused) this.engineLive = previous;
+    });
   }
 
   /** Clean shutdown (idempotent); see the module comment for the order. */

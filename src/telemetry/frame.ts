@@ -403,9 +403,9 @@ export function telemetryWildcard(prefix: string): string {
   return `${prefix}.telemetry.*`;
 }
 
-/** The dead-letter subject for rejected frames: `<prefix>.deadletter.telemetry`. */
-export function deadLetterSubject(prefix: string): string {
-  return `${prefix}.deadletter.telemetry`;
+/** The dead-letter subject for frames rejected on a partition: `<prefix>.deadletter.<partition>`. */
+export function deadLetterSubject(prefix: string, partition: number): string {
+  return `${prefix}.deadletter.${partition}`;
 }
 
 /** The dead-letter header values of a rejection: reason code, and a one-line detail (<= 512 chars). */

@@ -59,7 +59,7 @@ test.after(async () => {
 
 test("defaults, validate, and a connection failure: output and exit codes", async () => {
   const bad = file("bad.yaml", `engine:\n  horizonBucket: 3\npools:\n${POOL}    minReplicas: 5\n    maxReplicas: 2\n`);
-  const good = file("good.json", JSON.stringify({ engine: { horizonBuckets: 9 } }));
+  const good = file("good.json", JSON.stringify({ engine: { horizonBuckets: 6 } }));
   const deadPort = await freePort();
   const [defaults, invalid, valid, missing, down] = await Promise.all([
     cli(["defaults", "--json"]),
@@ -87,7 +87,7 @@ test("defaults, validate, and a connection failure: output and exit codes", asyn
 });
 
 test("set, get, conflict, diff, history, explain: the whole write path", async () => {
-  const v1 = file("v1.yaml", `engine:\n  horizonBuckets: 9\npools:\n${POOL}`);
+  const v1 = file("v1.yaml", `engine:\n  horizonBuckets: 6\npools:\n${POOL}`);
   const v2 = file("v2.yaml", `engine:\n  horizonBuckets: 3\n  bucketWidthMs: 30000\npools:\n${POOL}    mode: active\n`);
 
   const set1 = await cli(["set", v1]);
@@ -100,14 +100,14 @@ test("set, get, conflict, diff, history, explain: the whole write path", async (
     cli(["diff", v2]),
   ]);
   assert.is(get.code, 0, get.stderr);
-  assert.is(get.stdout.trim(), "9");
+  assert.is(get.stdout.trim(), "6");
   assert.match(get.stderr, /kv revision 1/);
 
   assert.is(conflict.code, 3);
   assert.match(conflict.stderr, /ConfigConflictError: .*expected revision 0, bucket is at revision 1/);
 
   assert.is(diff.code, 0, diff.stderr);
-  assert.match(diff.stdout, /~ engine\.horizonBuckets: 9 -> 3\n/);
+  assert.match(diff.stdout, /~ engine\.horizonBuckets: 6 -> 3\n/);
   assert.match(diff.stdout, /~ engine\.bucketWidthMs: 60000 -> 30000 {2}\(restart\)/);
   assert.match(diff.stdout, /~ pools\.0\.mode: "shadow" -> "active"\n/);
 

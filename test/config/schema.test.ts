@@ -42,7 +42,9 @@ test("defaults: an empty document gets every documented default", () => {
   assert.is(c.engine.seasonPoints, 48);
   assert.is(c.engine.horizonBuckets, 5);
   assert.is(c.engine.upperQuantile, 0.95);
-  assert.is(c.engine.lstm.hiddenSize, 12);
+  assert.is(c.engine.forecastModel, "ensemble");
+  assert.is(c.engine.lstm.trainUsersPerBucket, 64);
+  assert.is(c.schedule.leaseTtlMs, 15_000);
   assert.is(c.nats.partitions, 8);
   assert.is(c.nats.replicas, 1);
   assert.is(c.nats.subjectPrefix, "foresight");
@@ -77,11 +79,11 @@ test("errors: an unknown key is named by its full path", () => {
 });
 
 test("errors: wrong types and ranges name the path and the reason", () => {
-  const e = issuesOf({ engine: { bucketWidthMs: "60s", seasonPoints: 12, lstm: { hiddenSize: 32 } }, nats: { replicas: 2 } });
+  const e = issuesOf({ engine: { bucketWidthMs: "60s", seasonPoints: 12, lstm: { learningRate: 2 } }, nats: { replicas: 2 } });
   const byPath = new Map(e.issues.map((i) => [i.path, i.message]));
   assert.match(byPath.get("engine.bucketWidthMs") ?? "", /expected int|number/i);
   assert.match(byPath.get("engine.seasonPoints") ?? "", />=24/);
-  assert.match(byPath.get("engine.lstm.hiddenSize") ?? "", /<=16/);
+  assert.match(byPath.get("engine.lstm.learningRate") ?? "", /<=1/);
   assert.match(byPath.get("nats.replicas") ?? "", /1\|3\|5/);
   assert.is(e.issues.length, 4);
 });
@@ -123,10 +125,10 @@ test("errors: engine rules the WASM engine enforces at start are caught by the s
   assert.equal(late.issues.map((i) => i.path), ["engine.allowedLatenessMs"]);
   assert.match(late.issues[0].message, /<= 6000/);
   // 10-minute buckets: 144 per day; horizon 200 and 145 season points do not fit.
-  const day = issuesOf({ engine: { bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 200, maxCatchUpBuckets: 145 } });
+  const day = issuesOf({ engine: { forecastModel: "hw", bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 200, maxCatchUpBuckets: 145 } });
   assert.equal(day.issues.map((i) => i.path), ["engine.horizonBuckets", "engine.maxCatchUpBuckets"]);
   assert.match(day.issues[0].message, /<= 144/);
-  assert.is(validateConfig({ engine: { bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 144 } }).engine.horizonBuckets, 144);
+  assert.is(validateConfig({ engine: { forecastModel: "hw", bucketWidthMs: 600_000, seasonPoints: 144, horizonBuckets: 144 } }).engine.horizonBuckets, 144);
 });
 
 test("parseConfigText: YAML, JSON, empty, and errors naming the source", () => {
@@ -176,7 +178,7 @@ test("envLayer and getPath", () => {
   assert.equal(envLayer({ FORESIGHT_NATS_SERVERS: "nats://a:1, nats://b:2", FORESIGHT_NATS_TOKEN: "t", FORESIGHT_NATS_TLS_CA: "/ca.pem", OTHER: "x" }), {
     nats: { connection: { servers: ["nats://a:1", "nats://b:2"], token: "t", tls: { caFile: "/ca.pem" } } },
   });
-  assert.is(getPath(DEFAULT_CONFIG, "engine.lstm.hiddenSize"), 12);
+  assert.is(getPath(DEFAULT_CONFIG, "engine.lstm.trainUsersPerBucket"), 64);
   assert.is(getPath(DEFAULT_CONFIG, "engine.nope"), undefined);
   assert.is(getPath({ pools: [{ name: "a" }] }, "pools.0.name"), "a");
 });

@@ -88,7 +88,7 @@ test("precedence: defaults < file < env < KV, with the source of each value", as
     file,
     [
       "engine:",
-      "  horizonBuckets: 7",
+      "  horizonBuckets: 4",
       "  upperQuantile: 0.9",
       "nats:",
       "  connection:",
@@ -99,13 +99,13 @@ test("precedence: defaults < file < env < KV, with the source of each value", as
     ].join("\n"),
   );
   const store = await ConfigStore.open(nc, { bucket });
-  await store.set({ engine: { horizonBuckets: 9 }, throttle: { burstFactor: 2 } }, 0);
+  await store.set({ engine: { horizonBuckets: 6 }, throttle: { burstFactor: 2 } }, 0);
 
   // env points at the real server (the file's server does not exist): the KV layer is read through it.
   const env = { FORESIGHT_NATS_SERVERS: srv.url, FORESIGHT_NATS_USER: "" };
   const loaded = await loadConfig({ file, env, kv: {} });
   const c = loaded.config;
-  assert.is(c.engine.horizonBuckets, 9, "KV beats file");
+  assert.is(c.engine.horizonBuckets, 6, "KV beats file");
   assert.is(c.engine.upperQuantile, 0.9, "file beats default");
   assert.is(c.engine.bucketWidthMs, DEFAULT_CONFIG.engine.bucketWidthMs, "default where nobody sets it");
   assert.equal(c.nats.connection.servers, [srv.url], "env beats file");
@@ -120,7 +120,7 @@ test("precedence: defaults < file < env < KV, with the source of each value", as
   assert.is(loaded.sources.get("engine.bucketWidthMs"), "default");
 
   // Without a KV layer the file's value stands; the merged result is validated as a whole.
-  assert.is((await loadConfig({ file, env })).config.engine.horizonBuckets, 7);
+  assert.is((await loadConfig({ file, env })).config.engine.horizonBuckets, 4);
 });
 
 test("load: a bad file names the file and the field; a KV doc that breaks a cross-field rule names kv", async () => {
@@ -160,8 +160,8 @@ test("set: validates before writing; two writers on the same revision: one wins,
 
   const r1 = await store.set({ engine: { horizonBuckets: 6 } }, 0);
   const results = await Promise.allSettled([
-    store.set({ engine: { horizonBuckets: 10 } }, r1),
-    store.set({ engine: { horizonBuckets: 11 } }, r1),
+    store.set({ engine: { horizonBuckets: 2 } }, r1),
+    store.set({ engine: { horizonBuckets: 3 } }, r1),
   ]);
   const won = results.filter((r) => r.status === "fulfilled");
   const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -175,7 +175,7 @@ test("set: validates before writing; two writers on the same revision: one wins,
   assert.match(err.message, new RegExp(`expected revision ${r1}, bucket is at revision ${winner}`));
   const now = await store.get();
   assert.is(now.revision, winner);
-  assert.ok([10, 11].includes(now.config.engine.horizonBuckets));
+  assert.ok([2, 3].includes(now.config.engine.horizonBuckets));
 
   // Creating over an existing document is a conflict too.
   const again = await rejectsWith(store.set({}, 0), ConfigConflictError);
@@ -189,7 +189,7 @@ test("history: revisions with time, operation and a diff against the previous on
   assert.equal(await store.history(), []);
   const before = Date.now();
   const r1 = await store.set({ engine: { horizonBuckets: 6 } }, 0);
-  const r2 = await store.set({ engine: { horizonBuckets: 8 }, log: { level: "warn" } }, r1);
+  const r2 = await store.set({ engine: { horizonBuckets: 4 }, log: { level: "warn" } }, r1);
   const kv = await new Kvm(nc).open(bucket);
   await kv.put("config", "{not json"); // another tool
   const r4 = await store.set({ log: { level: "warn" } }, r2 + 1);
@@ -198,13 +198,13 @@ test("history: revisions with time, operation and a diff against the previous on
   assert.ok(h.every((x) => x.operation === "PUT" && x.time.getTime() >= before - 1000));
   assert.equal(h[0].changes, [{ path: "engine.horizonBuckets", kind: "added", after: 6 }]);
   assert.equal(h[1].changes, [
-    { path: "engine.horizonBuckets", kind: "changed", before: 6, after: 8 },
+    { path: "engine.horizonBuckets", kind: "changed", before: 6, after: 4 },
     { path: "log.level", kind: "added", after: "warn" },
   ]);
   assert.is(h[2].document, null);
   assert.match(h[2].error ?? "", /cannot parse/);
   assert.is(h[3].baseRevision, r2, "diff skips the unreadable revision");
-  assert.equal(h[3].changes, [{ path: "engine.horizonBuckets", kind: "removed", before: 8 }]);
+  assert.equal(h[3].changes, [{ path: "engine.horizonBuckets", kind: "removed", before: 4 }]);
 });
 
 test("watcher: applies valid revisions live, classifies restart-required, rejects invalid writes", async () => {
@@ -232,16 +232,16 @@ test("watcher: applies valid revisions live, classifies restart-required, reject
 
     // A live change: horizon and pool mode.
     const doc = (await store.get()).document as { pools: Record<string, unknown>[] };
-    await store.set({ engine: { horizonBuckets: 12 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 1);
+    await store.set({ engine: { horizonBuckets: 2 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 1);
     const u1 = await updates.next();
     assert.is(u1.revision, 2);
     assert.equal(u1.changes.map((c) => c.path), ["engine.horizonBuckets", "pools.0.mode"]);
     assert.equal(u1.restartRequired, []);
-    assert.is(watcher.config.engine.horizonBuckets, 12);
+    assert.is(watcher.config.engine.horizonBuckets, 2);
     assert.is(watcher.config.pools[0].mode, "active");
 
     // A change that needs a restart is applied to the config object but reported as such.
-    await store.set({ engine: { horizonBuckets: 12, bucketWidthMs: 30_000 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 2);
+    await store.set({ engine: { horizonBuckets: 2, bucketWidthMs: 30_000 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 2);
     const u2 = await updates.next();
     assert.equal(u2.restartRequired, ["engine.bucketWidthMs"]);
     assert.equal(watcher.restartPending, ["engine.bucketWidthMs"]);
@@ -253,7 +253,7 @@ test("watcher: applies valid revisions live, classifies restart-required, reject
     const j = await rejections.next();
     assert.is(j.reason, "invalid_json");
     assert.is(j.revision, 4);
-    await kv.put("config", JSON.stringify({ engine: { horizonBuckets: 12, upperQuantile: 2 } }));
+    await kv.put("config", JSON.stringify({ engine: { horizonBuckets: 2, upperQuantile: 2 } }));
     const s = await rejections.next();
     assert.is(s.reason, "invalid_schema");
     assert.instance(s.error, ConfigValidationError);

@@ -80,17 +80,41 @@ test("incompatible or damaged snapshots are refused with SnapshotError and leave
       assert.is((err as Error).name, "SnapshotError");
     }
   }
-  const otherAlpha = await Engine.create({ ...OPTS, alpha: 0.3 });
-  try {
-    otherAlpha.restore(snap);
-    assert.unreachable("alpha mismatch accepted");
-  } catch (err) {
-    assert.instance(err, SnapshotError);
-    assert.match((err as Error).message, /parameter alpha = 0.2, this engine has 0.3/);
-  }
+  // A different bucket grid (same state size) is refused, naming the parameter.
+  const otherWidth = await Engine.create({ ...OPTS, bucketWidthMs: (OPTS.bucketWidthMs ?? 60_000) / 2 });
+  assert.throws(() => otherWidth.restore(snap), (err: Error) => err instanceof SnapshotError && /parameter bucketWidthMs/.test(err.message));
   const otherCap = await Engine.create({ ...OPTS, capacityUsers: 701 });
   assert.throws(() => otherCap.restore(snap), (err: Error) => err instanceof SnapshotError && /incompatible capacity/.test(err.message));
   assert.equal(a.stats(), before);
+});
+
+test("a snapshot restores into an engine with other live parameters, which keeps its own", async () => {
+  const base = await Engine.create(OPTS);
+  const events: EventInput[] = users(50).flatMap((u, i) => [0, 1, 2].map((k) => ({ userHash: u, timeMs: EPOCH0 + k * 70_000 + i * 10 })));
+  base.ingest(events);
+  base.tick(EPOCH0 + 400_000);
+  const changes: EngineOptions = { alpha: 0.3, horizonBuckets: 2, upperQuantile: 0.9 };
+  // Live reconfiguration: a new engine with the changed live options takes the state over.
+  const moved = await base.reconfigured(changes);
+  moved.restore(base.snapshot());
+  assert.equal(moved.stats(), base.stats());
+  assert.is(moved.options.alpha, 0.3);
+  // Reference: an engine created with those options from the start, fed the same state.
+  const fresh = await Engine.create({ ...OPTS, ...changes });
+  fresh.restore(base.snapshot());
+  const later: EventInput[] = users(50).map((u, i) => ({ userHash: u, timeMs: EPOCH0 + 430_000 + i }));
+  for (const e of [moved, fresh, base]) {
+    e.ingest(later);
+    e.tick(EPOCH0 + 600_000);
+  }
+  assert.equal(moved.forecasts(), fresh.forecasts());
+  // The new parameters are really in effect: the forecasts differ from the unchanged engine's.
+  assert.not.equal(moved.forecasts(), base.forecasts());
+  // Options that shape the state cannot change on a running engine.
+  await base.reconfigured({ seasonPoints: 24 }).then(
+    () => assert.unreachable("seasonPoints change accepted"),
+    (err: Error) => assert.match(err.message, /seasonPoints cannot change on a running engine/),
+  );
 });
 
 test.run();

@@ -3,7 +3,7 @@
 import type { Command } from "commander";
 import { loadConfig, ConfigWatcher, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
-import { Processor, createWasmEngineFactory, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
+import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
 
 interface ServeFlags {
   config?: string;
@@ -80,7 +80,7 @@ async function serve(f: ServeFlags): Promise<void> {
     engineFactory: createWasmEngineFactory(config.engine),
     tickIntervalMs: config.schedule.tickIntervalMs,
     checkpointIntervalMs: config.schedule.checkpointIntervalMs,
-    leaseTtlMs: int("lease-ttl-ms", f.leaseTtlMs, 100) ?? DEFAULT_LEASE_TTL_MS,
+    leaseTtlMs: int("lease-ttl-ms", f.leaseTtlMs, 100) ?? config.schedule.leaseTtlMs,
     processId: f.processId,
     httpPort,
     httpHost: config.http.host,
@@ -96,9 +96,15 @@ async function serve(f: ServeFlags): Promise<void> {
       registry: processor.metrics.registry,
       logger: log.child({ component: "config" }),
       onChange: (u) => {
+        const engineBefore = JSON.stringify(engineLiveOptionsFromConfig(config.engine));
         config = u.config;
         log.level = config.log.level;
-        processor.applyLive({ tickIntervalMs: config.schedule.tickIntervalMs, checkpointIntervalMs: config.schedule.checkpointIntervalMs });
+        const engineLive = engineLiveOptionsFromConfig(config.engine);
+        void processor.applyLive({
+          tickIntervalMs: config.schedule.tickIntervalMs,
+          checkpointIntervalMs: config.schedule.checkpointIntervalMs,
+          engine: JSON.stringify(engineLive) === engineBefore ? undefined : (engineLive as Record<string, unknown>),
+        });
         if (u.restartRequired.length) log.warn({ paths: u.restartRequired, revision: u.revision }, "config changes that apply after a restart");
       },
     });
@@ -133,7 +139,7 @@ export function register(program: Command): void {
     .option("--http-port <n>", "port of /metrics /healthz /readyz (0 = any free port; default: config http.metricsPort)")
     .option("--prefix <prefix>", "subject prefix (overrides nats.subjectPrefix)")
     .option("--partitions <n>", "number of partitions (overrides nats.partitions)")
-    .option("--lease-ttl-ms <ms>", `partition lease TTL (default ${DEFAULT_LEASE_TTL_MS})`)
+    .option("--lease-ttl-ms <ms>", `partition lease TTL, overrides schedule.leaseTtlMs (default ${DEFAULT_LEASE_TTL_MS})`)
     .option("--tick-interval-ms <ms>", "forecast tick interval (overrides schedule.tickIntervalMs)")
     .option("--checkpoint-interval-ms <ms>", "checkpoint interval (overrides schedule.checkpointIntervalMs)")
     .option("--process-id <id>", "this process's id in leases and checkpoints (default host-pid-random)")
