@@ -14,6 +14,15 @@ import type { ProcessorNames } from "./names.ts";
 export const DEFAULT_LEASE_TTL_MS = 15_000;
 
 /** The value stored under `partition.<n>`. */
+/** The owner named by a lease entry's JSON ("" when unreadable). */
+function ownerOf(json: string): string {
+  try {
+    return String((JSON.parse(json) as LeaseValue).owner ?? "");
+  } catch {
+    return "";
+  }
+}
+
 export interface LeaseValue {
   /** Owning process id ("" = released). */
   owner: string;
@@ -111,13 +120,31 @@ export class LeaseManager {
   async renew(partition: number): Promise<boolean> {
     const h = this.held.get(partition);
     if (!h) return false;
+    const key = `partition.${partition}`;
     const expiresAtMs = this.now() + this.ttlMs;
     try {
-      h.revision = await this.kv.update(`partition.${partition}`, this.value(expiresAtMs), h.revision);
+      h.revision = await this.kv.update(key, this.value(expiresAtMs), h.revision);
       h.expiresAtMs = expiresAtMs;
       return true;
     } catch (err) {
-      if (isRevisionConflict(err) || h.expiresAtMs <= this.now()) {
+      if (isRevisionConflict(err)) {
+        // A renewal of ours may have been stored though its reply was lost (a node died
+        // mid-request), leaving us with a stale revision: the lease is still ours if the entry
+        // names this process. Only another owner's write means it was lost.
+        try {
+          const e = await this.kv.get(key);
+          if (e && e.operation === "PUT" && ownerOf(e.string()) === this.processId) {
+            h.revision = await this.kv.update(key, this.value(expiresAtMs), e.revision);
+            h.expiresAtMs = expiresAtMs;
+            return true;
+          }
+        } catch {
+          if (h.expiresAtMs > this.now()) return true; // unknown for now: decided at the next round
+        }
+        this.held.delete(partition);
+        return false;
+      }
+      if (h.expiresAtMs <= this.now()) {
         this.held.delete(partition);
         return false;
       }

@@ -33,6 +33,11 @@ export const DEFAULT_PULL_EXPIRES_MS = 4_000;
 export const DEFAULT_STALL_CHECK_MS = 8_000;
 /** Wait before re-opening a consumer that ended unexpectedly, ms. */
 export const REOPEN_DELAY_MS = 1_000;
+/**
+ * Longest stop() waits for the consumer to report it closed, ms. A consumer whose server died can
+ * stay silent; without a bound, the lease loop that stops a lost partition would wait forever.
+ */
+export const CONSUMER_CLOSE_TIMEOUT_MS = 5_000;
 /** Header of a dead letter naming the original subject. */
 export const DEAD_LETTER_SUBJECT_HEADER = "Foresight-Original-Subject";
 /** Header of a dead letter naming the original stream sequence. */
@@ -375,11 +380,16 @@ export class PartitionWorker {
     this.messages = undefined;
     if (messages) {
       messages.stop();
-      try {
-        await messages.closed();
-      } catch {
-        /* a consumer that ended with an error is stopped all the same */
-      }
+      let timer: NodeJS.Timeout | undefined;
+      const closed = await Promise.race([
+        messages.closed().then(
+          () => true,
+          () => true, // a consumer that ended with an error is stopped all the same
+        ),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), CONSUMER_CLOSE_TIMEOUT_MS))),
+      ]);
+      clearTimeout(timer);
+      if (!closed) this.log.warn({ timeoutMs: CONSUMER_CLOSE_TIMEOUT_MS }, "consumer did not report closing: stopped without it");
     }
     // After this, late callbacks are ignored, so lastAppliedSeq is final.
     this.stopped = true;

@@ -3,6 +3,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
+import { Kvm } from "@nats-io/kv";
 import { NatsServer } from "../helpers/nats-server.ts";
 import { processorNames } from "../../src/processor/names.ts";
 import { ensureStreams } from "../../src/processor/streams.ts";
@@ -84,6 +85,13 @@ test("leases: fair share, exclusive ownership, takeover after the TTL, release",
     now += 1500;
     const rb4 = await b.round();
     assert.is(rb4.acquired.length, 2, "after the TTL b takes over");
+    assert.equal(b.owned(), [0, 1, 2, 3]);
+    // A renewal of b's was stored but its reply lost (a node failed mid-request): b's next
+    // renewal carries a stale revision, yet the entry still names b, so b keeps the lease.
+    const kv = await new Kvm(nc).open(names.leaseBucket);
+    const e = await kv.get("partition.0");
+    await kv.update("partition.0", e!.string(), e!.revision);
+    assert.ok(await b.renew(0), "own stored write recognised");
     assert.equal(b.owned(), [0, 1, 2, 3]);
     // a wakes up: its renewals fail (revision moved), so it learns it lost them.
     const ra3 = await a.round();
