@@ -7,7 +7,8 @@ import {
   CELL_BYTES, C_BUCKET, C_COUNT, C_ERRORS, C_GAP_N, C_GAP_SQ, C_GAP_SUM, C_IN_TOK, C_IP_BITS,
   C_OUT_TOK, C_ROUTE, C_THROTTLED, C_UA_BITS, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK,
   S_C_IP_ZEROS, S_C_OUT_TOK, S_C_THROTTLED, S_C_UA_ZEROS, S_FIRST_BUCKET, S_HASH_HI, S_HASH_LO,
-  S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, Slot, cellOffset, slotLayout,
+  S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, S_T_IN_TOK, S_T_OUT_TOK, S_T_REQ, Slot, cellOffset,
+  slotLayout,
 } from "./slot";
 import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
@@ -491,12 +492,25 @@ function positionOf(c: u32, e: usize): void {
   store<f64>(e, x - fl, 16);
 }
 
+/**
+ * Adds a bucket's requests and token sums to the user's cumulative totals. Called once per bucket
+ * as it leaves the window (closed, or skipped by a long catch-up), so the totals cost nothing per
+ * event; the getter adds the cells still open.
+ */
+// @ts-ignore: decorator
+@inline function foldTotals(sp: usize, cell: usize): void {
+  store<f64>(sp, load<f64>(sp, S_T_REQ) + <f64>load<u32>(cell, C_COUNT), S_T_REQ);
+  store<f64>(sp, load<f64>(sp, S_T_IN_TOK) + load<f64>(cell, C_IN_TOK), S_T_IN_TOK);
+  store<f64>(sp, load<f64>(sp, S_T_OUT_TOK) + load<f64>(cell, C_OUT_TOK), S_T_OUT_TOK);
+}
+
 /** Closes bucket c (ring index ri) of the user at sp: summary, time-of-day profile, models. */
 function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
   const cell = sp + cellOffset(ri);
   let count: u32 = 0;
   if (load<u32>(cell, C_BUCKET) == c) {
     count = load<u32>(cell, C_COUNT);
+    foldTotals(sp, cell);
     store<u32>(sp, count, S_C_COUNT);
     store<u32>(sp, load<u32>(cell, C_ERRORS), S_C_ERRORS);
     store<u32>(sp, load<u32>(cell, C_THROTTLED), S_C_THROTTLED);
@@ -553,7 +567,8 @@ export function tick(nowMs: f64): u32 {
     G.closed = target;
     G.initialized = true;
   }
-  let start = G.closed;
+  const oldClosed = G.closed;
+  let start = oldClosed;
   let end = target > start ? target : start;
   if (end - start > Params.maxCatchUp) {
     G.skippedBuckets += <f64>(end - Params.maxCatchUp - start);
@@ -581,6 +596,15 @@ export function tick(nowMs: f64): u32 {
     const hi = load<u32>(sp, S_HASH_HI);
     if ((lo | hi) == 0) continue;
     if (nClose != 0) {
+      // Buckets skipped by a long catch-up are not closed, but their events were applied: fold
+      // any cell still holding one into the totals before the window moves past it.
+      if (start != oldClosed) {
+        for (let k: u32 = 0; k < ring; k++) {
+          const cell = sp + cellOffset(k);
+          const cb = load<u32>(cell, C_BUCKET);
+          if (cb >= oldClosed && cb < start) foldTotals(sp, cell);
+        }
+      }
       const first = load<u32>(sp, S_FIRST_BUCKET);
       let ri = startMod;
       for (let k: u32 = 0; k < nClose; k++) {
@@ -652,3 +676,23 @@ export function cellOf(s: u32, b: u32): usize {
   return load<u32>(cell, C_BUCKET) == b ? cell : 0;
 }
 
+
+/**
+ * Cumulative total of one quantity for slot s (which: 0 requests, 1 input tokens, 2 output
+ * tokens): the closed buckets' sum in the slot plus the cells of the buckets still open; NaN if s
+ * holds no user.
+ */
+export function userTotal(s: u32, which: u32): f64 {
+  const sp = occupied(s);
+  if (sp == 0 || which > 2) return NaN;
+  let v = load<f64>(sp + (which == 0 ? S_T_REQ : which == 1 ? S_T_IN_TOK : S_T_OUT_TOK));
+  const closed = G.closed;
+  const ring = Params.ring;
+  for (let k: u32 = 0; k < ring; k++) {
+    const cell = sp + cellOffset(k);
+    const cb = load<u32>(cell, C_BUCKET);
+    if (cb == NIL || cb < closed) continue; // empty, or a closed bucket already folded in
+    v += which == 0 ? <f64>load<u32>(cell, C_COUNT) : load<f64>(cell + (which == 1 ? C_IN_TOK : C_OUT_TOK));
+  }
+  return v;
+}

@@ -56,6 +56,10 @@ export function featDistinctUas(s: u32): f64 { const sp = E.occupied(s); return 
 export function featCv(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<f32>(sp, S_C_CV) : NaN; }
 export function featErrors(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_ERRORS) : NaN; }
 export function featThrottled(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_THROTTLED) : NaN; }
+// Cumulative per-user totals (closed buckets plus the open ones; see engine.ts userTotal).
+export function userRequests(s: u32): f64 { return E.userTotal(s, 0); }
+export function userInputTokens(s: u32): f64 { return E.userTotal(s, 1); }
+export function userOutputTokens(s: u32): f64 { return E.userTotal(s, 2); }
 /** Route histogram bin of the (open or last closed) bucket b, or -1 if the ring does not hold b. */
 export function cellRouteBin(s: u32, b: u32, bin: u32): i32 {
   const cell = E.cellOf(s, b);

@@ -43,8 +43,15 @@ export const S_C_IN_TOK: u32 = 384; // f64, last closed bucket: input tokens
 export const S_C_OUT_TOK: u32 = 392; // f64, last closed bucket: output tokens
 export const S_C_CV: u32 = 400; // f32, last closed bucket: inter-arrival CV
 // 404..407 reserved
-export const S_TOD: u32 = 408; // 24 x f32, hourly time-of-day EW rate profile (req/s)
-export const HEADER_AND_TOD_BYTES: u32 = 408 + 24 * 4;
+// Cumulative per-user totals of the buckets closed so far (the open buckets' cells are added by
+// the getter, engine.ts userTotal). Folded in at bucket close, next to the summary stores in the
+// same line, so ingest's hot path does not touch them: every event already touches line 0 (full)
+// and its cell, and any other place would cost a third or fourth line per event.
+export const S_T_REQ: u32 = 408; // f64, requests applied (events + aggregate requests) in closed buckets
+export const S_T_IN_TOK: u32 = 416; // f64, input tokens in closed buckets
+export const S_T_OUT_TOK: u32 = 424; // f64, output tokens in closed buckets
+export const S_TOD: u32 = 432; // 24 x f32, hourly time-of-day EW rate profile (req/s)
+export const HEADER_AND_TOD_BYTES: u32 = 432 + 24 * 4;
 /** Offsets of ring cells 0..2 (fixed); cells 3.. follow the season profile. */
 export const CELL0: u32 = 28;
 export const CELL1: u32 = 156;

@@ -54,6 +54,12 @@ export interface EngineCore {
   featErrors(slot: number): number;
   featThrottled(slot: number): number;
   cellRouteBin(slot: number, bucket: number, bin: number): number;
+  /** Cumulative requests applied to the user (closed buckets plus open ones); NaN if the slot is free. */
+  userRequests(slot: number): number;
+  /** Cumulative input tokens applied to the user; NaN if the slot is free. */
+  userInputTokens(slot: number): number;
+  /** Cumulative output tokens applied to the user; NaN if the slot is free. */
+  userOutputTokens(slot: number): number;
   // LSTM-lite and the ensemble (assembly/lstm.ts, assembly/ensemble.ts; see docs/forecasting.md).
   /** Before init: enable (1/0), upper quantile, users trained per closed bucket, learning rate, gradient clip. */
   fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number;

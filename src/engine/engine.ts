@@ -65,6 +65,16 @@ export interface UserFeatures {
   throttled: number;
 }
 
+/** Cumulative per-user totals (Engine.userTotals). */
+export interface UserTotals {
+  /** Requests applied: events plus the `requests` of aggregate records. */
+  requests: number;
+  /** Sum of input tokens applied. */
+  inputTokens: number;
+  /** Sum of output tokens applied. */
+  outputTokens: number;
+}
+
 /** Engine counters (all numbers). */
 export interface EngineStats {
   eventsApplied: number;
@@ -389,6 +399,18 @@ export class Engine {
       distinctIps: c.featDistinctIps(s), distinctUserAgents: c.featDistinctUas(s), interArrivalCv: c.featCv(s),
       errors: c.featErrors(s), throttled: c.featThrottled(s),
     };
+  }
+
+  /**
+   * Cumulative totals of everything applied to the user since its slot was taken (events and
+   * aggregate records; late, early and invalid ones are not counted): requests, input and output
+   * tokens. Undefined if the user is not tracked (an evicted or expired user starts again at 0).
+   */
+  userTotals(h: UserHash): UserTotals | undefined {
+    const s = this.lookup(h);
+    if (s < 0) return undefined;
+    const c = this.core;
+    return { requests: c.userRequests(s), inputTokens: c.userInputTokens(s), outputTokens: c.userOutputTokens(s) };
   }
 
   /** Holt-Winters forecast and upper bound h buckets after the last closed one, or undefined. */

@@ -654,12 +654,21 @@ export class ReferenceCore implements EngineCore {
     this.f64[(e + 16) >> 3] = x - fl;
   }
 
+  /** Adds a bucket leaving the window to the user's cumulative totals (assembly/engine.ts foldTotals). */
+  private foldTotals(sp: number, cell: number): void {
+    const { u32, f64 } = this;
+    f64[(sp + S.totRequests) >> 3] = f64[(sp + S.totRequests) >> 3] + u32[(cell + C.count) >> 2];
+    f64[(sp + S.totInTok) >> 3] = f64[(sp + S.totInTok) >> 3] + f64[(cell + C.inTok) >> 3];
+    f64[(sp + S.totOutTok) >> 3] = f64[(sp + S.totOutTok) >> 3] + f64[(cell + C.outTok) >> 3];
+  }
+
   private closeBucket(sp: number, c: number, ri: number, pos: number): void {
     const { u8, u32, f32, f64 } = this;
     const cell = sp + this.cellOff[ri];
     let count = 0;
     if (u32[cell >> 2] === c) {
       count = u32[(cell + C.count) >> 2];
+      this.foldTotals(sp, cell);
       u32[(sp + S.cCount) >> 2] = count;
       u32[(sp + S.cErrors) >> 2] = u32[(cell + C.errors) >> 2];
       u32[(sp + S.cThrottled) >> 2] = u32[(cell + C.throttled) >> 2];
@@ -711,7 +720,8 @@ export class ReferenceCore implements EngineCore {
       this.closed = target;
       this.initialized = true;
     }
-    let start = this.closed;
+    const oldClosed = this.closed;
+    let start = oldClosed;
     const end = target > start ? target : start;
     if (end - start > this.maxCatchUp) {
       this.skippedBuckets += end - this.maxCatchUp - start;
@@ -738,6 +748,14 @@ export class ReferenceCore implements EngineCore {
       const hi = u32[(sp + 4) >> 2];
       if ((lo | hi) === 0) continue;
       if (nClose !== 0) {
+        // Skipped buckets are not closed, but their events count in the totals.
+        if (start !== oldClosed) {
+          for (let k = 0; k < ring; k++) {
+            const cell = sp + this.cellOff[k];
+            const cb = u32[cell >> 2];
+            if (cb >= oldClosed && cb < start) this.foldTotals(sp, cell);
+          }
+        }
         const first = u32[(sp + S.firstBucket) >> 2];
         let ri = startMod;
         for (let k = 0; k < nClose; k++) {
@@ -841,6 +859,22 @@ export class ReferenceCore implements EngineCore {
   featCv(s: number): number { return this.f32At(s, S.cCv); }
   featErrors(s: number): number { return this.u32At(s, S.cErrors); }
   featThrottled(s: number): number { return this.u32At(s, S.cThrottled); }
+  /** Closed buckets' total plus the open cells (assembly/engine.ts userTotal). */
+  private userTotal(s: number, off: number, cellOff: number, isCount: boolean): number {
+    const sp = this.occupied(s);
+    if (sp < 0) return NaN;
+    let v = this.f64[(sp + off) >> 3];
+    for (let k = 0; k < this.ring; k++) {
+      const cell = sp + this.cellOff[k];
+      const cb = this.u32[cell >> 2];
+      if (cb === NIL || cb < this.closed) continue;
+      v += isCount ? this.u32[(cell + cellOff) >> 2] : this.f64[(cell + cellOff) >> 3];
+    }
+    return v;
+  }
+  userRequests(s: number): number { return this.userTotal(s, S.totRequests, C.count, true); }
+  userInputTokens(s: number): number { return this.userTotal(s, S.totInTok, C.inTok, false); }
+  userOutputTokens(s: number): number { return this.userTotal(s, S.totOutTok, C.outTok, false); }
   cellRouteBin(s: number, b: number, bin: number): number {
     const sp = this.occupied(s);
     if (sp < 0 || bin >= 8) return -1;

@@ -31,7 +31,7 @@ export const ParamIndex = {
   varianceSmoothing: 19, todAlpha: 20, expireAfterBuckets: 21, maxCatchUpBuckets: 22,
 } as const;
 export const PARAMS_BYTES = 192;
-export const LAYOUT_VERSION = 4;
+export const LAYOUT_VERSION = 5;
 
 /** Globals block (32 f64) after the params block; index of each f64. */
 export const GlobalIndex = {
@@ -56,9 +56,12 @@ export const SlotField = {
   hashLo: 0, hashHi: 4, lastTime: 8, firstBucket: 16, lastSeen: 20, promote: 24, cIpZeros: 25, cUaZeros: 26,
   level: 128, trend: 136, errVar: 144, smErr: 148, smAbs: 152,
   alpha: 256, lruPrev: 260, lruNext: 264, hwN: 268, cCount: 272, cErrors: 276, cThrottled: 280,
-  cInTok: 384, cOutTok: 392, cCv: 400, tod: 408,
+  cInTok: 384, cOutTok: 392, cCv: 400,
+  /** f64 cumulative totals of the closed buckets (requests, input, output tokens); open cells are added by the getter. */
+  totRequests: 408, totInTok: 416, totOutTok: 424,
+  tod: 432,
 } as const;
-export const HEADER_AND_TOD_BYTES = 408 + 24 * 4;
+export const HEADER_AND_TOD_BYTES = 432 + 24 * 4;
 /** Fixed offsets of ring cells 0..2; cells 3.. follow the season profile at a 104-byte stride. */
 export const CELL_FIXED_OFFSETS = [28, 156, 284] as const;
 

@@ -127,6 +127,9 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore> {
     featErrors: x.featErrors,
     featThrottled: x.featThrottled,
     cellRouteBin: x.cellRouteBin,
+    userRequests: x.userRequests,
+    userInputTokens: x.userInputTokens,
+    userOutputTokens: x.userOutputTokens,
   };
   return core;
 }

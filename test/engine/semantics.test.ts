@@ -1,6 +1,7 @@
 // Known-value tests of the engine's semantics, run on both implementations (WASM debug build
 // and TypeScript reference): features, event-time buckets and lateness, invalid input, LRU
-// eviction, expiry, catch-up cap, Holt-Winters equations and adaptation, time-of-day profile.
+// eviction, expiry, catch-up cap, Holt-Winters equations and adaptation, time-of-day profile,
+// cumulative per-user totals.
 import { suite } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine, type EngineOptions, type EventInput } from "../../src/engine/index.ts";
@@ -342,6 +343,51 @@ for (const [impl, make] of IMPLS) {
     // one full hour at 2 req/s moves the hour's rate to 2 * (1 - (1 - a)^60) = 2 * dayWeight
     assert.ok(Math.abs(e.core.todRate(s, 3) - 2 * 0.5) < 1e-5, `hour 3 ${e.core.todRate(s, 3)} (a = ${p.todAlpha})`);
     for (const h of [0, 2, 4, 12, 23]) assert.is(e.core.todRate(s, h), 0);
+  });
+
+  t("cumulative per-user totals across buckets: late, early and invalid not counted; skipped buckets kept", async () => {
+    const opts = { capacityUsers: 16, maxCatchUpBuckets: 2 }; // R = 3
+    const e = await make(opts);
+    const [u, v] = users(2);
+    const ev = (h: typeof u, b: number, inputTokens: number, outputTokens: number, off = 5_000): EventInput =>
+      ({ userHash: h, timeMs: at(b, off), inputTokens, outputTokens });
+    const applied = e.ingest([
+      ev(u, B0, 10, 1, 20_000), // sets the clock: closed = B0, window B0..B0+2
+      ev(u, B0 + 1, 20, 2),
+      ev(u, B0 + 2, 40, 4),
+      ev(v, B0 + 1, 1000, 100),
+      ev(u, B0 + 3, 7, 7), // early
+      ev(u, B0 + 1, -1, 3), // invalid: negative tokens
+      { userHash: { lo: 0, hi: 0 }, timeMs: at(B0 + 1), inputTokens: 5 }, // invalid: hash 0
+    ]);
+    assert.is(applied, 4);
+    assert.equal(e.userTotals(u), { requests: 3, inputTokens: 70, outputTokens: 7 }); // all buckets open
+    assert.equal(e.userTotals(v), { requests: 1, inputTokens: 1000, outputTokens: 100 });
+    e.tick(at(B0 + 2) + L); // closes B0, B0 + 1: folded into the slot, B0 + 2 still open
+    assert.equal(e.userTotals(u), { requests: 3, inputTokens: 70, outputTokens: 7 });
+    e.ingest([ev(u, B0 + 1, 1, 1), ev(u, B0 + 3, 80, 8), ev(u, B0 + 4, 160, 16)]); // the first is late
+    e.ingestCounts([
+      { userHash: u, timeMs: at(B0 + 4), requests: 5, inputTokens: 500, outputTokens: 50 },
+      { userHash: u, timeMs: at(B0), requests: 9, inputTokens: 9, outputTokens: 9 }, // late
+    ]);
+    const want = { requests: 10, inputTokens: 810, outputTokens: 81 };
+    assert.equal(e.userTotals(u), want);
+    // A long gap: buckets B0 + 2 .. B0 + 7 are skipped (not closed), their events still count.
+    e.tick(at(B0 + 10) + L);
+    const st = e.stats();
+    assert.is(st.skippedBuckets, 6);
+    assert.is(st.invalid, 2);
+    assert.is(st.early, 1);
+    assert.is(st.late, 2);
+    assert.equal(e.userTotals(u), want);
+    assert.equal(e.userTotals(v), { requests: 1, inputTokens: 1000, outputTokens: 100 });
+    assert.is(e.userTotals({ lo: 123, hi: 456 }), undefined);
+    e.ingest([ev(u, B0 + 11, 1, 2)]); // open bucket after the gap
+    assert.equal(e.userTotals(u), { requests: 11, inputTokens: 811, outputTokens: 83 });
+    // The totals travel with a snapshot.
+    const r = await make(opts);
+    r.restore(e.snapshot());
+    assert.equal(r.userTotals(u), { requests: 11, inputTokens: 811, outputTokens: 83 });
   });
 
   t.run();
