@@ -1,5 +1,6 @@
 // `foresight serve` as child processes against a real nats-server: kill -9 mid-stream and
-// restart gives the same engine state (and per-user totals) as a run without the crash; SIGTERM
+// restart gives the same engine state (and per-user cumulative totals over 8 buckets) as a run
+// without the crash; SIGTERM
 // writes a final checkpoint and releases leases; partitions of a killed process are taken over
 // after the lease TTL.
 import { test } from "uvu";
@@ -14,19 +15,34 @@ import { NatsServer } from "../helpers/nats-server.ts";
 import { ForesightConfigSchema } from "../../src/config/index.ts";
 import { CheckpointStore, createWasmEngineFactory, ensureStreams, processorNames, type ProcessorNames } from "../../src/processor/index.ts";
 import {
-  buildFrames, checkpointSeqs, checkpointTotals, killChild, lastSeqs, makeUsers, publishFrames, spawnServe, totalsObject, waitFor,
-  type ServeChild,
+  buildFrames, checkpointSeqs, checkpointTotals, killChild, lastSeqs, makeUsers, publishFrames, restoreCheckpoints, spawnServe,
+  totalsObject, waitFor, type ServeChild,
 } from "./support.ts";
 
 // Child processes tick on the wall clock (at shutdown and when releasing a partition), so event
-// times are recent: all in the bucket of the current minute, with a minute of allowed lateness,
-// so no tick during a test makes them late, and closing that one bucket yields per-user totals.
-const ENGINE = { bucketWidthMs: 60_000, allowedLatenessMs: 60_000, capacityUsers: 1024 };
+// times are recent: from the current minute back, with six minutes of allowed lateness (ring of
+// R = 8 one-minute buckets), so no tick during a test makes them late. Per-user totals are the
+// engine's cumulative ones (Engine.userTotals), whatever bucket an event fell into.
+const ENGINE = { bucketWidthMs: 60_000, allowedLatenessMs: 360_000, capacityUsers: 1024 };
 const T0 = Math.floor(Date.now() / ENGINE.bucketWidthMs) * ENGINE.bucketWidthMs;
 /** Engines as `serve` makes them from the config file below (config defaults + ENGINE). */
 const factory = createWasmEngineFactory(ForesightConfigSchema.parse({ engine: ENGINE }).engine);
-/** A tick time that closes the one bucket all test events fall into. */
-const CLOSE_AT = T0 + ENGINE.bucketWidthMs + ENGINE.allowedLatenessMs + 1;
+/** Buckets the crash test spreads its events over: the engine's whole window. */
+const CRASH_BUCKETS = 8;
+/** First of them: the crash test's events fall into buckets B0 .. B0 + 7 (B0 + 7 = this minute). */
+const B0 = T0 / ENGINE.bucketWidthMs - (CRASH_BUCKETS - 1);
+/**
+ * Event times of the crash test. A partition's first event sets the engine clock to
+ * floor((t - lateness) / width), so the first 64 events are in bucket B0 + 6 (clock = B0, window
+ * B0 .. B0 + 7); the rest run through all 8 buckets in order of i, so every user has events in
+ * each of them and the first ones arrive out of order.
+ */
+function crashTimeOf(events: number): (i: number) => number {
+  return (i) => {
+    const k = i < 64 ? 6 : Math.floor((i * CRASH_BUCKETS) / events);
+    return (B0 + k) * ENGINE.bucketWidthMs + (i % 997) * 50;
+  };
+}
 let srv: NatsServer;
 let dir: string;
 let configFile: string;
@@ -82,7 +98,7 @@ async function engineStates(nc: NatsConnection, names: ProcessorNames, P: number
 test("kill -9 mid-stream, restart: the same engine state and per-user totals as a run without the crash", async () => {
   const P = 2;
   const users = makeUsers(200, P, "crash");
-  const set = buildFrames(users, P, 40_000, 200, T0 + 1, 900);
+  const set = buildFrames(users, P, 40_000, 200, 0, 0, crashTimeOf(40_000));
   const nc = await connect({ servers: srv.url });
   const js = jetstream(nc);
   const jsm = await jetstreamManager(nc);
@@ -97,8 +113,8 @@ test("kill -9 mid-stream, restart: the same engine state and per-user totals as 
     await checkpointed(nc, namesA, P);
     const statesA = await engineStates(nc, namesA, P);
     const cap = Math.ceil(ENGINE.capacityUsers / P);
-    // Read before the shutdown's final tick moves the engine clock to now.
-    const totalsA = await checkpointTotals(nc, namesA, P, factory, cap, users, CLOSE_AT);
+    // Read before the shutdown's final tick (the totals would survive it, the states would not).
+    const totalsA = await checkpointTotals(nc, namesA, P, factory, cap, users);
     a.proc.kill("SIGTERM");
     assert.is(await a.exited, 0);
 
@@ -122,18 +138,24 @@ test("kill -9 mid-stream, restart: the same engine state and per-user totals as 
     const statesB = await engineStates(nc, namesB, P);
     for (let p = 0; p < P; p++) assert.ok(Buffer.from(statesA[p]).equals(Buffer.from(statesB[p])), `partition ${p}: engine state equals the uncrashed run's`);
 
-    const totalsB = await checkpointTotals(nc, namesB, P, factory, cap, users, CLOSE_AT);
+    const totalsB = await checkpointTotals(nc, namesB, P, factory, cap, users);
     assert.is(totalsB.size, users.length);
-    assert.equal(totalsObject(totalsB), totalsObject(totalsA), "per-user totals equal the uncrashed run's");
-    assert.equal(totalsObject(totalsA), totalsObject(set.totals), "and what was published");
+    assert.equal(totalsObject(totalsB), totalsObject(set.totals), "per-user cumulative totals equal what was published");
+    assert.equal(totalsObject(totalsB), totalsObject(totalsA), "and the uncrashed run's");
     let applied = 0;
-    const store = await CheckpointStore.open(nc, namesB);
-    for (let p = 0; p < P; p++) {
-      const e = await factory(p, cap);
-      e.restore((await store.load(p))!.engineState);
-      applied += e.stats().eventsApplied;
-      e.dispose?.();
+    const bucketsSeen = new Set<number>();
+    for (const e of await restoreCheckpoints(nc, namesB, P, factory, cap)) {
+      const st = e!.engine.stats();
+      applied += st.eventsApplied;
+      // Every event landed in the window: the totals cover all 8 buckets, none dropped.
+      assert.equal([st.late, st.early, st.invalid], [0, 0, 0], "no event dropped");
+      assert.is(st.closedBucket, B0, "no tick moved the clock");
+      for (const u of users) {
+        const s = e!.engine.lookup(u);
+        for (let k = 0; k < CRASH_BUCKETS; k++) if (s >= 0 && e!.engine.core.cellRouteBin(s, B0 + k, 0) >= 0) bucketsSeen.add(k);
+      }
     }
+    assert.is(bucketsSeen.size, CRASH_BUCKETS, "events spread over every bucket of the window");
     assert.is(applied, set.events, "every event applied exactly once across the crash");
     b.proc.kill("SIGTERM");
     assert.is(await b.exited, 0);
@@ -212,7 +234,7 @@ test("three processes share six partitions; a killed one's partitions are taken 
       e.dispose?.();
     }
     assert.is(applied, set.events, "every event applied exactly once across the takeover");
-    const totals = await checkpointTotals(nc, names, P, factory, Math.ceil(ENGINE.capacityUsers / P), users, CLOSE_AT);
+    const totals = await checkpointTotals(nc, names, P, factory, Math.ceil(ENGINE.capacityUsers / P), users);
     assert.equal(totalsObject(totals), totalsObject(set.totals), "per-user totals equal what was published");
     for (const c of children) c.proc.kill("SIGTERM");
     for (const c of children) assert.is(await c.exited, 0);

@@ -42,9 +42,13 @@ export interface FrameSet {
 
 /**
  * Deterministic frames: event i goes to user (i * 7919) % users, tokens derived from i, event
- * times spread over `spanMs` starting at `startMs`. Frames hold `perFrame` events of one partition.
+ * times spread over `spanMs` starting at `startMs` (or `timeOf(i)` when given, ms since the
+ * epoch). Frames hold `perFrame` events of one partition, in ascending i.
  */
-export function buildFrames(users: TestUser[], partitions: number, events: number, perFrame: number, startMs: number, spanMs = 1000): FrameSet {
+export function buildFrames(
+  users: TestUser[], partitions: number, events: number, perFrame: number, startMs: number, spanMs = 1000,
+  timeOf?: (i: number) => number,
+): FrameSet {
   const byPartition: { user: TestUser; i: number }[][] = Array.from({ length: partitions }, () => []);
   const totals = new Map<string, Totals>();
   for (let i = 0; i < events; i++) {
@@ -73,7 +77,7 @@ export function buildFrames(users: TestUser[], partitions: number, events: numbe
         writeRecord(view, k * EVENT_RECORD_BYTES, {
           userHashLo: user.lo,
           userHashHi: user.hi,
-          timeMs: startMs + Math.floor((i * spanMs) / events),
+          timeMs: timeOf ? timeOf(i) : startMs + Math.floor((i * spanMs) / events),
           inputTokens: 10 + (i % 100),
           outputTokens: 5 + (i % 37),
           routeHash: 1 + (i % 5),
@@ -162,27 +166,42 @@ export async function checkpointSeqs(nc: NatsConnection, names: ProcessorNames, 
   return out;
 }
 
+/** Checkpoints restored into fresh engines, one per partition (undefined where the partition has none). */
+export async function restoreCheckpoints(
+  nc: NatsConnection, names: ProcessorNames, partitions: number, factory: PartitionEngineFactory, capacityPerPartition: number,
+): Promise<(WasmPartitionEngine | undefined)[]> {
+  const store = await CheckpointStore.open(nc, names);
+  const out: (WasmPartitionEngine | undefined)[] = [];
+  for (let p = 0; p < partitions; p++) {
+    const cp = await store.load(p);
+    if (!cp) {
+      out.push(undefined);
+      continue;
+    }
+    const pe = (await factory(p, capacityPerPartition)) as WasmPartitionEngine;
+    pe.restore(cp.engineState);
+    out.push(pe);
+  }
+  return out;
+}
+
 /**
- * Per-user totals held in every partition's checkpoint: each is restored into a fresh engine which
- * then ticks past `closeAtMs`. The test data puts every event into one bucket, so the features of
- * the last closed bucket are the user's totals (the engine keeps no cumulative per-user counters).
+ * Per-user cumulative totals (`Engine.userTotals`: every event applied, whatever its bucket) held
+ * in every partition's checkpoint, restored into a fresh engine without ticking it.
  */
 export async function checkpointTotals(
   nc: NatsConnection, names: ProcessorNames, partitions: number, factory: PartitionEngineFactory, capacityPerPartition: number,
-  users: TestUser[], closeAtMs: number,
+  users: TestUser[],
 ): Promise<Map<string, Totals>> {
-  const store = await CheckpointStore.open(nc, names);
+  const engines = await restoreCheckpoints(nc, names, partitions, factory, capacityPerPartition);
   const out = new Map<string, Totals>();
   for (let p = 0; p < partitions; p++) {
-    const cp = await store.load(p);
-    if (!cp) continue;
-    const pe = (await factory(p, capacityPerPartition)) as WasmPartitionEngine;
-    pe.restore(cp.engineState);
-    pe.tick(closeAtMs);
+    const pe = engines[p];
+    if (!pe) continue;
     for (const u of users) {
       if (u.partition !== p) continue;
-      const f = pe.engine.userFeatures({ lo: u.lo, hi: u.hi });
-      if (f && f.requests > 0) out.set(u.hex, { requests: f.requests, inputTokens: f.inputTokens, outputTokens: f.outputTokens });
+      const t = pe.engine.userTotals({ lo: u.lo, hi: u.hi });
+      if (t && t.requests > 0) out.set(u.hex, t);
     }
   }
   return out;
