@@ -4,7 +4,10 @@
 // event is applied twice and none is lost.
 //
 // Object layout (little-endian): "FSCK" magic, u32 format version, u32 meta length, meta JSON
-// (UTF-8), then the engine snapshot bytes to the end.
+// (UTF-8), then the engine snapshot. Version 2 elides all-zero pages of the snapshot: a bitmap of
+// its 4 KiB pages (bit set = page stored), then the stored pages in order. An engine's state is
+// sized for its full capacity up front, so a partition with few users snapshots mostly zeros
+// (tens of MB that would otherwise be written at every checkpoint). Version 1 (raw) still reads.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { StorageType } from "@nats-io/jetstream";
 import { Objm, type ObjectStore } from "@nats-io/obj";
@@ -12,8 +15,68 @@ import type { ProcessorNames } from "./names.ts";
 
 /** Magic of a checkpoint object ("FSCK" as little-endian u32). */
 export const CHECKPOINT_MAGIC = 0x4b435346;
-/** Format version written by this code. */
-export const CHECKPOINT_VERSION = 1;
+/** Format version written by this code (1, raw snapshot, is still read). */
+export const CHECKPOINT_VERSION = 2;
+/** Page size of the zero-page elision, bytes. */
+export const CHECKPOINT_PAGE_BYTES = 4096;
+
+/** True when bytes[from, to) are all zero. */
+function isZero(bytes: Uint8Array, from: number, to: number): boolean {
+  let i = from;
+  // Word-wise where aligned (snapshots are fresh buffers, so this is the common path).
+  if ((bytes.byteOffset + i) % 4 === 0) {
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset + i, (to - i) >> 2);
+    for (let k = 0; k < words.length; k++) if (words[k] !== 0) return false;
+    i += words.length << 2;
+  }
+  for (; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
+/** The snapshot as a page bitmap followed by its non-zero pages. */
+function elideZeroPages(state: Uint8Array): Uint8Array {
+  const pages = Math.ceil(state.length / CHECKPOINT_PAGE_BYTES);
+  const bitmap = new Uint8Array(Math.ceil(pages / 8));
+  let kept = 0;
+  for (let p = 0; p < pages; p++) {
+    const from = p * CHECKPOINT_PAGE_BYTES;
+    const to = Math.min(state.length, from + CHECKPOINT_PAGE_BYTES);
+    if (!isZero(state, from, to)) {
+      bitmap[p >> 3] |= 1 << (p & 7);
+      kept += to - from;
+    }
+  }
+  const out = new Uint8Array(bitmap.length + kept);
+  out.set(bitmap);
+  let at = bitmap.length;
+  for (let p = 0; p < pages; p++) {
+    if (!(bitmap[p >> 3] & (1 << (p & 7)))) continue;
+    const from = p * CHECKPOINT_PAGE_BYTES;
+    const to = Math.min(state.length, from + CHECKPOINT_PAGE_BYTES);
+    out.set(state.subarray(from, to), at);
+    at += to - from;
+  }
+  return out;
+}
+
+/** Inverse of {@link elideZeroPages}; throws {@link CheckpointCorruptError} on a size mismatch. */
+function restoreZeroPages(body: Uint8Array, stateBytes: number): Uint8Array {
+  const pages = Math.ceil(stateBytes / CHECKPOINT_PAGE_BYTES);
+  const bitmapBytes = Math.ceil(pages / 8);
+  if (body.length < bitmapBytes) throw new CheckpointCorruptError(`checkpoint page map truncated (${body.length} of ${bitmapBytes} bytes)`);
+  const state = new Uint8Array(stateBytes);
+  let at = bitmapBytes;
+  for (let p = 0; p < pages; p++) {
+    if (!(body[p >> 3] & (1 << (p & 7)))) continue;
+    const from = p * CHECKPOINT_PAGE_BYTES;
+    const to = Math.min(stateBytes, from + CHECKPOINT_PAGE_BYTES);
+    if (at + (to - from) > body.length) throw new CheckpointCorruptError(`checkpoint pages truncated at page ${p}`);
+    state.set(body.subarray(at, at + (to - from)), from);
+    at += to - from;
+  }
+  if (at !== body.length) throw new CheckpointCorruptError(`checkpoint has ${body.length - at} bytes past its last page`);
+  return state;
+}
 
 /** The durable state of one partition. */
 export interface Checkpoint {
@@ -54,13 +117,14 @@ export function encodeCheckpoint(cp: Checkpoint): Uint8Array {
   const meta = new TextEncoder().encode(
     JSON.stringify({ partition: cp.partition, lastSeq: cp.lastSeq, timeMs: cp.timeMs, owner: cp.owner, engineBytes: cp.engineState.length }),
   );
-  const out = new Uint8Array(12 + meta.length + cp.engineState.length);
+  const body = elideZeroPages(cp.engineState);
+  const out = new Uint8Array(12 + meta.length + body.length);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, CHECKPOINT_MAGIC, true);
   dv.setUint32(4, CHECKPOINT_VERSION, true);
   dv.setUint32(8, meta.length, true);
   out.set(meta, 12);
-  out.set(cp.engineState, 12 + meta.length);
+  out.set(body, 12 + meta.length);
   return out;
 }
 
@@ -71,7 +135,7 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
   const magic = dv.getUint32(0, true);
   if (magic !== CHECKPOINT_MAGIC) throw new CheckpointCorruptError(`bad checkpoint magic 0x${magic.toString(16)}`);
   const version = dv.getUint32(4, true);
-  if (version !== CHECKPOINT_VERSION) throw new CheckpointCorruptError(`unsupported checkpoint version ${version}`);
+  if (version !== 1 && version !== CHECKPOINT_VERSION) throw new CheckpointCorruptError(`unsupported checkpoint version ${version}`);
   const metaLen = dv.getUint32(8, true);
   if (12 + metaLen > bytes.length) throw new CheckpointCorruptError(`checkpoint meta (${metaLen} bytes) past the end`);
   let meta: { partition: number; lastSeq: number; timeMs: number; owner: string; engineBytes: number };
@@ -80,7 +144,8 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
   } catch (err) {
     throw new CheckpointCorruptError(`checkpoint meta is not JSON`, { cause: err });
   }
-  const engineState = bytes.subarray(12 + metaLen);
+  if (!Number.isInteger(meta.engineBytes) || meta.engineBytes < 0) throw new CheckpointCorruptError(`checkpoint meta has no valid engineBytes`);
+  const engineState = version === 1 ? bytes.subarray(12 + metaLen) : restoreZeroPages(bytes.subarray(12 + metaLen), meta.engineBytes);
   if (engineState.length !== meta.engineBytes) {
     throw new CheckpointCorruptError(`checkpoint engine state is ${engineState.length} bytes, meta says ${meta.engineBytes}`);
   }

@@ -398,13 +398,16 @@ export class Processor {
     this.log.info("stopping");
     for (const t of this.tasks) await t.stop();
     const parts = [...this.workers.keys()];
-    for (const p of parts) {
-      try {
-        await this.stopPartition(p, true);
-      } catch (err) {
-        this.onError(err, "shutdown");
-      }
-    }
+    // Partitions stop in parallel: each waits about a second for its consumer to close.
+    await Promise.all(
+      parts.map(async (p) => {
+        try {
+          await this.stopPartition(p, true);
+        } catch (err) {
+          this.onError(err, "shutdown");
+        }
+      }),
+    );
     if (this.leases) await this.leases.releaseAll();
     if (this.nc && !this.nc.isClosed()) {
       try {

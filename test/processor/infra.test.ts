@@ -61,6 +61,23 @@ test("checkpoints round-trip through the object store; corrupt ones are refused"
   }
 });
 
+test("checkpoints elide all-zero pages: a sparse engine state round-trips exactly at a fraction of its size", () => {
+  // 10 MB + 123 bytes, zero but for a few scattered bytes and a non-zero tail (a partial page).
+  const engineState = new Uint8Array(10_000_123);
+  for (const at of [5, 4096, 4097, 3_000_000, 9_999_999]) engineState[at] = 0xab;
+  engineState.fill(7, 10_000_100);
+  const bytes = encodeCheckpoint({ partition: 0, lastSeq: 9, timeMs: 1, owner: "me", engineState });
+  assert.ok(bytes.length < 40_000, `encoded ${bytes.length} bytes`);
+  assert.equal(decodeCheckpoint(bytes).engineState, engineState);
+  // A dense state is stored whole (plus its page map).
+  const dense = new Uint8Array(50_000).map((_, i) => (i % 251) + 1);
+  const denseBytes = encodeCheckpoint({ partition: 0, lastSeq: 1, timeMs: 1, owner: "me", engineState: dense });
+  assert.ok(denseBytes.length > dense.length);
+  assert.equal(decodeCheckpoint(denseBytes).engineState, dense);
+  // A page map that promises more pages than the object holds is refused.
+  assert.throws(() => decodeCheckpoint(bytes.subarray(0, bytes.length - 50)), (e: unknown) => e instanceof CheckpointCorruptError && /truncated/.test((e as Error).message));
+});
+
 test("leases: fair share, exclusive ownership, takeover after the TTL, release", async () => {
   const nc = await connect({ servers: srv.url });
   try {

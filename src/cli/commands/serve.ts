@@ -5,6 +5,9 @@ import { loadConfig, ConfigWatcher, type ForesightConfig } from "../../config/in
 import { createLogger } from "../../obs/logger.ts";
 import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
 
+/** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
+export const SHUTDOWN_TIMEOUT_MS = 25_000;
+
 interface ServeFlags {
   config?: string;
   servers?: string;
@@ -124,9 +127,20 @@ async function serve(f: ServeFlags): Promise<void> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
-  await watcher?.stop();
-  await processor.stop();
-  process.exit(0);
+  // A clean stop writes a final checkpoint per partition; with NATS unreachable each write waits
+  // out its timeout, so the whole shutdown is bounded (below Kubernetes' default 30 s grace).
+  let deadline: NodeJS.Timeout | undefined;
+  const clean = await Promise.race([
+    (async () => {
+      await watcher?.stop();
+      await processor.stop();
+      return true;
+    })(),
+    new Promise<false>((resolve) => (deadline = setTimeout(() => resolve(false), SHUTDOWN_TIMEOUT_MS))),
+  ]);
+  clearTimeout(deadline);
+  if (!clean) log.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, "shutdown did not finish in time: exiting; partitions resume from their last checkpoint");
+  process.exit(clean ? 0 : 1);
 }
 
 /** Registers `foresight serve`. */
