@@ -35,7 +35,18 @@ test("cluster: an R3 stream accepts writes with one node down", async () => {
     await js.publish("r.1", "a");
     const victim = cluster.servers.find((s) => !nc.getServer().includes(String(s.port)))!;
     await victim.kill();
-    await js.publish("r.2", "b", { timeout: 10_000 });
+    // The stream's leader may have been on the victim: until a new one is elected a publish is
+    // refused (503), so retry, with a deadline, as a real client does; the msgID keeps it single.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await js.publish("r.2", "b", { timeout: 2_000, msgID: "r2" });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
     const info = await jsm.streams.info("R");
     assert.is(info.state.messages, 2);
     await nc.close();
