@@ -1,11 +1,11 @@
 // Ad-hoc measurement (not a test): time from calling `ConfigStore.set` to the watcher's
 // onChange, over 200 revisions on a local nats-server, and schema validation cost of a
-// 50-pool document. Run: node --import tsx test/config/measure-reload.ts
+// 50-pool document. Run: npm run bench:config
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { NatsServer } from "../helpers/nats-server.ts";
-import { ConfigStore, ConfigWatcher, validateConfig, type ConfigUpdate } from "../../src/config/index.ts";
+import { NatsServer } from "../test/helpers/nats-server.ts";
+import { ConfigStore, ConfigWatcher, validateConfig, type ConfigUpdate } from "../src/config/index.ts";
 
 const REVISIONS = 200;
 const VALIDATIONS = 1000;
