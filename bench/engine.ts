@@ -16,6 +16,7 @@ import { EVENT_RECORD_BYTES, EventField as EV } from "../src/engine/layout.ts";
 import { packageRoot } from "../src/engine/wasm.ts";
 import { userHash } from "../src/telemetry/hash.ts";
 import { MapPeer } from "./engine-peer.ts";
+import { mulberry32 } from "../src/util/random.ts";
 
 const N_USERS = Number(process.env.BENCH_USERS ?? 1_000_000);
 const N_EVENTS = Number(process.env.BENCH_EVENTS ?? 4_000_000);
@@ -26,16 +27,7 @@ const EVENTS_PER_SEC = 20_000; // event-time rate of the synthetic stream
 const T0 = Date.UTC(2025, 0, 6, 9);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Event records: users Zipf(1.0) over nUsers distinct user hashes, event time advancing. */
 function generate(nEvents: number, nUsers: number, seed: number): Uint8Array {

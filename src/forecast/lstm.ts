@@ -18,6 +18,7 @@
 import { WeightsFormatError } from "./errors.ts";
 import type { BucketContext, UserForecaster } from "./models.ts";
 import { DEFAULT_SEASON_BUCKETS } from "./models.ts";
+import { xorshift32 } from "../util/random.ts";
 
 /** Hidden units (the per-user state is this many floats). */
 export const LSTM_HIDDEN = 8;
@@ -62,15 +63,8 @@ export class LstmWeights {
   /** Small deterministic random initialisation (xorshift seeded), update gate biased to keep state. */
   static init(seed = 1): LstmWeights {
     const p = new Float64Array(LSTM_PARAM_COUNT);
-    let s = seed >>> 0 || 1;
-    const rnd = () => {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      return s / 4294967296 - 0.5;
-    };
+    const uniform = xorshift32(seed);
+    const rnd = () => uniform() - 0.5;
     for (let i = 0; i < OFF_BU; i++) p[i] = rnd() * 0.6;
     for (let i = 0; i < H; i++) {
       p[OFF_Z + H * X + H * H + i] = 1; // z bias: start by remembering
@@ -298,15 +292,7 @@ export function trainLstm(weights: LstmWeights, seqs: TrainSequence[], opts: Tra
   const m = opts.seasonBuckets ?? DEFAULT_SEASON_BUCKETS;
   const prepared = seqs.map((s) => prepare(s, m));
   const trainer = new BpttTrainer(weights, { learningRate: lr, gradClip: clip });
-  let s = (opts.seed ?? 1) >>> 0 || 1;
-  const rand = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
+  const rand = xorshift32(opts.seed ?? 1);
   let lastLoss = NaN;
   for (let e = 0; e < epochs; e++) {
     // Interleave users window by window (shuffled), so updates mix users as online training does.

@@ -5,6 +5,7 @@ import { FRAME_HEADER_BYTES, FRAME_RECORD_BYTES, writeFrameHeader } from "./fram
 import { hash32, userHash, type UserHash } from "./hash.ts";
 import { writeRecord, type TelemetryEvent } from "./event.ts";
 import { EventFlag } from "../engine/layout.ts";
+import { mulberry32 } from "../util/random.ts";
 
 /** Default number of distinct users. */
 export const DEFAULT_SYNTH_USERS = 1_000;
@@ -47,7 +48,7 @@ export class SynthTelemetry {
   private readonly routeHashes: number[];
   private readonly spacingMs: number;
   private readonly throttledFraction: number;
-  private state: number;
+  private readonly uniform: () => number;
   /** Time of the next event, ms. */
   nextTimeMs: number;
 
@@ -68,16 +69,13 @@ export class SynthTelemetry {
     this.routeHashes = SYNTH_ROUTES.map((r) => hash32(r));
     this.spacingMs = opts.spacingMs ?? DEFAULT_SYNTH_SPACING_MS;
     this.throttledFraction = opts.throttledFraction ?? 0.01;
-    this.state = (opts.seed ?? DEFAULT_SYNTH_SEED) >>> 0;
+    this.uniform = mulberry32(opts.seed ?? DEFAULT_SYNTH_SEED);
     this.nextTimeMs = opts.startTimeMs ?? DEFAULT_SYNTH_START_MS;
   }
 
   /** Uniform in [0, 1) (mulberry32). */
   random(): number {
-    let t = (this.state = (this.state + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.uniform();
   }
 
   /** A user index (rank - 1) drawn from the Zipf distribution. */

@@ -5,18 +5,10 @@ import { gunzipSync } from "node:zlib";
 import { Engine, type EngineOptions, type EventInput } from "../../src/engine/index.ts";
 import { EVENT_RECORD_BYTES, EventField as EV } from "../../src/engine/layout.ts";
 import { userHash } from "../../src/telemetry/hash.ts";
+import { mulberry32 } from "../../src/util/random.ts";
 
 /** Deterministic PRNG (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 /** Zipf(s) sampler over 0..n-1 (inverse CDF by binary search). */
 export function zipf(n: number, s: number, rand: () => number): () => number {

@@ -13,17 +13,12 @@ import {
   gruStep,
   trainLstm,
 } from "../../src/forecast/index.ts";
+import { xorshift32 } from "../../src/util/random.ts";
 
+/** xorshift32 centred on 0: deterministic noise in [-0.5, 0.5). */
 function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296 - 0.5;
-  };
+  const uniform = xorshift32(seed);
+  return () => uniform() - 0.5;
 }
 
 /** The loss the trainer differentiates, computed by a plain forward pass. */

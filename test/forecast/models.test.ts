@@ -13,6 +13,7 @@ import {
   type BucketContext,
   type UserForecaster,
 } from "../../src/forecast/index.ts";
+import { xorshift32 } from "../../src/util/random.ts";
 
 const M = 24; // a short season keeps these tests fast
 const ctx = (t: number): BucketContext => ({ index: t, slotOfDay: t % M, dayOfWeek: Math.floor(t / M) % 7, iatCv: 0, tokensPerRequest: 0, throttledShare: 0 });
@@ -20,17 +21,7 @@ function feed(m: UserForecaster, ys: number[]): void {
   ys.forEach((y, t) => m.observe(y, ctx(t)));
 }
 /** xorshift32 in [0, 1): deterministic noise. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+const rng = xorshift32;
 
 test("naive, seasonal naive and EWMA forecast what their definitions say", () => {
   const ys = Array.from({ length: 3 * M }, (_, t) => (t % M) * 10 + Math.floor(t / M));
