@@ -6,6 +6,7 @@
  * compared with the engine's before anything is timed. No forecasting: it is an ingest baseline.
  */
 import { EventField as EV, EventFlag } from "../src/engine/layout.ts";
+import type { UserFeatures } from "../src/engine/index.ts";
 
 interface Bucket {
   count: number;
@@ -29,16 +30,8 @@ interface User {
   buckets: Map<number, Bucket>;
 }
 
-export interface PeerFeatures {
-  requests: number;
-  inputTokens: number;
-  outputTokens: number;
-  distinctIps: number;
-  distinctUserAgents: number;
-  interArrivalCv: number;
-  errors: number;
-  throttled: number;
-}
+/** The peer reports the same last-closed-bucket features as the engine (compared before timing). */
+export type PeerFeatures = UserFeatures;
 
 const newBucket = (): Bucket => ({
   count: 0, inTok: 0, outTok: 0, ipBits: [0, 0, 0, 0], uaBits: [0, 0, 0, 0], routes: [0, 0, 0, 0, 0, 0, 0, 0],
