@@ -4,7 +4,7 @@
 import { connect } from "@nats-io/transport-node";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { NatsServer } from "../test/helpers/nats-server.ts";
+import { NatsServer } from "../src/nats/server.ts";
 import { ConfigStore, ConfigWatcher, validateConfig, type ConfigUpdate } from "../src/config/index.ts";
 
 const REVISIONS = 200;

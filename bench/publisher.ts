@@ -4,7 +4,7 @@
 // Run: node --import tsx bench/publisher.ts [events]   (default 500000)
 import { mkdirSync, writeFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
-import { NatsServer } from "../test/helpers/nats-server.ts";
+import { NatsServer } from "../src/nats/server.ts";
 import {
   SynthTelemetry,
   TelemetryPublisher,

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer, freePort } from "../helpers/nats-server.ts";
+import { NatsServer, freePort } from "../../src/nats/server.ts";
 import { DEFAULT_CONFIG } from "../../src/config/index.ts";
 
 const root = new URL("../..", import.meta.url).pathname;

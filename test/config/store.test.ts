@@ -9,7 +9,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
 import { pino } from "pino";
 import { Registry } from "prom-client";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import {
   ConfigConflictError,
   ConfigStore,

@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { NatsCluster } from "../helpers/nats-server.ts";
+import { NatsCluster } from "../../src/nats/server.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { Processor, createWasmEngineFactory, ensureStreams, processorNames } from "../../src/processor/index.ts";
 import { buildFrames, lastSeqs, makeUsers, publishFrames, waitFor } from "./support.ts";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import { ForesightConfigSchema } from "../../src/config/index.ts";
 import { CheckpointStore, createWasmEngineFactory, ensureStreams, processorNames, type ProcessorNames } from "../../src/processor/index.ts";
 import {

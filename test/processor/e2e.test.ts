@@ -5,7 +5,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { encodeFrame, DEAD_LETTER_REASON_HEADER } from "../../src/telemetry/frame.ts";
 import { EVENT_RECORD_BYTES } from "../../src/engine/layout.ts";

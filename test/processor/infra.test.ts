@@ -4,7 +4,7 @@ import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import { processorNames } from "../../src/processor/names.ts";
 import { ensureStreams } from "../../src/processor/streams.ts";
 import { CheckpointStore, CheckpointCorruptError, decodeCheckpoint, encodeCheckpoint } from "../../src/processor/checkpoints.ts";

@@ -6,7 +6,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { Processor, createWasmEngineFactory, type WasmPartitionEngine } from "../../src/processor/index.ts";
 import { buildFrames, lastSeqs, makeUsers, publishFrames, waitFor } from "./support.ts";

@@ -3,7 +3,7 @@ import * as assert from "uvu/assert";
 import { setTimeout as delay } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
-import { NatsServer } from "../helpers/nats-server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 import { EventField } from "../../src/engine/layout.ts";
 import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
 import { InvalidEventError, readRecord } from "../../src/telemetry/event.ts";

@@ -2,7 +2,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
-import { NatsServer, NatsCluster } from "./nats-server.ts";
+import { NatsServer, NatsCluster } from "../../src/nats/server.ts";
 
 test("single server: JetStream works and data survives a restart on the same port", async () => {
   const srv = await NatsServer.start();

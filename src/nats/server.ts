@@ -1,4 +1,4 @@
-// Starts real nats-server processes (Debian's nats-server on PATH) for tests: free ports, a temp
+// Starts real nats-server processes (Debian's nats-server on PATH) for tests, benches and `npm start`: free ports, a temp
 // JetStream store per server, stop, kill -9 and restart on the same port, and a 3-node JetStream
 // cluster on loopback. Every process started here is stopped by `stop()` (and by process exit).
 import { spawn, type ChildProcess } from "node:child_process";
