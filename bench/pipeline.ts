@@ -19,7 +19,7 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import * as hdr from "hdr-histogram-js";
 import { NatsServer } from "../src/nats/server.ts";
-import { EVENT_RECORD_BYTES } from "../src/engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../src/wire/layout.ts";
 import { userHash } from "../src/telemetry/hash.ts";
 import { encodeFrame, partitionOf } from "../src/telemetry/frame.ts";
 import { writeRecord } from "../src/telemetry/event.ts";

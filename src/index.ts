@@ -1,5 +1,5 @@
 // Public API of the foresight package (one export line per component).
-export * from "./engine/layout.ts";
+export { EVENT_RECORD_BYTES, EventField, EventFlag, FORECAST_RECORD_BYTES, ForecastField } from "./wire/layout.ts";
 export * from "./telemetry/index.ts";
 export * from "./config/index.ts";
 export * from "./engine/index.ts";

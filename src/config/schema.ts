@@ -3,7 +3,9 @@
 // Objects are strict (an unknown key is an error, which catches typos such as `maxReplica`).
 // Sections use `.prefault({})` so a missing section is parsed from `{}` and gets its defaults.
 import { z } from "zod";
-// The engine's and the processor's own defaults are the single source: the schema imports them.
+// The engine's defaults (src/engine/options.ts, the Engine API's own) are imported; the
+// processor's schedule defaults are defined here and the processor imports them. The schema
+// imports no processor code, so the dependency runs processor -> config -> engine.
 import {
   DEFAULT_ALPHA, DEFAULT_ALPHA_DECAY, DEFAULT_ALPHA_MAX, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_BETA,
   DEFAULT_BUCKET_WIDTH_MS, DEFAULT_CAPACITY_USERS, DEFAULT_COUNTS_CAPACITY, DEFAULT_GAMMA,
@@ -11,7 +13,6 @@ import {
   DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
   DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
 } from "../engine/options.ts";
-import { DEFAULT_LEASE_TTL_MS } from "../processor/leases.ts";
 
 const int = () => z.int();
 /** Names JetStream accepts for streams, KV buckets and object stores. */
@@ -132,11 +133,18 @@ const EngineSchema = z
 // ---------------------------------------------------------------------------------------------
 // schedule: when the processor forecasts, trains and checkpoints.
 
+/** Default interval between forecast ticks, ms (the processor's default too). */
+export const DEFAULT_TICK_INTERVAL_MS = 15_000;
+/** Default interval between engine checkpoints, ms (the processor's default too). */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 300_000;
+/** Default partition lease TTL, ms: a dead process's partitions are taken over after this long. */
+export const DEFAULT_LEASE_TTL_MS = 15_000;
+
 const ScheduleSchema = z.strictObject({
   /** Interval between forecast ticks, ms. */
-  tickIntervalMs: int().min(100).max(3_600_000).default(15_000),
+  tickIntervalMs: int().min(100).max(3_600_000).default(DEFAULT_TICK_INTERVAL_MS),
   /** Interval between engine state checkpoints to the object store, ms. */
-  checkpointIntervalMs: int().min(1000).max(86_400_000).default(300_000),
+  checkpointIntervalMs: int().min(1000).max(86_400_000).default(DEFAULT_CHECKPOINT_INTERVAL_MS),
   /** TTL of a processor's partition lease, ms: a dead processor's partitions move after this long. */
   leaseTtlMs: int().min(100).max(600_000).default(DEFAULT_LEASE_TTL_MS),
 });

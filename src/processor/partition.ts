@@ -9,7 +9,7 @@
 import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { EVENT_RECORD_BYTES } from "../engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../wire/layout.ts";
 import { BadFrameError, decodeFrame, DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterHeaderValues } from "../telemetry/frame.ts";
 import type { ProcessorMetrics } from "../obs/metrics.ts";
 import type { PartitionEngine, PartitionEngineStats } from "./engine-port.ts";

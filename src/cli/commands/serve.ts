@@ -1,9 +1,9 @@
 // `foresight serve`: runs the processor until SIGTERM/SIGINT, then shuts down in order
 // (stop consuming → final tick and checkpoint → release leases → drain NATS) and exits 0.
 import type { Command } from "commander";
-import { loadConfig, ConfigWatcher, type ForesightConfig } from "../../config/index.ts";
+import { loadConfig, ConfigWatcher, DEFAULT_LEASE_TTL_MS, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
-import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
+import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from "../../processor/index.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
