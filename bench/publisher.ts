@@ -279,14 +279,14 @@ try {
   await srv.dispose();
 }
 
-const m = (x: number) => (x / 1e6).toFixed(2);
+const m = (x: number) => (x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : `${(x / 1e3).toFixed(1)} k`);
 console.log(`\nPublisher bench: ${N} synthetic events, ${USERS} Zipf users, ${P} partitions, batches of ${BATCH}; node ${process.version}`);
 console.log("check: stored messages of both timed runs decoded; every user's request and token totals equal the input's\n");
 console.log("| case | events/s | bytes/event |\n|---|---:|---:|");
-console.log(`| SDK record() alone (synchronous) | ${m(endToEnd.sdk.recordOnlyEventsPerSec!)} M | ${FRAME_RECORD_BYTES} |`);
-console.log(`| SDK record() → binary frames → JetStream acked | ${m(endToEnd.sdk.eventsPerSec)} M | ${endToEnd.sdk.bytesPerEvent.toFixed(1)} stored |`);
-console.log(`| peer: JSON batch per partition, awaited js.publish | ${m(endToEnd.peer.eventsPerSec)} M | ${endToEnd.peer.bytesPerEvent.toFixed(1)} stored |`);
-for (const r of Object.values(codec)) console.log(`| ${r.case} | ${m(r.eventsPerSec)} M | ${r.bytesPerEvent.toFixed(2)} |`);
+console.log(`| SDK record() alone (synchronous) | ${m(endToEnd.sdk.recordOnlyEventsPerSec!)} | ${FRAME_RECORD_BYTES} |`);
+console.log(`| SDK record() → binary frames → JetStream acked | ${m(endToEnd.sdk.eventsPerSec)} | ${endToEnd.sdk.bytesPerEvent.toFixed(1)} stored |`);
+console.log(`| peer: JSON batch per partition, awaited js.publish | ${m(endToEnd.peer.eventsPerSec)} | ${endToEnd.peer.bytesPerEvent.toFixed(1)} stored |`);
+for (const r of Object.values(codec)) console.log(`| ${r.case} | ${m(r.eventsPerSec)} | ${r.bytesPerEvent.toFixed(2)} |`);
 console.log(`\nbatch of ${BATCH} events → all acked (${LATENCY_BATCHES} batches each), ms\n`);
 console.log("| implementation | p50 | p90 | p99 | max |\n|---|---:|---:|---:|---:|");
 for (const [name, l] of Object.entries(latency)) console.log(`| ${name} | ${l.p50Ms} | ${l.p90Ms} | ${l.p99Ms} | ${l.maxMs} |`);
