@@ -5,7 +5,8 @@ export {
   ConfigConflictError, ConfigFileError, ConfigParseError, ConfigStoreError, ConfigValidationError, type ConfigIssue,
 } from "./errors.ts";
 export {
-  CONFIG_APPLY_MODES, DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_CONFIG, DEFAULT_LEASE_TTL_MS, DEFAULT_TICK_INTERVAL_MS,
+  CONFIG_APPLY_MODES, DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_CONFIG, DEFAULT_LEASE_TTL_MS, DEFAULT_REPLICAS,
+  DEFAULT_TELEMETRY_MAX_AGE_MS, DEFAULT_TELEMETRY_MAX_BYTES, DEFAULT_TICK_INTERVAL_MS,
   ForesightConfigSchema, applyModeOf, type ConfigApplyMode, type ForesightConfig, type ForesightConfigInput, type PoolConfig,
 } from "./schema.ts";
 export { parseConfigText, validateConfig } from "./validate.ts";

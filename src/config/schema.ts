@@ -13,6 +13,14 @@ import {
   DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
   DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
 } from "../engine/options.ts";
+// So are the defaults of the components that also run without a config (the publisher SDK, the
+// HTTP server, the logger, the connection); settings only the processor reads are defined here.
+import { DEFAULT_NATS_SERVERS } from "../nats/connect.ts";
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from "../obs/http.ts";
+import { DEFAULT_LOG_LEVEL } from "../obs/logger.ts";
+import { DEFAULT_DIRECTORY_BUCKET } from "../telemetry/directory.ts";
+import { DEFAULT_PARTITIONS, DEFAULT_SUBJECT_PREFIX } from "../telemetry/frame.ts";
+import { DEFAULT_TELEMETRY_STREAM } from "../telemetry/stream.ts";
 
 const int = () => z.int();
 /** Names JetStream accepts for streams, KV buckets and object stores. */
@@ -262,7 +270,7 @@ const ThrottleSchema = z
 
 const NatsConnectionSchema = z.strictObject({
   /** Server URLs. */
-  servers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
+  servers: z.array(z.string().min(1)).min(1).default(() => [...DEFAULT_NATS_SERVERS]),
   /** Connection name shown in the server's monitoring. */
   name: z.string().min(1).default("foresight"),
   /** User for user/password authentication. */
@@ -292,17 +300,24 @@ const NatsConnectionSchema = z.strictObject({
   timeoutMs: int().min(100).max(600_000).default(5000),
 });
 
+/** Default replicas of every stream and bucket (3 or 5 in a cluster); the processor's default too. */
+export const DEFAULT_REPLICAS = 1;
+/** Default max age of telemetry, ms (a day: enough to rebuild from a day-old checkpoint); the processor's default too. */
+export const DEFAULT_TELEMETRY_MAX_AGE_MS = 86_400_000;
+/** Default max bytes of the telemetry stream (8 GiB); the processor's default too. */
+export const DEFAULT_TELEMETRY_MAX_BYTES = 8_589_934_592;
+
 const NatsSchema = z.strictObject({
   connection: NatsConnectionSchema.prefault({}),
   /** First token of every Foresight subject. */
   subjectPrefix: z
     .string()
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
-    .default("foresight"),
+    .default(DEFAULT_SUBJECT_PREFIX),
   streams: z
     .strictObject({
       /** Stream of request telemetry from gateways. */
-      telemetry: natsName().default("FORESIGHT_TELEMETRY"),
+      telemetry: natsName().default(DEFAULT_TELEMETRY_STREAM),
       /** Stream of per-user forecasts. */
       forecasts: natsName().default("FORESIGHT_FORECASTS"),
       /** Stream of throttle events (feedback). */
@@ -312,15 +327,15 @@ const NatsSchema = z.strictObject({
     })
     .prefault({}),
   /** Telemetry partitions (subjects users are hashed onto). */
-  partitions: int().min(1).max(1024).default(8),
+  partitions: int().min(1).max(1024).default(DEFAULT_PARTITIONS),
   /** Stream replicas (3 or 5 in a cluster). */
-  replicas: z.literal([1, 3, 5]).default(1),
+  replicas: z.literal([1, 3, 5]).default(DEFAULT_REPLICAS),
   retention: z
     .strictObject({
       /** Age after which telemetry is dropped, ms (one day). */
-      maxAgeMs: int().positive().default(86_400_000),
+      maxAgeMs: int().positive().default(DEFAULT_TELEMETRY_MAX_AGE_MS),
       /** Size of the telemetry stream above which the oldest messages are dropped, bytes (8 GiB). */
-      maxBytes: int().positive().default(8_589_934_592),
+      maxBytes: int().positive().default(DEFAULT_TELEMETRY_MAX_BYTES),
     })
     .prefault({}),
   kv: z
@@ -328,7 +343,7 @@ const NatsSchema = z.strictObject({
       /** KV bucket holding the central configuration. */
       configBucket: natsName().default("foresight-config"),
       /** KV bucket of the user directory (user -> plan). */
-      directoryBucket: natsName().default("foresight-users"),
+      directoryBucket: natsName().default(DEFAULT_DIRECTORY_BUCKET),
       /** KV bucket of partition and leader leases. */
       leasesBucket: natsName().default("foresight-leases"),
       /** KV bucket of per-user grants. */
@@ -365,14 +380,14 @@ const EnvoySchema = z.strictObject({
 
 const HttpSchema = z.strictObject({
   /** Address the HTTP server (metrics, health) binds. */
-  host: z.string().min(1).default("0.0.0.0"),
+  host: z.string().min(1).default(DEFAULT_HTTP_HOST),
   /** Port of /metrics and /healthz (0 = disabled). */
-  metricsPort: int().min(0).max(65_535).default(9464),
+  metricsPort: int().min(0).max(65_535).default(DEFAULT_HTTP_PORT),
 });
 
 const LogSchema = z.strictObject({
   /** pino log level. */
-  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_LOG_LEVEL),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -4,8 +4,7 @@
 // worker, periodic task and codec internals stay inside the folder.
 export { processorNames, type ProcessorNameOverrides, type ProcessorNames } from "./names.ts";
 export {
-  DEFAULT_DEADLETTER_MAX_AGE_MS, DEFAULT_FORECASTS_MAX_AGE_MS, DEFAULT_REPLICAS, DEFAULT_TELEMETRY_MAX_AGE_MS,
-  DEFAULT_TELEMETRY_MAX_BYTES, StreamSetupError, ensureStreams, type StreamAction, type StreamSettings,
+  DEFAULT_DEADLETTER_MAX_AGE_MS, DEFAULT_FORECASTS_MAX_AGE_MS, StreamSetupError, ensureStreams, type StreamAction, type StreamSettings,
 } from "./streams.ts";
 export {
   CheckpointCorruptError, CheckpointIoError, CheckpointStore, decodeCheckpoint, encodeCheckpoint, type Checkpoint,
