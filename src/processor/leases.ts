@@ -255,7 +255,8 @@ export class LeaseManager {
   }
 }
 
-function isRevisionConflict(err: unknown): boolean {
+/** True when a KV write failed because the key's revision moved (someone else wrote first). */
+export function isRevisionConflict(err: unknown): boolean {
   // The server answers "wrong last sequence" (10071) or "key exists" when the revision moved.
   const msg = String((err as Error)?.message ?? "");
   const code = (err as { code?: number; api_error?: { err_code?: number } })?.api_error?.err_code;

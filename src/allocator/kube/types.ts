@@ -1,5 +1,5 @@
 // What the actuator is told to do. `DesiredPoolState` has the shape of the policy's
-// `PoolDecision` (src/allocator/policy.ts), so a decision is passed through as it is.
+// `PoolDecision` (src/allocator/policy.ts): a decision is passed through as it is.
 
 /** How a pool's decisions reach Kubernetes. */
 export type ActuationMode = "shadow" | "scale" | "hpa-floor" | "resize";
@@ -25,8 +25,8 @@ export interface DesiredPoolState {
   annotations?: Record<string, string>;
   /** Why (for logs and Events). */
   reason: string;
-  /** Direction relative to the current allocation. */
-  direction: "up" | "down" | "hold";
+  /** Direction relative to the current allocation (the policy's ScaleDirection). */
+  direction: "up" | "down" | "none";
 }
 
 /** Where a pool lives in the cluster and how it is actuated. */
