@@ -69,7 +69,7 @@ test("one leader sums the partials, scales, exports the series and publishes poo
     const leader = a.s.isLeader() ? a.s : b.s;
     const follower = a.s.isLeader() ? b.s : a.s;
     const states: PoolsState[] = [];
-    const sub = nc.subscribe(poolsStateSubject("svc"), { callback: (_e, m) => states.push(JSON.parse(m.string())) });
+    const sub = nc.subscribe(poolsStateSubject("svc"), { callback: (_e, m) => void states.push(JSON.parse(m.string())) });
     // Two partitions: chat gets 30 + 25 requests/s; batch 5 + 0.
     nc.publish(demandSubject("svc", 0), encodeDemandPartial(partial(0, now, [30, 5])));
     nc.publish(demandSubject("svc", 1), encodeDemandPartial(partial(1, now, [25, 0])));
