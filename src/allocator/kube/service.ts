@@ -148,6 +148,7 @@ export class AllocatorService {
   private readonly clock: () => number;
   private readonly z: number;
   private lastState: PoolsState | undefined;
+  private lastGap = "[[],[]]";
   private stopPromise: Promise<void> | undefined;
 
   private constructor(private readonly opts: AllocatorServiceOptions) {
@@ -273,7 +274,13 @@ export class AllocatorService {
     const now = this.clock();
     const sum = this.summer.sum(now);
     this.metrics.demandPartialsMissing.set(sum.missing.length + sum.stale.length);
-    if (sum.incomplete) this.log.warn({ missing: sum.missing, stale: sum.stale }, "demand partials missing or stale: last values held, no scale-down");
+    const gap = JSON.stringify([sum.missing, sum.stale]);
+    if (gap !== this.lastGap) {
+      // Logged when the set of missing/stale partitions changes, not every tick.
+      if (sum.incomplete) this.log.warn({ missing: sum.missing, stale: sum.stale }, "demand partials missing or stale: last values held, no scale-down");
+      else this.log.info("demand partials complete");
+      this.lastGap = gap;
+    }
     const pools = this.opts.pools;
     const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
     const incomplete = pools.map((p) => sum.incomplete || now - this.leaderSinceMs < p.stabilizationWindowSec * 1000);
