@@ -86,7 +86,7 @@ export interface WriteRecord {
   namespace: string;
   name: string;
   /** The object after the write (for scale: the parent object). */
-  object: JsonObject;
+  object: KubeObject;
   timeMs: number;
 }
 
