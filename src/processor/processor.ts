@@ -63,6 +63,8 @@ export interface ProcessorOptions {
   log?: Logger;
   /** Called after records reached an engine (benchmarks). */
   onApplied?: (partition: number, records: Uint8Array, count: number) => void;
+  /** Called with each partition's forecast records at every tick, after they were published (the allocator's demand partials; see src/allocator/kube/partials.ts). */
+  onForecasts?: (partition: number, tickTimeMs: number, records: Uint8Array, count: number) => void;
 }
 
 /** Processor state for readiness. */
@@ -278,6 +280,7 @@ export class Processor {
         maxPayloadBytes: Math.min(DEFAULT_FORECAST_MAX_PAYLOAD_BYTES, this.nc.info?.max_payload ?? DEFAULT_FORECAST_MAX_PAYLOAD_BYTES),
         onError: this.onError,
         onApplied: this.opts.onApplied,
+        onForecasts: this.opts.onForecasts,
       });
       if (cp) w.lastCheckpointMs = cp.timeMs;
       this.log.info({ partition: p, restoredSeq: cp?.lastSeq ?? 0, checkpointTimeMs: cp?.timeMs }, "partition acquired");
