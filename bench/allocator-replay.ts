@@ -251,7 +251,7 @@ function replayWeek(cfg: WeekConfig) {
   };
   const timeline: { tMs: number; demand: number; fore: number; hpa: number }[] = [];
   let flapsUpDown = 0, flapsDownUp = 0;
-  let lastUpMs = -Infinity, lastDownMs = -Infinity;
+  let lastUpMs = -Infinity, lastDownMs = -Infinity, flapsForecast = 0;
   let hpaUpDown = 0, hpaDownUp = 0, hpaLastUp = -Infinity, hpaLastDown = -Infinity;
   for (let now = t0; now < t1; now += TICK_MS) {
     const k = Math.floor(now / 1000 / BUCKET_SEC);
@@ -273,7 +273,10 @@ function replayWeek(cfg: WeekConfig) {
     const scored = day >= 0;
     const dd = scored ? days[day] : { fore: { up: 0, down: 0 }, hpa: { up: 0, down: 0 } };
     if (dec.direction === "up") {
-      if (now - lastDownMs < pool.stabilizationWindowSec * 1000) flapsDownUp++;
+      if (now - lastDownMs < pool.stabilizationWindowSec * 1000) {
+        flapsDownUp++;
+        if (dec.reason !== "up: reactive floor" && dec.reason !== "up: active users") flapsForecast++;
+      }
       lastUpMs = now;
     } else if (dec.direction === "down") {
       if (now - lastUpMs < pool.stabilizationWindowSec * 1000) flapsUpDown++;
@@ -322,6 +325,7 @@ function replayWeek(cfg: WeekConfig) {
       hpaShortMin: sum((r) => r.hpaShortMin),
       flapsUpThenDownInsideWindow: flapsUpDown,
       flapsDownThenUpInsideWindow: flapsDownUp,
+      flapsDownThenUpForecastDriven: flapsForecast,
       hpaFlapsUpThenDownInsideWindow: hpaUpDown,
       hpaFlapsDownThenUpInsideWindow: hpaDownUp,
     },
