@@ -9,9 +9,9 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 import * as k8s from "@kubernetes/client-node";
@@ -373,6 +373,52 @@ test("Dockerfile: pinned base images, non-root user, entrypoint node dist/cli.js
   // The image's uid is the one the manifests run as.
   for (const { owner, spec } of podSpecs(objects("base")).filter((p) => !p.owner.includes("StatefulSet/"))) {
     assert.is(String(spec.securityContext.runAsUser), user!.split(":")[0], `${owner}: runAsUser`);
+  }
+});
+
+test("the image's runtime files run the CLI: `foresight config validate` accepts the production config", () => {
+  const cli = join(ROOT, "dist/cli.js");
+  assert.ok(existsSync(cli), "dist/cli.js missing: run `npm run build` first (npm test does)");
+  const docker = readFileSync(join(ROOT, "Dockerfile"), "utf8");
+  const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
+  const copies = [...runtime.matchAll(/^COPY --from=build \/app\/(\S+) \.\/(\S+)$/gm)].map((m) => [m[1], m[2]]);
+  assert.equal(copies.map((c) => c[0]).sort(), ["build/engine.wasm", "dist", "node_modules", "package.json"]);
+  // The bundles keep packages external: each must be a production dependency, or `npm prune
+  // --omit=dev` leaves the image without it.
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
+  for (const bundle of ["dist/main.js", "dist/index.js"]) {
+    const text = readFileSync(join(ROOT, bundle), "utf8");
+    const specifiers = new Set([...text.matchAll(/(?:^import\s[^;]*?from\s*|^export\s[^;]*?from\s*|\bimport\()\s*"([^"]+)"/gm)].map((m) => m[1]));
+    assert.ok(specifiers.size > 3, `${bundle}: imports found`);
+    for (const spec of specifiers) {
+      if (spec.startsWith("node:") || spec.startsWith(".")) continue;
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+      assert.ok(name in pkg.dependencies, `${bundle} imports ${spec}, which is not in package.json dependencies (npm prune --omit=dev drops it)`);
+    }
+  }
+  // Lay the runtime stage's files out as the image has them (node_modules linked) and run it.
+  const app = mkdtempSync(join(tmpdir(), "foresight-image-"));
+  try {
+    for (const [from, to] of copies) {
+      mkdirSync(dirname(join(app, to)), { recursive: true });
+      if (from === "node_modules") symlinkSync(join(ROOT, from), join(app, to));
+      else cpSync(join(ROOT, from), join(app, to), { recursive: true });
+    }
+    // The production config here (every overlay's config went through the schema above).
+    for (const target of ["overlays/production"]) {
+      const file = join(app, `${target.replace(/\//g, "_")}.yaml`);
+      writeFileSync(file, find(objects(target), "ConfigMap", "foresight-config").data["foresight.yaml"]);
+      const r = spawnSync(process.execPath, [join(app, "dist/cli.js"), "config", "validate", file], { encoding: "utf8", cwd: app });
+      assert.is(r.status, 0, `${target}: foresight config validate failed: ${r.stderr}`);
+    }
+    // And it refuses a broken one (exit 2, naming the field).
+    const bad = join(app, "bad.yaml");
+    writeFileSync(bad, "nats:\n  replicas: 2\n");
+    const r = spawnSync(process.execPath, [join(app, "dist/cli.js"), "config", "validate", bad], { encoding: "utf8", cwd: app });
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, /nats\.replicas/);
+  } finally {
+    rmSync(app, { recursive: true, force: true });
   }
 });
 
