@@ -15,9 +15,11 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
+import { Registry } from "prom-client";
 import { NatsServer } from "../../src/nats/server.ts";
 import { connectNats, type NatsConnectionSettings } from "../../src/nats/connect.ts";
 import { ConfigStore } from "../../src/config/store.ts";
+import { ConfigWatcher } from "../../src/config/watch.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { TelemetryPublisher } from "../../src/telemetry/publisher.ts";
 import { UserDirectory } from "../../src/telemetry/directory.ts";
@@ -163,11 +165,24 @@ test("config user: the only one that writes the config; processor and allocator 
     const err = await refusal(store.set({ log: { level: "warn" } }, rev), `${role} writing the config`);
     assertRefused(err, "$KV.foresight-config.config", `${role} writing the config`);
   }
+  // The processor and allocator watch the config live (ordered consumer, flow control): a write
+  // by the config user reaches their watchers.
+  const seen: Record<string, number[]> = { processor: [], allocator: [] };
+  const watchers = await Promise.all((["processor", "allocator"] as const).map(async (role) =>
+    ConfigWatcher.start({ nc: await as(role), registry: new Registry(), logger: createLogger({ level: "silent" }), onChange: (u) => void seen[role].push(u.revision) })));
+  const rev2 = await cfg.set({ log: { level: "warn" } }, rev);
+  try {
+    await waitFor(() => (seen.processor.includes(rev2) && seen.allocator.includes(rev2) ? true : undefined), "watchers to see the new revision");
+  } finally {
+    await Promise.all(watchers.map((w) => w.stop()));
+  }
+  assert.ok(seen.processor.includes(rev2) && seen.allocator.includes(rev2));
+
   // Nor may a non-owner delete the bucket behind the config's back.
   const jsm = await jetstreamManager(await as("processor"));
   const del = await refusal(jsm.streams.delete("KV_foresight-config"), "processor deleting the config bucket");
   assertRefused(del, "$JS.API.STREAM.DELETE.KV_foresight-config", "processor deleting the config bucket");
-  assert.is((await cfg.get()).revision, rev, "the config is unchanged after the refused writes");
+  assert.is((await cfg.get()).revision, rev2, "the config is unchanged by the refused writes");
 });
 
 test("processor runs under its rights; gateway publishes telemetry it consumes; each role refused elsewhere", async () => {
