@@ -346,7 +346,7 @@ test("NATS: nats-server accepts every overlay's config; its users are exactly de
       for (const v of passVars) assert.ok(envNames.includes(v), `${target}: nats container lacks env ${v}`);
       const env: Record<string, string> = { ...process.env, POD_NAME: "nats-0" } as Record<string, string>;
       for (const v of passVars) env[v] = "x";
-      assert.is(c.args.join(" "), "--config /etc/nats-config/nats.conf");
+      assert.is([...c.command, ...c.args].join(" "), "/nats-server --config /etc/nats-config/nats.conf");
       const r = spawnSync(process.env.NATS_SERVER ?? "nats-server", ["-c", join(sub, "nats.conf"), "-t"], { encoding: "utf8", env });
       assert.is(r.status, 0, `${target}: nats-server -t refused the config: ${r.stderr}${r.stdout}`);
       // The mount path of the config matches the args.
