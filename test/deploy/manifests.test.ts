@@ -307,6 +307,28 @@ test("RBAC: the allocator's ClusterRole is exactly the agreed rule set, bound on
   assert.equal(fromFile.rules, objects("base").find((o) => o.kind === "ClusterRole")!.rules);
 });
 
+test("each Foresight pod connects as its own NATS user with that user's password from the Secret", () => {
+  const want: Record<string, string> = { "foresight-processor": "processor", "foresight-allocator": "allocator", "foresight-config-init": "config" };
+  for (const target of TARGETS) {
+    const objs = objects(target);
+    const keys = new Set<string>();
+    for (const { owner, spec } of podSpecs(objs)) {
+      for (const c of spec.containers) {
+        for (const e of c.env ?? []) if (e.valueFrom?.secretKeyRef) {
+          assert.is(e.valueFrom.secretKeyRef.name, "foresight-nats-auth", `${target} ${owner} ${e.name}`);
+          keys.add(e.valueFrom.secretKeyRef.key);
+        }
+      }
+      const name = owner.split("/")[2];
+      if (!(name in want)) continue;
+      const env = new Map<string, any>(spec.containers[0].env.map((e: any) => [e.name, e]));
+      assert.is(env.get("FORESIGHT_NATS_USER")?.value, want[name], `${target} ${owner}: NATS user`);
+      assert.is(env.get("FORESIGHT_NATS_PASS")?.valueFrom?.secretKeyRef?.key, `${want[name]}-password`, `${target} ${owner}: the password of its own user`);
+    }
+    assert.equal([...keys].sort(), ["allocator-password", "config-password", "gateway-password", "processor-password"], `${target}: Secret keys used`);
+  }
+});
+
 test("PodDisruptionBudgets, Services and NetworkPolicies cover every workload", () => {
   for (const target of TARGETS) {
     const objs = objects(target);
