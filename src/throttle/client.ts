@@ -119,7 +119,7 @@ const S_SHARE = 6; // this gateway's share of the user's grant (0..1]
 const S_EXCEED = 7; // time of the last exceedance event, ms
 const SS = 8;
 // Per-slot f32 grant, stride 8 (32 bytes).
-const G_U = 0, G_G = 1, G_P = 2, G_UT = 3, G_GT = 4, G_PT = 5, G_A = 6;
+const G_U = 0, G_G = 1, G_P = 2, G_UT = 3, G_GT = 4, G_PT = 5, G_A = 6, G_PREV = 7; // G_PREV: rate of the last 1 s window here
 const GS = 8;
 // Per-slot u16 meta, stride 2: pool, plan | (hasGrant << 8).
 const M_HAS = 0x100;
@@ -270,6 +270,7 @@ export class ThrottleClient implements RateLimiter {
       }
       st[b + S_WIN] = now;
       st[b + S_WCOUNT] = 0;
+      gr[g + G_PREV] = elapsed < 2 * SECOND_MS ? rate : 0;
     }
     st[b + S_WCOUNT] += reqs;
     st[b + S_DEMAND] += reqs;
@@ -278,7 +279,7 @@ export class ThrottleClient implements RateLimiter {
     // Which rate applies: safe limit without a valid lease; else plan limit or grant by pool pressure.
     let rate: number, rateTok: number, reason: ThrottleReason;
     const part = (lo >>> 0) % this.partitions;
-    let overForecast = false;
+    let short = false;
     if (now >= this.leaseUntilMs[part]) {
       rate = this.safeReq[pi];
       rateTok = this.safeTok[pi];
@@ -289,12 +290,15 @@ export class ThrottleClient implements RateLimiter {
       const planR = plan !== undefined || !has ? this.planReq[pi] : gr[g + G_P];
       const planT = plan !== undefined || !has ? this.planTok[pi] : gr[g + G_PT];
       const u = has ? gr[g + G_U] : 0;
-      overForecast = st[b + S_WCOUNT] > u * share;
+      // Over forecast: this window so far, or the last whole window, above my share of U.
+      const cur = st[b + S_WCOUNT];
+      const overForecast = (cur > gr[g + G_PREV] ? cur : gr[g + G_PREV]) > u * share;
       if (pressure < 1) {
         rate = planR;
         rateTok = planT;
         reason = overForecast ? "pool-has-spare" : "within-forecast";
       } else {
+        short = true;
         rate = has ? Math.min(planR, gr[g + G_G]) : Math.min(planR, this.safeReq[pi]);
         rateTok = has ? Math.min(planT, gr[g + G_GT]) : Math.min(planT, this.safeTok[pi]);
         reason = overForecast ? "over-forecast-pool-short" : "within-forecast";
@@ -322,7 +326,7 @@ export class ThrottleClient implements RateLimiter {
     this.s.checks++;
     let retryAfterMs = 0;
     if (deny) {
-      if (reason === "within-forecast" || reason === "pool-has-spare") reason = "plan-limit";
+      if (reason !== "safe-limit") reason = short ? "over-forecast-pool-short" : "plan-limit";
       const wr = t < reqs ? (rate > 0 ? ((reqs - t) * SECOND_MS) / rate : Infinity) : 0;
       const wt = tt < tokNeed ? (rateTok > 0 ? ((tokNeed - tt) * SECOND_MS) / rateTok : Infinity) : 0;
       retryAfterMs = Math.ceil(wr > wt ? wr : wt);
