@@ -161,11 +161,12 @@ export class ThrottleClient implements RateLimiter {
   private touched: Int32Array;
   private touchedCount = 0;
   private readonly touchedFlag: Uint8Array;
-  private readonly exceedQueue: { slot: number; forecast: number; actual: number; timeMs: number }[] = [];
+  private readonly exceedQueue: { slot: number; user: string; forecast: number; actual: number; timeMs: number }[] = [];
 
   /** Grants of partition p are valid until leaseUntilMs[p] (0 = never received). */
   private readonly leaseUntilMs: Float64Array;
   private readonly lapsed: Uint8Array;
+  private lapsedCount: number;
   private poolPressure = new Float32Array(1);
   private poolUntilMs = 0;
   private readonly reports = new Map<number, DemandReport>();
@@ -177,6 +178,9 @@ export class ThrottleClient implements RateLimiter {
   private loaded = false;
   private loadedWaiters: (() => void)[] = [];
   private closed = false;
+
+  /** Called after each message from NATS is applied (tests, bench). */
+  onApplied?: (msg: ThrottleMessage) => void;
 
   private readonly s: ThrottleClientStats = {
     checks: 0, allowed: 0, denied: 0, shadowWouldDeny: 0, safeLimitDecisions: 0, leaseLapses: 0,
@@ -209,7 +213,9 @@ export class ThrottleClient implements RateLimiter {
     this.touchedFlag = new Uint8Array(cap + 1);
     this.touched = new Int32Array(1024);
     this.leaseUntilMs = new Float64Array(this.partitions);
-    this.lapsed = new Uint8Array(this.partitions);
+    // Lapsed from the start (nothing received yet): the first lapse logged is a real one.
+    this.lapsed = new Uint8Array(this.partitions).fill(1);
+    this.lapsedCount = -1;
     this.initSlot(this.overflow, "(overflow)", this.now());
   }
 
@@ -266,7 +272,7 @@ export class ThrottleClient implements RateLimiter {
       const rate = (st[b + S_WCOUNT] * SECOND_MS) / elapsed;
       if (has && rate > gr[g + G_U] * share && now - st[b + S_EXCEED] >= SECOND_MS) {
         st[b + S_EXCEED] = now;
-        this.exceedQueue.push({ slot, forecast: gr[g + G_U], actual: share > 0 ? rate / share : rate, timeMs: now });
+        this.exceedQueue.push({ slot, user, forecast: gr[g + G_U], actual: share > 0 ? rate / share : rate, timeMs: now });
       }
       st[b + S_WIN] = now;
       st[b + S_WCOUNT] = 0;
@@ -557,7 +563,7 @@ export class ThrottleClient implements RateLimiter {
     const out = this.exceedQueue.map((e) => {
       const lo = this.table.keys[e.slot * 2], hi = this.table.keys[e.slot * 2 + 1];
       return {
-        user: this.userKeys[e.slot] ?? "",
+        user: e.user,
         userHash: hi.toString(16).padStart(8, "0") + lo.toString(16).padStart(8, "0"),
         partition: lo % this.partitions,
         forecastPerSec: e.forecast,
@@ -570,22 +576,37 @@ export class ThrottleClient implements RateLimiter {
     return out;
   }
 
-  /** Logs (once per lapse) partitions whose lease ran out, and recoveries. */
+  /**
+   * Logs once per lapse: when the first partition's lease runs out (none lapsed before), and when
+   * the last one is renewed. Partitions that never had a grant start lapsed (no log at start).
+   */
   private watchLeases(): void {
     const now = this.now();
-    const newly: number[] = [];
-    const back: number[] = [];
+    let count = 0;
+    const lapsedNow: number[] = [];
     for (let p = 0; p < this.partitions; p++) {
       const isLapsed = now >= this.leaseUntilMs[p] ? 1 : 0;
-      if (isLapsed && !this.lapsed[p]) newly.push(p);
-      if (!isLapsed && this.lapsed[p]) back.push(p);
+      if (isLapsed) {
+        count++;
+        if (!this.lapsed[p]) lapsedNow.push(p);
+      }
       this.lapsed[p] = isLapsed;
     }
-    if (newly.length > 0) {
-      this.s.leaseLapses++;
-      this.log?.warn({ partitions: newly, connected: this.nc ? !this.nc.isClosed() : false }, "throttle: grants lapsed (no renewal within the grant TTL); safe limits apply");
+    if (this.lapsedCount < 0) {
+      // Never had grants yet: nothing lapsed; say once when they arrive.
+      if (count === 0) {
+        this.log?.info({}, "throttle: grants loaded for every partition");
+        this.lapsedCount = 0;
+      }
+      return;
     }
-    if (back.length > 0) this.log?.info({ partitions: back }, "throttle: grants renewed; forecast-based limits apply again");
+    if (count > 0 && this.lapsedCount === 0) {
+      this.s.leaseLapses++;
+      this.log?.warn({ partitions: lapsedNow, connected: this.nc ? !this.nc.isClosed() : false }, "throttle: grants lapsed (no renewal within the grant TTL); safe limits apply");
+    } else if (count === 0 && this.lapsedCount > 0) {
+      this.log?.info({}, "throttle: grants renewed; forecast-based limits apply again");
+    }
+    this.lapsedCount = count;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -642,8 +663,8 @@ export class ThrottleClient implements RateLimiter {
         const info = await jsm.streams.info(this.names.grantsStream);
         if (info.state.messages === 0) this.markLoaded();
         const js = jetstream(nc);
+        // The stream holds only grant subjects, so no filter (filter_subjects needs nats-server 2.10).
         const c = await js.consumers.get(this.names.grantsStream, {
-          filter_subjects: [this.names.grantsWildcard],
           deliver_policy: DeliverPolicy.LastPerSubject,
         });
         const msgs = await c.consume();
@@ -667,7 +688,8 @@ export class ThrottleClient implements RateLimiter {
 
   private onMessage(data: Uint8Array, subject: string): void {
     try {
-      this.apply(data);
+      const msg = this.apply(data);
+      this.onApplied?.(msg);
     } catch (err) {
       if (!(err instanceof BadGrantMessageError)) throw err;
       this.s.badMessages++;

@@ -100,6 +100,7 @@ test("lease past expiry: the plan's safe limit (never deny-all, never unbounded)
   const c = new ThrottleClient({ plans: PLANS, safeLimits: SAFE, partitions: 1, maxUsers: 4096, now: clock.now, log });
   c.apply(grantMessage(0, 1, clock.t, TTL, [{ user: "bob", upper: 5, plan: 1 }]));
   c.apply(poolsMessage([0.2], clock.t, 600_000));
+  (c as unknown as { watchLeases(): void }).watchLeases(); // valid now: no line
   clock.t += TTL + 1;
   // pro plan safe limit: 4/s. Send 10/s for 10 s.
   const r = drive(clock, () => c.check("bob", { requests: 1, tokens: 0 }), 10, 10);
