@@ -232,10 +232,9 @@ export class ThrottleClient implements RateLimiter {
 
   private initSlot(slot: number, user: string, now: number): void {
     const b = slot * SS;
-    const plan = 0;
-    // A new user starts with a full bucket at its safe rate (the smallest it can be given).
-    this.st[b + S_REQ] = this.safeReq[plan] * this.burst;
-    this.st[b + S_TOK] = this.safeTok[plan] * this.burst;
+    // A new user starts with a full bucket (Infinity is capped to the capacity that applies at its first check).
+    this.st[b + S_REQ] = Infinity;
+    this.st[b + S_TOK] = Infinity;
     this.st[b + S_LAST] = now;
     this.st[b + S_WIN] = now;
     this.st[b + S_SHARE] = 1;
