@@ -40,6 +40,8 @@ const SECOND_MS = 1000;
 export const DEFAULT_LOAD_TIMEOUT_MS = 10_000;
 /** Default interval of the lease watchdog (lapse logging) and exceedance flush, ms. */
 export const DEFAULT_HOUSEKEEPING_MS = 250;
+/** Exceedance events held between flushes at most (more in one flush interval are dropped: best effort). */
+const MAX_QUEUED_EXCEEDANCES = 10_000;
 /** A gateway's demand report counts for this many report intervals, then is dropped. */
 const DEMAND_REPORT_LIFETIME_INTERVALS = 4;
 
@@ -269,7 +271,7 @@ export class ThrottleClient implements RateLimiter {
     if (now - st[b + S_WIN] >= SECOND_MS) {
       const elapsed = now - st[b + S_WIN];
       const rate = (st[b + S_WCOUNT] * SECOND_MS) / elapsed;
-      if (has && rate > gr[g + G_U] * share && now - st[b + S_EXCEED] >= SECOND_MS) {
+      if (has && rate > gr[g + G_U] * share && now - st[b + S_EXCEED] >= SECOND_MS && this.exceedQueue.length < MAX_QUEUED_EXCEEDANCES) {
         st[b + S_EXCEED] = now;
         this.exceedQueue.push({ slot, user, forecast: gr[g + G_U], actual: share > 0 ? rate / share : rate, timeMs: now });
       }
