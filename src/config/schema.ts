@@ -242,7 +242,7 @@ const ThrottleSchema = z
     burstFactor: z.number().min(1).max(100).default(1.5),
     /** Rate-limit response headers: IETF RateLimit draft (`RateLimit` / `RateLimit-Policy`), X-RateLimit-*, or none. */
     headerStyle: z.enum(["ietf", "x-ratelimit", "none"]).default("ietf"),
-    /** Plan limits: the outer bound a user of the plan may reach when its pool has spare; "default" is required. */
+    /** Plan limits, requests/s and tokens/s: the outer bound a user of the plan reaches while its pool has spare; "default" is required and serves plans not listed. */
     plans: z
       .record(z.string().min(1), SafeLimitSchema)
       .superRefine((v, ctx) => {
@@ -275,9 +275,6 @@ const ThrottleSchema = z
   .superRefine((t, ctx) => {
     if (t.grantRefreshMs >= t.grantTtlMs) {
       ctx.addIssue({ code: "custom", path: ["grantRefreshMs"], message: `must be < grantTtlMs (${t.grantTtlMs})` });
-    }
-    for (const plan of Object.keys(t.safeLimits)) {
-      if (!(plan in t.plans)) ctx.addIssue({ code: "custom", path: ["safeLimits", plan], message: `plan "${plan}" has no entry in throttle.plans` });
     }
   });
 
