@@ -339,8 +339,37 @@ const ThrottleSchema = z
     grantRefreshMs: int().min(100).max(3_600_000).default(10_000),
     /** Burst allowance over the granted rate (token bucket capacity = rate x factor x 1 s). */
     burstFactor: z.number().min(1).max(100).default(1.5),
-    /** Rate-limit response headers: IETF RateLimit draft, X-RateLimit-*, or none. */
+    /** Rate-limit response headers: IETF RateLimit draft (`RateLimit` / `RateLimit-Policy`), X-RateLimit-*, or none. */
     headerStyle: z.enum(["ietf", "x-ratelimit", "none"]).default("ietf"),
+    /** Plan limits, requests/s and tokens/s: the outer bound a user of the plan reaches while its pool has spare; "default" is required and serves plans not listed. */
+    plans: z
+      .record(z.string().min(1), SafeLimitSchema)
+      .superRefine((v, ctx) => {
+        if (!("default" in v)) {
+          ctx.addIssue({ code: "custom", path: ["default"], message: 'required: the plan used for users without a known plan' });
+        }
+      })
+      .default({ default: { requestsPerSec: 50, tokensPerSec: 100_000 } }),
+    /** Shadow mode: decisions are computed, would-throttle events logged and counted, every request allowed. Default false. */
+    shadow: z.boolean().default(false),
+    /** Policy name in the RateLimit-Policy header (IETF style). Default "foresight". */
+    policyName: z.string().regex(/^[a-z][a-z0-9_-]*$/, "must be a token (lowercase letter, then letters, digits, '_', '-')").default("foresight"),
+    /** Request header holding the user key (lowercase). Default "x-user-id". */
+    userKeyHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-user-id"),
+    /** Request header holding an API key used as the user key when userKeyHeader is absent; "authorization" reads a Bearer token. Default "x-api-key". */
+    apiKeyHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-api-key"),
+    /** Request header naming the user's plan (optional; absent = the plan in the grant, else "default"). Default "x-plan". */
+    planHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-plan"),
+    /** Subject token after the prefix for exceedance events: `<prefix>.<token>.<partition>`. Default "exceedances". */
+    exceedanceSubject: z.string().regex(/^[A-Za-z0-9_-]+$/, "must be one subject token").default("exceedances"),
+    /** Full grant snapshot of each partition every this many forecast ticks (deltas in between). Default 4. */
+    snapshotEveryTicks: int().min(1).max(1000).default(4),
+    /** How often the grant service publishes pool allocation and pressure, ms (gateways know a pool is short within this). Default 1000. */
+    poolStateIntervalMs: int().min(100).max(10_000).default(1000),
+    /** How often each gateway reports its per-user demand (Doorman-style share of a user's grant), ms. Default 500. */
+    demandReportIntervalMs: int().min(50).max(60_000).default(500),
+    /** Per-user slots in a gateway's table (power of two is not required; rounded up). Default 2,097,152 (1M users at load 0.5). */
+    maxUsers: int().min(1024).max(67_108_864).default(2_097_152),
   })
   .superRefine((t, ctx) => {
     if (t.grantRefreshMs >= t.grantTtlMs) {
