@@ -42,7 +42,9 @@ export class RedisFixedWindowLimiter implements BatchRateLimiter {
   /** Connects to Redis. */
   static async connect(o: RedisLimiterOptions): Promise<RedisFixedWindowLimiter> {
     checkFixedWindowOptions(o);
-    const client = createClient({ url: o.url });
+    // Without the offline queue a command fails at once while Redis is unreachable (as the
+    // reference service's client does), so calls get UNAVAILABLE instead of piling up.
+    const client = createClient({ url: o.url, disableOfflineQueue: true });
     client.on("error", () => {}); // reported through the failing commands
     try {
       await client.connect();
@@ -89,6 +91,12 @@ export class RedisFixedWindowLimiter implements BatchRateLimiter {
       out[i] = fixedWindowDecision(limits[i], req, tok, windowMs, resetMs);
     }
     return out;
+  }
+
+  /** Resolves when the connection is up (at once, or after a reconnect). */
+  whenReady(): Promise<void> {
+    if (this.client.isReady) return Promise.resolve();
+    return new Promise((resolve) => this.client.once("ready", () => resolve()));
   }
 
   /** Closes the connection. */

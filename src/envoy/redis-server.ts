@@ -38,11 +38,12 @@ export class RedisServer {
     return this.proc.pid;
   }
 
-  /** Starts a server (retries on a port taken between probing and binding). */
-  static async start(binary = "redis-server"): Promise<RedisServer> {
+  /** Starts a server on `port` or a free one (retries on a port taken between probing and binding). */
+  static async start(opts: { port?: number; binary?: string } = {}): Promise<RedisServer> {
+    const binary = opts.binary ?? "redis-server";
     let last: unknown;
     for (let attempt = 0; attempt < 3; attempt++) {
-      const port = await freePort();
+      const port = opts.port ?? (await freePort());
       const dir = mkdtempSync(join(tmpdir(), "foresight-redis-"));
       const proc = spawn(binary, ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "no", "--loglevel", "notice"], {
         stdio: ["ignore", "pipe", "pipe"],
