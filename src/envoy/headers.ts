@@ -24,9 +24,24 @@ function ceilSec(ms: number): number {
   return Math.max(0, Math.ceil(ms / 1000));
 }
 
-/** A Structured Fields string (RFC 8941): printable ASCII, `"` and `\` escaped, others replaced. */
+const sfCache = new Map<string, string>();
+
+/** A Structured Fields string (RFC 8941): printable ASCII, `"` and `\` escaped, others replaced. Cached: policy names are few. */
 function sfString(s: string): string {
-  return '"' + s.replace(/[^\x20-\x7e]/g, "?").replace(/["\\]/g, (c) => "\\" + c) + '"';
+  let v = sfCache.get(s);
+  if (v === undefined) {
+    v = '"' + s.replace(/[^\x20-\x7e]/g, "?").replace(/["\\]/g, (c) => "\\" + c) + '"';
+    if (sfCache.size < 10_000) sfCache.set(s, v);
+  }
+  return v;
+}
+
+function policyFields(name: string, d: ThrottleDecision): { policies: string; current: string } {
+  const id = sfString(name);
+  return {
+    policies: `${id};q=${Math.floor(d.limit)};w=${ceilSec(d.windowMs)}`,
+    current: `${id};r=${Math.floor(d.remaining)};t=${ceilSec(d.resetMs)}`,
+  };
 }
 
 /**
@@ -43,18 +58,22 @@ export function rateLimitHeaders(decisions: readonly PolicyDecision[], style: He
     if (a.remaining / Math.max(1, a.limit) < b.remaining / Math.max(1, b.limit)) tightest = d;
   }
   if (style === "ietf" || style === "both") {
-    const byPolicy = new Map<string, ThrottleDecision>();
-    for (const d of decisions) {
-      const seen = byPolicy.get(d.policy);
-      if (!seen || d.decision.remaining < seen.remaining) byPolicy.set(d.policy, d.decision);
+    let policies = "", current = "";
+    if (decisions.length === 1) {
+      ({ policies, current } = policyFields(decisions[0].policy, decisions[0].decision));
+    } else {
+      const byPolicy = new Map<string, ThrottleDecision>();
+      for (const d of decisions) {
+        const seen = byPolicy.get(d.policy);
+        if (!seen || d.decision.remaining < seen.remaining) byPolicy.set(d.policy, d.decision);
+      }
+      for (const [name, d] of byPolicy) {
+        const f = policyFields(name, d);
+        policies = policies ? `${policies}, ${f.policies}` : f.policies;
+        current = current ? `${current}, ${f.current}` : f.current;
+      }
     }
-    const policies: string[] = [];
-    const current: string[] = [];
-    for (const [name, d] of byPolicy) {
-      policies.push(`${sfString(name)};q=${Math.floor(d.limit)};w=${ceilSec(d.windowMs)}`);
-      current.push(`${sfString(name)};r=${Math.floor(d.remaining)};t=${ceilSec(d.resetMs)}`);
-    }
-    out.push({ key: "ratelimit-policy", value: policies.join(", ") }, { key: "ratelimit", value: current.join(", ") });
+    out.push({ key: "ratelimit-policy", value: policies }, { key: "ratelimit", value: current });
   }
   if (style === "x-ratelimit" || style === "both") {
     const d = tightest.decision;

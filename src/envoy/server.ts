@@ -168,7 +168,8 @@ export class RlsServer {
       let decisions: ThrottleDecision[];
       try {
         const l = this.limiter as import("./limiter.ts").RateLimiter;
-        decisions = checks.map((c) => l.check(c.user, c.use, c.plan));
+        decisions = new Array(checks.length);
+        for (let i = 0; i < checks.length; i++) decisions[i] = l.check(checks[i].user, checks[i].use, checks[i].plan);
       } catch (e) {
         this.log?.error({ err: e }, "limiter failed");
         return this.fail(callback, "internal", grpc.status.INTERNAL, `limiter failed: ${(e as Error).message}`, started);
