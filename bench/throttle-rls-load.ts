@@ -21,6 +21,10 @@ export interface LoadJob {
   durationMs: number;
   /** Warm-up, ms (not recorded). */
   warmupMs: number;
+  /** Per-call deadline, ms (Envoy's filter gives up after 20 ms by default; later answers are failures to it). */
+  deadlineMs: number;
+  /** Rate mode: stop sending when this many calls are outstanding (the server is not keeping up). */
+  maxOutstanding: number;
   /** Sequence of user ids to send, cycled. */
   users: string[];
   domain: string;
@@ -30,6 +34,11 @@ export interface LoadResult {
   sent: number;
   completed: number;
   errors: number;
+  /** Errors by gRPC code, and the first error's details. */
+  errorCodes: Record<string, number>;
+  firstError?: string;
+  /** Rate mode: sending stopped early because maxOutstanding calls were pending. */
+  overloaded: boolean;
   overLimit: number;
   measuredMs: number;
   achievedPerSec: number;
@@ -45,19 +54,29 @@ const reqs: RlsRequest[] = job.users.map((u) => ({ domain: job.domain, descripto
 const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
-let sent = 0, completed = 0, errors = 0, overLimit = 0;
+let sent = 0, completed = 0, errors = 0, overLimit = 0, overloaded = false;
+/** Successful answers that arrived inside the measured interval (throughput counts by arrival). */
+let arrivedInWindow = 0;
+const errorCodes: Record<string, number> = {};
+let firstError: string | undefined;
 let measureFrom = 0, measureTo = 0;
 
 function send(i: number, dueMs: number, done: () => void): void {
   sent++;
-  client.ShouldRateLimit(reqs[i % reqs.length], (err: grpc.ServiceError | null, res?: RlsResponse) => {
+  const deadline = Date.now() + job.deadlineMs;
+  client.ShouldRateLimit(reqs[i % reqs.length], { deadline }, (err: grpc.ServiceError | null, res?: RlsResponse) => {
     const now = performance.now();
+    if (!err && now >= measureFrom && now < measureTo) arrivedInWindow++;
     if (dueMs >= measureFrom && dueMs < measureTo) {
-      if (err) errors++;
-      else {
+      // Failed calls are latencies too (a deadline miss costs its whole wait).
+      hist.recordValue(Math.max(1, Math.round((now - dueMs) * 1000)));
+      if (err) {
+        errors++;
+        errorCodes[err.code] = (errorCodes[err.code] ?? 0) + 1;
+        firstError ??= `${err.code} ${err.details}`;
+      } else {
         completed++;
         if (res!.overall_code === 2) overLimit++;
-        hist.recordValue(Math.max(1, Math.round((now - dueMs) * 1000)));
       }
     }
     done();
@@ -67,8 +86,8 @@ function send(i: number, dueMs: number, done: () => void): void {
 function percentiles(measuredMs: number): LoadResult {
   const q = (p: number) => hist.getValueAtPercentile(p) / 1000;
   return {
-    sent, completed, errors, overLimit, measuredMs,
-    achievedPerSec: Math.round((completed / measuredMs) * 1000),
+    sent, completed, errors, errorCodes, firstError, overloaded, overLimit, measuredMs,
+    achievedPerSec: Math.round((arrivedInWindow / measuredMs) * 1000),
     p50Ms: q(50), p99Ms: q(99), p999Ms: q(99.9), maxMs: hist.maxValue / 1000,
   };
 }
@@ -89,11 +108,20 @@ async function rate(): Promise<LoadResult> {
     const loop = () => {
       const now = performance.now();
       while (i < total && t0 + i * intervalMs <= now) {
+        if (outstanding >= job.maxOutstanding) {
+          // The server is not keeping up: stop offering load (what was sent still completes).
+          overloaded = true;
+          i = total;
+          break;
+        }
         outstanding++;
         send(i, t0 + i * intervalMs, onDone);
         i++;
       }
-      if (i >= total) return;
+      if (i >= total) {
+        if (outstanding === 0) resolve();
+        return;
+      }
       const waitMs = t0 + i * intervalMs - performance.now();
       // Sleep up to 0.2 ms without spinning; replies are read by the event loop between naps.
       if (waitMs > 0.02) Atomics.wait(sleeper, 0, 0, Math.min(waitMs, 0.2));

@@ -12,7 +12,7 @@
 // the server under test on the main thread, redis-server in its own process (2 cores in all).
 // Users and their shares: the 421 real clients of the ServeGen trace (per-client request counts
 // over 14 days), sampled by weight. Prints a table and writes bench/results/throttle-rls.json.
-// Run: npm run bench:throttle-rls   [-- --quick]
+// Run: npm run bench:throttle-rls   [-- --quick] [-- --rate N]
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Worker } from "node:worker_threads";
@@ -28,16 +28,20 @@ import { writeBenchJson } from "./env.ts";
 import type { LoadJob, LoadResult } from "./throttle-rls-load.ts";
 
 const quick = process.argv.includes("--quick");
-const RATE_PER_SEC = 5_000;
+const argRate = process.argv.indexOf("--rate");
+/** Fixed offered rate, calls/s (the issue's 5k; `--rate N` to probe another). */
+const RATE_PER_SEC = argRate > 0 ? Number(process.argv[argRate + 1]) : 5_000;
 const RATE_MS = quick ? 3_000 : 10_000;
 const WARMUP_MS = quick ? 1_000 : 2_000;
 const SAT_MS = quick ? 2_000 : 5_000;
 const CONCURRENCY = quick ? [64] : [16, 64, 256];
-const SAMPLE = 5_000;
+const SAMPLE = quick ? 2_000 : 5_000;
 const WINDOW_MS = 1_000;
 /** Per-user limit: 200 requests per 1 s window (the heaviest real clients go over it at 5k/s). */
 const PLANS: Record<string, FixedWindowPlanLimit> = { default: { requestsPerWindow: 200 } };
 const DOMAIN = "foresight";
+/** Per-call deadline, ms: a call slower than this failed (Envoy's own filter timeout is 20 ms). */
+const DEADLINE_MS = 1_000;
 
 // Real client weights: total requests per (model, client) of the ServeGen trace.
 function servegenUsers(n: number, seed: number): { users: string[]; clients: number } {
@@ -137,12 +141,13 @@ const impls = [
 const results: Record<string, { fixedRate: LoadResult; saturation: (LoadResult & { concurrency: number })[]; saturationPerSec: number }> = {};
 for (const impl of impls) {
   const address = `127.0.0.1:${impl.server.port}`;
-  const fixedRate = await runLoad({ address, mode: "rate", ratePerSec: RATE_PER_SEC, concurrency: 0, durationMs: RATE_MS, warmupMs: WARMUP_MS, users, domain: DOMAIN });
+  const fixedRate = await runLoad({ address, mode: "rate", ratePerSec: RATE_PER_SEC, concurrency: 0, durationMs: RATE_MS, warmupMs: WARMUP_MS, users, domain: DOMAIN, deadlineMs: DEADLINE_MS, maxOutstanding: 20_000 });
   const saturation: (LoadResult & { concurrency: number })[] = [];
   for (const concurrency of CONCURRENCY) {
-    saturation.push({ concurrency, ...(await runLoad({ address, mode: "saturate", ratePerSec: 0, concurrency, durationMs: SAT_MS, warmupMs: 1_000, users, domain: DOMAIN })) });
+    saturation.push({ concurrency, ...(await runLoad({ address, mode: "saturate", ratePerSec: 0, concurrency, durationMs: SAT_MS, warmupMs: 1_000, users, domain: DOMAIN, deadlineMs: DEADLINE_MS, maxOutstanding: 0 })) });
   }
   results[impl.key] = { fixedRate, saturation, saturationPerSec: Math.max(...saturation.map((s) => s.achievedPerSec)) };
+  if (fixedRate.firstError) console.log(`  ${impl.name}: errors ${JSON.stringify(fixedRate.errorCodes)}, first: ${fixedRate.firstError}`);
   console.log(`${impl.name}: ${RATE_PER_SEC}/s p50 ${fixedRate.p50Ms} ms p99 ${fixedRate.p99Ms} ms p99.9 ${fixedRate.p999Ms} ms; saturation ${results[impl.key].saturationPerSec}/s`);
 }
 
@@ -176,12 +181,14 @@ const targets = {
   saturationRatioMet: ratio >= 2,
 };
 console.log(`targets: p99 ${f.fixedRate.p99Ms} ms at ${RATE_PER_SEC}/s (<= 2: ${targets.p99Met}); saturation ${ratio}x the peer (>= 2: ${targets.saturationRatioMet})`);
-writeBenchJson(new URL("./results/throttle-rls.json", import.meta.url).pathname, `npm run bench:throttle-rls${quick ? " -- --quick" : ""}`, {
+writeBenchJson(new URL("./results/throttle-rls.json", import.meta.url).pathname, `npm run bench:throttle-rls${process.argv.length > 2 ? " -- " + process.argv.slice(2).join(" ") : ""}`, {
   setup: {
     ratePerSec: RATE_PER_SEC, rateDurationMs: RATE_MS, warmupMs: WARMUP_MS, saturationDurationMs: SAT_MS, concurrency: CONCURRENCY,
     windowMs: WINDOW_MS, plans: PLANS, users: `ServeGen clients (${clients}) sampled by their request share, 100000-call sequence, seed 42`,
     loadGenerator: "worker thread (own event loop and grpc-js channel); server on the main thread; redis-server in its own process",
-    latency: "open loop, from each request's scheduled send time (fixed rate); from issue time (saturation)",
+    latency: "open loop, from each request's scheduled send time (fixed rate); from issue time (saturation); failed calls included at their failure time",
+    deadlineMs: DEADLINE_MS,
+    throughput: "successful answers arriving within the measured interval / its length",
     redis: "Debian redis-server, no persistence; node client redis v5, one pipeline (INCRBY + EXPIRE) per request",
   },
   agreement: { sample: SAMPLE, windowMs: AGREE_WINDOW_MS, mismatches, overLimitInSample: sampleOverLimit },

@@ -2,6 +2,7 @@
 export * from "./limiter.ts";
 export * from "./errors.ts";
 export * from "./proto.ts";
+export * from "./codec.ts";
 export * from "./mapping.ts";
 export * from "./headers.ts";
 export * from "./fixed-window.ts";

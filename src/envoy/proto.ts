@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import * as protoLoader from "@grpc/proto-loader";
 import type { ServiceDefinition, MethodDefinition } from "@grpc/proto-loader";
 import { RlsProtoLoadError } from "./errors.ts";
+import { encodeRlsResponse, type RlsResponseObject } from "./codec.ts";
 
 /** Fully qualified name of the service Envoy's ratelimit filter calls. */
 export const RLS_SERVICE_NAME = "envoy.service.ratelimit.v3.RateLimitService";
@@ -59,7 +60,8 @@ export function loadRlsPackage(): protoLoader.PackageDefinition {
 /**
  * The RateLimitService definition for a server. Its request deserializer never throws: bytes
  * that do not decode become an {@link UndecodableRequest}, which the handler answers with
- * INVALID_ARGUMENT (grpc-js would otherwise answer INTERNAL).
+ * INVALID_ARGUMENT (grpc-js would otherwise answer INTERNAL). Responses are written by
+ * {@link encodeRlsResponse} (the shape the server builds), not protobufjs.
  */
 export function rlsServerDefinition(): ServiceDefinition {
   const def = loadRlsPackage()[RLS_SERVICE_NAME] as ServiceDefinition;
@@ -75,6 +77,7 @@ export function rlsServerDefinition(): ServiceDefinition {
           return { undecodable: (e as Error).message } satisfies UndecodableRequest;
         }
       },
+      responseSerialize: (r: object) => encodeRlsResponse(r as RlsResponseObject),
     },
   };
 }

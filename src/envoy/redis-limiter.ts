@@ -34,7 +34,7 @@ export class RedisFixedWindowLimiter implements BatchRateLimiter {
     private readonly client: Client,
     o: RedisLimiterOptions,
   ) {
-    this.o = { keyPrefix: "foresight_", now: Date.now, ...o } as typeof this.o;
+    this.o = { ...o, keyPrefix: o.keyPrefix ?? "foresight_", now: o.now ?? Date.now } as typeof this.o;
     // The key outlives its window by at most a second (EXPIRE has second resolution).
     this.ttlSec = Math.max(1, Math.ceil(o.windowMs / 1000));
   }
