@@ -6,6 +6,7 @@ import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
 import { register as registerAllocate } from "./commands/allocate.ts";
+import { register as registerRls } from "./commands/rls.ts";
 
 const program = new Command()
   .name("foresight")
@@ -19,6 +20,7 @@ registerServe(program);
 registerEval(program);
 registerTrain(program);
 registerAllocate(program);
+registerRls(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;
