@@ -74,7 +74,7 @@ export type ReactiveHpaFactory = (o: { replicaRatePerSec: number; targetUtilizat
 export interface PoolThrottle {
   /**
    * @param tSec second since the trace start
-   * @param loadPerSec requests waiting plus arriving this second (the pool's load)
+   * @param loadPerSec the pool's load: mean arrival rate over the trailing pressure window, requests/s
    * @param capacityPerSec what the ready replicas serve this second
    */
   admit(tSec: number, arrivals: Float64Array, admitted: Float64Array, loadPerSec: number, capacityPerSec: number): void;

@@ -64,6 +64,8 @@ export interface ReplayParams {
   fixedWindowQuotaQuantile: number;
   /** Throttle bucket burst factor (throttle.burstFactor). Default 1.5. */
   burstFactor: number;
+  /** The throttle's pool load is the mean arrival rate over this many trailing seconds (pressure = load / capacity). Default 5. */
+  pressureWindowSec: number;
   /** "wasm" (release build) or "ts" (the engine's TypeScript reference). Default "wasm". */
   engine: "wasm" | "ts";
   /** LSTM-lite weights for the engine's ensemble (default: the built-in initialisation, as serve runs). */
@@ -93,6 +95,7 @@ export const DEFAULT_PARAMS: ReplayParams = {
   fixedWindowSec: 60,
   fixedWindowQuotaQuantile: 1,
   burstFactor: 1.5,
+  pressureWindowSec: 5,
   engine: "wasm",
 };
 
@@ -117,6 +120,7 @@ export function checkParams(p: ReplayParams): void {
   posInt("warmupSec", 0);
   posInt("maxDrawsPerWindow");
   posInt("fixedWindowSec");
+  posInt("pressureWindowSec");
   if (p.firstScoredDay < p.historyDays) bad("firstScoredDay", `must be >= historyDays (${p.historyDays}): scored days are never history`);
   if (p.selectionDays > p.historyDays - 1) bad("selectionDays", `must leave at least one history day before it for the engine to warm up (historyDays ${p.historyDays})`);
   if (!(p.medianReplicas > 0)) bad("medianReplicas", "must be > 0");
@@ -341,6 +345,10 @@ function simulateSpan(s: SpanInput): void {
   const within = new Uint8Array(C);
   const classify = s.forecasts.get(s.classifyQuantile);
   const nnArr = new Float64Array(wait + 1);
+  // Trailing pool demand over the throttle's pressure window.
+  const pw = p.pressureWindowSec;
+  const pRing = new Float64Array(pw);
+  let pSum = 0;
   const tlDay = s.timelineDay;
   const tlFrom = tlDay === undefined ? -1 : tlDay * DAY;
   const fromW = Math.floor(s.fromSec / W);
@@ -384,6 +392,9 @@ function simulateSpan(s: SpanInput): void {
         if (anyOver) for (let c = 0; c < C; c++) if (within[c]) nnWithin += x[c];
       } else if (perCur) x.fill(0);
       nnArr[t % (wait + 1)] = anyOver ? nnWithin : 0;
+      pSum += a - pRing[t % pw];
+      pRing[t % pw] = a;
+      const load = pSum / pw;
       for (const sim of sims) {
         if (t % p.decisionSec === 0 && inSpan) {
           const d = sim.decide(t);
@@ -395,7 +406,7 @@ function simulateSpan(s: SpanInput): void {
         const cap = sim.rs.ready * R;
         let adm = a;
         if (sim.throttle && perCur && inSpan) {
-          sim.throttle.admit(t, x, sim.admitted!, a + sim.q.backlog, cap);
+          sim.throttle.admit(t, x, sim.admitted!, load, cap);
           adm = 0;
           let nnAdm = 0;
           for (let c = 0; c < C; c++) {
