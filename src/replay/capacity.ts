@@ -86,10 +86,10 @@ export class FluidQueue {
     this.served = new Float64Array(maxWaitSec + 1);
   }
 
-  /** Requests waiting (not yet served, not yet dropped) before this second's arrivals. */
+  /** Requests still waiting after the last step that can be served in the next one. */
   get backlog(): number {
     let s = 0;
-    for (let i = 1; i <= this.maxWaitSec; i++) s += this.left[i];
+    for (let i = 0; i < this.maxWaitSec; i++) s += this.left[i];
     return s;
   }
 

@@ -709,3 +709,35 @@ function buildTimeline(trace: PoolTrace, demand: Float64Array, day: number, hpa:
   });
   return { model: trace.model, day, demandMean, demandMax, capacity, users };
 }
+
+/** One capacity policy of {@link replayDemand}. */
+export type DemandPolicy = { kind: "static"; replicas: number } | { kind: "hpa"; target: number } | { kind: "oracle"; factor: number };
+
+/**
+ * Replays a bare per-second demand series through one capacity policy and the queue model, every
+ * second scored (no traffic model, no gaps): the harness's capacity and service model on its own,
+ * for hand-computed checks. Returns the figures and the ready replicas of every second.
+ */
+export function replayDemand(demand: Float64Array, R: number, policy: DemandPolicy, p: ReplayParams, mods: PolicyModules, initialReplicas: number): { figures: PolicyFigures; ready: Int32Array; existing: Int32Array } {
+  const windowSec = 600;
+  const windows = Math.ceil(demand.length / windowSec);
+  const trace: PoolTrace = {
+    model: "demand", clientIds: [0], windows, windowSec, requests: new Float64Array(windows), dist: new Uint8Array(windows), shape: new Float64Array(windows),
+    gap: new Uint8Array(windows), refilledFrom: new Int32Array(windows).fill(-1),
+  };
+  const padded = new Float64Array(windows * windowSec);
+  padded.set(demand);
+  const hist: PoolHistory = { medianPerSec: NaN, replicaRatePerSec: R, peakPerSec: NaN, p99PerSec: NaN, staticPeakReplicas: 0, staticP99Replicas: 0, quotaPerWindow: new Float64Array(1), demand: padded };
+  const cx: SimFactoryContext = { trace, p, R, hist, demand: padded, forecasts: new Map(), mods, initialReplicas };
+  const sim = policy.kind === "static" ? staticSim("static", policy.replicas, p.maxWaitSec) : policy.kind === "hpa" ? hpaSim(cx, policy.target) : oracleSim(cx, policy.factor);
+  const ready = new Int32Array(demand.length);
+  const existing = new Int32Array(demand.length);
+  const observe = sim.observe;
+  sim.observe = (t, a, adm) => {
+    ready[t] = sim.rs.ready;
+    existing[t] = sim.rs.existing;
+    observe?.(t, a, adm);
+  };
+  simulateSpan({ trace, p, R, fromSec: 0, scoreFrom: 0, toSec: demand.length, demand: padded, perClient: false, sims: [sim], forecasts: new Map(), classifyQuantile: 0.9 });
+  return { figures: sim.run.figures, ready, existing };
+}
