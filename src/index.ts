@@ -6,3 +6,4 @@ export * from "./engine/index.ts";
 export * from "./forecast/index.ts";
 export * from "./processor/index.ts";
 export * from "./obs/index.ts";
+export * from "./allocator/index.ts";

@@ -1,0 +1,246 @@
+// Per-user allocation: each user's share of its pool's capacity, in the seed's
+// `allocateResources(user, predicted)` shape (current → required → delta → allocate or deallocate
+// with safeguards → record). Typed arrays over user slots, for a million users. The throttle reads
+// `allocatedPerSec`: a user above its forecast is throttled only when its pool is above its allocation.
+//
+// Share rule: when a pool's capacity covers the sum of its users' forecast upper bounds, every
+// user gets its bound plus the spare in proportion to it; when it does not, capacity is shared
+// max-min fair (water-filling): users asking less than the level get what they ask, the others
+// the level, so a small user keeps its forecast while a big one bursts.
+import { NO_POOL, type PoolMembership, type UserForecastArrays } from "./demand.ts";
+
+/** Options of {@link UserAllocations}. */
+export interface UserAllocationOptions {
+  /**
+   * Most of its allocation a user loses in one decision while its pool has spare capacity, as a
+   * fraction in (0, 1]. Default 0.5: a user's grant halves at most per decision, so a lull between
+   * two bursts does not cut it at once. In a pool short of capacity the fair share applies at once.
+   */
+  maxDecreaseFraction?: number;
+  /** Allocation below which a user's grant is recorded as 0, requests/s. Default 0. */
+  minAllocationPerSec?: number;
+}
+
+/** What the seed's allocateResources returns for one user. */
+export interface UserAllocationResult {
+  user: number;
+  current: number;
+  required: number;
+  delta: number;
+  action: "allocate" | "deallocate" | "none";
+  /** The allocation recorded (may differ from `required` by the deallocation safeguard). */
+  allocated: number;
+}
+
+/** Summary of {@link UserAllocations.allocateAll}. */
+export interface UserAllocationSummary {
+  /** Per pool: Σ of the users' claims (upper bounds, weighted for split users), requests/s. */
+  claimsPerSec: Float64Array;
+  /** Per pool: Σ of the allocations recorded, requests/s. */
+  allocatedPerSec: Float64Array;
+  /** Per pool: water level when short (the most a user gets), else Infinity. */
+  levelPerSec: Float64Array;
+  /** Per pool: capacity < claims. */
+  short: Uint8Array;
+  allocations: number;
+  deallocations: number;
+}
+
+/** Bad allocation input. */
+export class UserAllocationError extends Error {
+  override name = "UserAllocationError";
+}
+
+/** Per-user allocations (requests/s), recorded across ticks. */
+export class UserAllocations {
+  /** The recorded allocation of each user slot, requests/s (what the throttle reads). */
+  readonly allocatedPerSec: Float64Array;
+  /** This tick's requirement of each user, requests/s. */
+  readonly requiredPerSec: Float64Array;
+  /** allocated − previous allocated of this tick. */
+  readonly deltaPerSec: Float64Array;
+  private readonly maxDecrease: number;
+  private readonly minAlloc: number;
+
+  constructor(capacityUsers: number, options: UserAllocationOptions = {}) {
+    if (!(Number.isInteger(capacityUsers) && capacityUsers >= 0)) throw new UserAllocationError(`capacityUsers must be an integer >= 0 (got ${capacityUsers})`);
+    this.maxDecrease = options.maxDecreaseFraction ?? 0.5;
+    if (!(this.maxDecrease > 0 && this.maxDecrease <= 1)) throw new UserAllocationError(`maxDecreaseFraction must be in (0, 1] (got ${this.maxDecrease})`);
+    this.minAlloc = options.minAllocationPerSec ?? 0;
+    if (!(this.minAlloc >= 0)) throw new UserAllocationError(`minAllocationPerSec must be >= 0 (got ${this.minAlloc})`);
+    this.allocatedPerSec = new Float64Array(capacityUsers);
+    this.requiredPerSec = new Float64Array(capacityUsers);
+    this.deltaPerSec = new Float64Array(capacityUsers);
+  }
+
+  /** The user's recorded allocation, requests/s. */
+  currentAllocation(user: number): number {
+    return this.allocatedPerSec[user];
+  }
+
+  /**
+   * The seed's shape for one user: `required` is what the user should get now (its predicted
+   * share); an increase is allocated at once; a decrease is deallocated with the safeguard (at most
+   * maxDecreaseFraction of the current allocation) unless `immediate` (its pool is short).
+   */
+  allocateResources(user: number, required: number, immediate = false): UserAllocationResult {
+    if (!(Number.isInteger(user) && user >= 0 && user < this.allocatedPerSec.length)) throw new UserAllocationError(`user slot ${user} is outside 0..${this.allocatedPerSec.length - 1}`);
+    if (!(required >= 0) || !Number.isFinite(required)) throw new UserAllocationError(`required allocation of user ${user} must be a finite number >= 0 (got ${required})`);
+    const current = this.allocatedPerSec[user];
+    let next = required;
+    let action: UserAllocationResult["action"] = "none";
+    if (required > current) action = "allocate";
+    else if (required < current) {
+      action = "deallocate";
+      if (!immediate) next = Math.max(required, current * (1 - this.maxDecrease));
+    }
+    if (next < this.minAlloc) next = 0;
+    this.requiredPerSec[user] = required;
+    this.deltaPerSec[user] = next - current;
+    this.allocatedPerSec[user] = next;
+    if (next === current) action = "none";
+    return { user, current, required, delta: required - current, action, allocated: next };
+  }
+
+  /**
+   * Every user's share of its pool's capacity (`poolCapacityPerSec[p]`, requests/s), recorded with
+   * the safeguards. Claims are the forecast upper bounds; split users claim w·upper in each pool.
+   */
+  allocateAll(f: UserForecastArrays, m: PoolMembership, poolCapacityPerSec: ArrayLike<number>): UserAllocationSummary {
+    const n = f.count;
+    const P = m.poolCount;
+    if (poolCapacityPerSec.length !== P) throw new UserAllocationError(`${poolCapacityPerSec.length} pool capacities for ${P} pools`);
+    if (n > this.allocatedPerSec.length) throw new UserAllocationError(`forecasts have ${n} users, allocations hold ${this.allocatedPerSec.length}`);
+    const poolOf = m.poolOf;
+    const upper = f.upperPerSec;
+    const split = m.splitUsers > 0 ? m.splitTable : undefined;
+    const claims = new Float64Array(P);
+    for (let i = 0; i < n; i++) {
+      const p = poolOf[i];
+      if (p >= 0) claims[p] += upper[i];
+      else if (p !== NO_POOL && split) {
+        const r = -2 - p;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) claims[split.pool[k]] += split.weight[k] * upper[i];
+      }
+    }
+    const short = new Uint8Array(P);
+    const level = new Float64Array(P).fill(Infinity);
+    const ratio = new Float64Array(P); // spare multiplier where not short
+    let anyShort = false;
+    for (let p = 0; p < P; p++) {
+      const cap = poolCapacityPerSec[p];
+      if (!(cap >= 0)) throw new UserAllocationError(`capacity of pool ${p} must be >= 0 (got ${cap})`);
+      if (cap < claims[p]) {
+        short[p] = 1;
+        anyShort = true;
+      } else ratio[p] = claims[p] > 0 ? cap / claims[p] : 0;
+    }
+    if (anyShort) this.waterLevels(f, m, poolCapacityPerSec, short, level, claims);
+    const allocated = new Float64Array(P);
+    let allocs = 0, deallocs = 0;
+    for (let i = 0; i < n; i++) {
+      const p = poolOf[i];
+      if (p === NO_POOL) {
+        this.record(i, 0, true);
+        continue;
+      }
+      const u = upper[i];
+      let req = 0;
+      let immediate = false;
+      if (p >= 0) {
+        if (short[p]) {
+          req = u < level[p] ? u : level[p];
+          immediate = true;
+        } else req = u * ratio[p];
+      } else if (split) {
+        const r = -2 - p;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
+          const q = split.pool[k], c = split.weight[k] * u;
+          if (short[q]) {
+            req += c < level[q] ? c : level[q];
+            immediate = true;
+          } else req += c * ratio[q];
+        }
+      }
+      const before = this.allocatedPerSec[i];
+      this.record(i, req, immediate);
+      const after = this.allocatedPerSec[i];
+      if (after > before) allocs++;
+      else if (after < before) deallocs++;
+      if (p >= 0) allocated[p] += after;
+      else if (split) {
+        // Each pool's part of the allocation: its part of the requirement, scaled like the whole.
+        const r = -2 - p;
+        const scale = req > 0 ? after / req : 0;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
+          const q = split.pool[k], c = split.weight[k] * u;
+          const part = short[q] ? (c < level[q] ? c : level[q]) : c * ratio[q];
+          allocated[q] += req > 0 ? part * scale : split.weight[k] * after;
+        }
+      }
+    }
+    return { claimsPerSec: claims, allocatedPerSec: allocated, levelPerSec: level, short, allocations: allocs, deallocations: deallocs };
+  }
+
+  // Inline form of allocateResources for the vector path (no result object per user).
+  private record(i: number, required: number, immediate: boolean): void {
+    const current = this.allocatedPerSec[i];
+    let next = required;
+    if (required < current && !immediate) {
+      const floor = current * (1 - this.maxDecrease);
+      if (floor > next) next = floor;
+    }
+    if (next < this.minAlloc) next = 0;
+    this.requiredPerSec[i] = required;
+    this.deltaPerSec[i] = next - current;
+    this.allocatedPerSec[i] = next;
+  }
+
+  /** Bisection of each short pool's level L with Σ min(claimᵢ, L) = capacity, all pools per pass. */
+  private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, claims: Float64Array): void {
+    const P = m.poolCount;
+    const lo = new Float64Array(P);
+    const hi = new Float64Array(P);
+    const n = f.count, poolOf = m.poolOf, upper = f.upperPerSec;
+    const split = m.splitUsers > 0 ? m.splitTable : undefined;
+    // hi: the largest claim in the pool (level above it gives Σ claims > capacity: impossible).
+    for (let i = 0; i < n; i++) {
+      const p = poolOf[i];
+      if (p >= 0) {
+        if (short[p] && upper[i] > hi[p]) hi[p] = upper[i];
+      } else if (p !== NO_POOL && split) {
+        const r = -2 - p;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
+          const q = split.pool[k], c = split.weight[k] * upper[i];
+          if (short[q] && c > hi[q]) hi[q] = c;
+        }
+      }
+    }
+    const sum = new Float64Array(P);
+    // 50 halvings: the level is exact to 2⁻⁵⁰ of the largest claim.
+    for (let it = 0; it < 50; it++) {
+      sum.fill(0);
+      for (let p = 0; p < P; p++) if (short[p]) level[p] = (lo[p] + hi[p]) / 2;
+      for (let i = 0; i < n; i++) {
+        const p = poolOf[i];
+        if (p >= 0) {
+          if (short[p]) sum[p] += upper[i] < level[p] ? upper[i] : level[p];
+        } else if (p !== NO_POOL && split) {
+          const r = -2 - p;
+          for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
+            const q = split.pool[k], c = split.weight[k] * upper[i];
+            if (short[q]) sum[q] += c < level[q] ? c : level[q];
+          }
+        }
+      }
+      for (let p = 0; p < P; p++) if (short[p]) (sum[p] > cap[p] ? hi : lo)[p] = level[p];
+    }
+    // The lower end never over-commits capacity.
+    for (let p = 0; p < P; p++) if (short[p]) level[p] = claims[p] > 0 ? lo[p] : 0;
+  }
+}
+
+/** A pool's capacity in requests/s for per-user shares: replicas × requests/s per replica × utilization. */
+export function poolCapacityPerSec(replicas: number, requestsPerSecPerReplica: number, utilization = 1): number {
+  return replicas * requestsPerSecPerReplica * utilization;
+}

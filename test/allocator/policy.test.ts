@@ -1,0 +1,220 @@
+// Required resources, the cluster budget, the per-pool policy's safeguards and per-user shares,
+// on hand-computed cases.
+import { test } from "uvu";
+import * as assert from "uvu/assert";
+import { shareBudget } from "../../src/allocator/budget.ts";
+import { PoolMembership } from "../../src/allocator/demand.ts";
+import { ClusterPolicy, POOL_POLICY_DEFAULTS, PoolPolicy, type PoolPolicyConfig } from "../../src/allocator/policy.ts";
+import { bitsQuantity, calculateRequiredResources, EGRESS_BANDWIDTH_ANNOTATION, INGRESS_BANDWIDTH_ANNOTATION, pickHorizon, requiredHorizonSec } from "../../src/allocator/resources.ts";
+import { UserAllocations } from "../../src/allocator/users.ts";
+import { validateConfig } from "../../src/config/index.ts";
+
+const S = 1000;
+const cfg = (over: Partial<PoolPolicyConfig> = {}): PoolPolicyConfig => ({
+  ...POOL_POLICY_DEFAULTS,
+  name: "p",
+  costModel: { requestsPerSecPerReplica: 10, cpuPerReplicaMillicores: 500, memoryPerReplicaMiB: 256 },
+  ...over,
+});
+
+test("resources: replicas = ceil(demand × (1 + headroom) / (capacity × target)), tokens constrain too", () => {
+  const pool = { costModel: { requestsPerSecPerReplica: 10, tokensPerSecPerReplica: 1000, cpuPerReplicaMillicores: 500, memoryPerReplicaMiB: 256 }, targetUtilization: 0.8, headroom: 0.1 };
+  // 80 req/s × 1.1 / 8 = 11 exactly (no float residue adds a 12th).
+  let r = calculateRequiredResources({ requestsPerSec: 80 }, pool);
+  assert.is(r.replicas, 11);
+  assert.is(r.replicasByTokens, 0);
+  assert.is(r.totalCpuMillicores, 11 * 500);
+  assert.is(r.totalMemoryMiB, 11 * 256);
+  // tokens 20 000/s × 1.1 / 800 = 27.5 → 28 > 11.
+  r = calculateRequiredResources({ requestsPerSec: 80, tokensPerSec: 20_000 }, pool);
+  assert.is(r.replicasByTokens, 28);
+  assert.is(r.replicas, 28);
+  // tokens from tokensPerRequest when the demand has requests only: 80 × 300 = 24 000 → 24 000 × 1.1 / 800 = 33.
+  r = calculateRequiredResources({ requestsPerSec: 80 }, { ...pool, costModel: { ...pool.costModel, tokensPerRequest: 300 } });
+  assert.is(r.replicas, 33);
+  assert.is(calculateRequiredResources({ requestsPerSec: 0 }, pool).replicas, 0);
+  assert.throws(() => calculateRequiredResources({ requestsPerSec: NaN }, pool), /requestsPerSec/);
+});
+
+test("resources: bandwidth annotations fixed or derived from a replica's rate", () => {
+  const base = { costModel: { requestsPerSecPerReplica: 100, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 }, targetUtilization: 1, headroom: 0.25 };
+  let r = calculateRequiredResources({ requestsPerSec: 1 }, { ...base, bandwidth: { ingress: "10M", egress: "1G" } });
+  assert.equal(r.annotations, { [INGRESS_BANDWIDTH_ANNOTATION]: "10M", [EGRESS_BANDWIDTH_ANNOTATION]: "1G" });
+  // 100 req/s × 1.25 × 10 000 B × 8 = 10 Mbit/s; egress 125 req/s × 1 MB × 8 = 1 Gbit/s.
+  r = calculateRequiredResources({ requestsPerSec: 1 }, { ...base, bandwidth: { ingressBytesPerRequest: 10_000, egressBytesPerRequest: 1_000_000 } });
+  assert.equal(r.annotations, { [INGRESS_BANDWIDTH_ANNOTATION]: "10M", [EGRESS_BANDWIDTH_ANNOTATION]: "1000M" });
+  assert.equal(calculateRequiredResources({ requestsPerSec: 1 }, base).annotations, {});
+  assert.is(bitsQuantity(9_999), "9999");
+  assert.is(bitsQuantity(25_000_000_000), "25G");
+});
+
+test("resources: the sizing horizon covers pod start plus one decision", () => {
+  assert.is(requiredHorizonSec(30, 15_000), 45);
+  assert.is(pickHorizon([60, 300, 600], 45), 0);
+  assert.is(pickHorizon([600, 60, 300], 120), 2);
+  assert.is(pickHorizon([60, 300], 900), 1);
+  assert.throws(() => pickHorizon([], 1), /no forecast horizons/);
+});
+
+test("config pools satisfy the policy's config type", () => {
+  const c = validateConfig({ pools: [{ name: "chat", workload: { name: "chat" }, costModel: { requestsPerSecPerReplica: 5 } }] });
+  const p = new PoolPolicy(c.pools[0]);
+  assert.is(p.replicas, 1);
+  // The policy defaults are the schema's.
+  const { name: _n, workload: _w, costModel: _c, match: _m, mode: _mo, bandwidth: _b, ...rest } = c.pools[0];
+  assert.equal(rest, { ...POOL_POLICY_DEFAULTS });
+});
+
+test("budget: minimums first, then priority, then max-min fair by dominant share", () => {
+  const budget = { maxReplicasTotal: 10, maxCpuMillicores: 100_000, maxMemoryMiB: 1e9 };
+  // Everything fits: granted as wanted.
+  let g = shareBudget([{ priority: 0, minReplicas: 1, wantReplicas: 3, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 }], budget);
+  assert.equal(g.replicas, [3]);
+  // High priority takes what it wants (6), the two low ones share the remaining 4 fairly (2 + 2 after min 1 each).
+  g = shareBudget(
+    [
+      { priority: 0, minReplicas: 1, wantReplicas: 8, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+      { priority: 5, minReplicas: 1, wantReplicas: 6, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+      { priority: 0, minReplicas: 1, wantReplicas: 8, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+    ],
+    budget,
+  );
+  assert.equal(g.replicas, [2, 6, 2]);
+  assert.equal(g.limited, [true, false, true]);
+  assert.is(g.replicasTotal, 10);
+  // Water-filling: a pool wanting little gets all of it; the rest split evenly.
+  g = shareBudget(
+    [
+      { priority: 0, minReplicas: 0, wantReplicas: 1, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+      { priority: 0, minReplicas: 0, wantReplicas: 9, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+      { priority: 0, minReplicas: 0, wantReplicas: 9, cpuPerReplicaMillicores: 1, memoryPerReplicaMiB: 1 },
+    ],
+    budget,
+  );
+  assert.equal(g.replicas, [1, 5, 4]);
+  // CPU is the dominant resource: a 4-CPU replica pool counts 4× per replica; CPU budget 12 cores.
+  g = shareBudget(
+    [
+      { priority: 0, minReplicas: 0, wantReplicas: 10, cpuPerReplicaMillicores: 4000, memoryPerReplicaMiB: 1 },
+      { priority: 0, minReplicas: 0, wantReplicas: 10, cpuPerReplicaMillicores: 1000, memoryPerReplicaMiB: 1 },
+    ],
+    { maxReplicasTotal: 100, maxCpuMillicores: 12_000, maxMemoryMiB: 1e9 },
+  );
+  // Dominant (CPU) shares rise together: pool 1 reaches 4 replicas (1/3 of the CPU) when pool 0 takes its first
+  // (1/3); pool 0's second would exceed the budget, so pool 1 takes the rest (work-conserving): [1, 8].
+  assert.equal(g.replicas, [1, 8]);
+  assert.ok(g.cpuMillicores <= 12_000);
+});
+
+test("policy: scale up at once to max(predictive, reactive, active)", () => {
+  const p = new PoolPolicy(cfg({ maxReplicas: 100 }));
+  // upper 80 req/s → 80 × 1.1 / (10 × 0.8) = 11.
+  let d = p.decide(0, { upperRequestsPerSec: 80, observedRequestsPerSec: 10 });
+  assert.is(d.predictiveReplicas, 11);
+  assert.is(d.replicas, 11);
+  assert.is(d.direction, "up");
+  assert.is(d.reason, "up: predictive");
+  p.settle(d.replicas);
+  // Forecast misses a step: observed 200 req/s. Active need ceil(200 / 8) = 25; the HPA from 1 replica
+  // can only go to max(1+4, 2) = 5 in this sync; the active floor wins.
+  d = p.decide(15 * S, { upperRequestsPerSec: 80, observedRequestsPerSec: 200 });
+  assert.is(d.activeReplicas, 25);
+  assert.is(d.replicas, 25);
+  assert.is(d.reason, "up: active users");
+  assert.ok(d.replicas >= d.reactiveReplicas);
+});
+
+test("policy: scale down only after the stabilization window, by at most a step", () => {
+  const p = new PoolPolicy(cfg({ maxReplicas: 100, scaleDownMaxStepReplicas: 4, stabilizationWindowSec: 60 }), 1);
+  let d = p.decide(0, { upperRequestsPerSec: 160, observedRequestsPerSec: 100 }); // 160 × 1.1 / 8 = 22
+  assert.is(d.replicas, 22);
+  p.settle(22);
+  const seen: number[] = [];
+  for (let t = 15; t <= 150; t += 15) {
+    d = p.decide(t * S, { upperRequestsPerSec: 8, observedRequestsPerSec: 1 }); // wants 2
+    p.settle(d.replicas);
+    seen.push(d.replicas);
+    if (t < 60) assert.is(d.reason, "hold: stabilization", `t=${t}`);
+  }
+  // Held until the 22 left the 60 s window (t = 60: sample at 0 is not after the cutoff), then −4 per decision
+  // until the reactive floor: the modelled HPA went 1 → 5 (rate limit) → 8 (mean of 100 and 1 req/s over
+  // its 60 s window: ceil(50.5 / 7)) and its own 300 s window holds it there.
+  assert.equal(seen, [22, 22, 22, 18, 14, 10, 8, 8, 8, 8]);
+  assert.is(d.reactiveReplicas, 8);
+});
+
+test("policy: tolerance band, bounds, incomplete demand holds", () => {
+  const p = new PoolPolicy(cfg({ maxReplicas: 12, minReplicas: 2, stabilizationWindowSec: 0 }), 10);
+  // wants 11 (+10 %) while the floor is below current: hold.
+  let d = p.decide(0, { upperRequestsPerSec: 80, observedRequestsPerSec: 0 });
+  assert.is(d.replicas, 10);
+  assert.is(d.reason, "hold: tolerance");
+  // wants 1000 → max 12.
+  d = p.decide(15 * S, { upperRequestsPerSec: 1000, observedRequestsPerSec: 0 });
+  assert.is(d.replicas, 12);
+  p.settle(12);
+  // Incomplete demand: never scale down on it.
+  d = p.decide(30 * S, { upperRequestsPerSec: 0, observedRequestsPerSec: 0, incomplete: true });
+  assert.is(d.replicas, 12);
+  assert.is(d.reason, "hold: incomplete demand");
+  // Current outside the bounds (someone edited the workload): brought back inside.
+  d = p.decide(45 * S, { upperRequestsPerSec: 0, observedRequestsPerSec: 0, currentReplicas: 40 });
+  assert.is(d.replicas, 12);
+  assert.is(d.direction, "down");
+});
+
+test("cluster policy: budget cuts the lower priority and the pool remembers the granted count", () => {
+  const c = new ClusterPolicy(
+    [cfg({ name: "hi", priority: 10, maxReplicas: 50 }), cfg({ name: "lo", maxReplicas: 50 })],
+    { maxReplicasTotal: 20, maxCpuMillicores: 1e9, maxMemoryMiB: 1e9 },
+  );
+  const ds = c.decide(0, [{ upperRequestsPerSec: 80, observedRequestsPerSec: 0 }, { upperRequestsPerSec: 160, observedRequestsPerSec: 0 }]);
+  assert.equal(ds.map((d) => d.replicas), [11, 9]);
+  assert.equal(ds.map((d) => d.budgetLimited), [false, true]);
+  assert.match(ds[1].reason, /cut by cluster budget/);
+  assert.is(c.pools[1].replicas, 9);
+  assert.is(c.indexOf("lo"), 1);
+});
+
+test("users: spare shared in proportion; short pool water-filled; deallocation safeguard", () => {
+  const mb = new PoolMembership(4, 2);
+  mb.set(0, 0);
+  mb.set(1, 0);
+  mb.set(2, 1);
+  mb.set(3, 1);
+  const f = { count: 4, meanPerSec: new Float64Array(4), upperPerSec: Float64Array.from([10, 30, 2, 50]), observedPerSec: new Float64Array(4) };
+  const a = new UserAllocations(4, { maxDecreaseFraction: 0.5 });
+  // Pool 0: capacity 80 ≥ claims 40 → ×2. Pool 1: capacity 22 < 52 → level 20: user 2 gets 2, user 3 gets 20.
+  let s = a.allocateAll(f, mb, [80, 22]);
+  assert.equal([...s.short], [0, 1]);
+  assert.ok(Math.abs(s.levelPerSec[1] - 20) < 1e-9);
+  assert.equal([...a.allocatedPerSec].map((x) => Math.round(x * 1e6) / 1e6), [20, 60, 2, 20]);
+  assert.is(s.allocations, 4);
+  // Capacity of pool 0 drops to 40: requirements 10 and 30, but a user loses at most half per decision.
+  s = a.allocateAll(f, mb, [40, 22]);
+  assert.equal([...a.allocatedPerSec].slice(0, 2), [10, 30]);
+  s = a.allocateAll({ ...f, upperPerSec: Float64Array.from([1, 1, 2, 50]) }, mb, [2, 22]);
+  assert.equal([...a.allocatedPerSec].slice(0, 2), [5, 15]);
+  assert.is(s.deallocations, 2);
+  // The seed's one-user shape.
+  const r = a.allocateResources(0, 100);
+  assert.equal({ ...r }, { user: 0, current: 5, required: 100, delta: 95, action: "allocate", allocated: 100 });
+  const down = a.allocateResources(0, 10);
+  assert.equal([down.action, down.allocated, down.delta], ["deallocate", 50, -90]);
+  assert.is(a.allocateResources(0, 10, true).allocated, 10);
+});
+
+test("users: split users claim w·upper in each pool", () => {
+  const mb = new PoolMembership(2, 2);
+  mb.setShares(0, [{ pool: 0, weight: 1 }, { pool: 1, weight: 3 }]);
+  mb.set(1, 1);
+  const f = { count: 2, meanPerSec: new Float64Array(2), upperPerSec: Float64Array.from([40, 30]), observedPerSec: new Float64Array(2) };
+  const a = new UserAllocations(2);
+  const s = a.allocateAll(f, mb, [20, 60]);
+  assert.equal([...s.claimsPerSec], [10, 60]);
+  // Pool 0 ×2 → 20; pool 1 exactly covered → 30: user 0 gets 20 + 30 = 50.
+  assert.equal([...a.allocatedPerSec], [50, 30]);
+  assert.equal([...s.allocatedPerSec], [20, 30 + 30]);
+});
+
+test.run();
