@@ -1,37 +1,10 @@
 /**
  * INTERIM, to be deleted: stand-ins for policy modules that are being written on other branches
- * (src/allocator/policy.ts, src/throttle/grants.ts, src/envoy/fixed-window.ts). They let the
+ * (src/throttle/grants.ts, src/envoy/fixed-window.ts). They let the
  * harness run end to end until the live modules are merged; the replay's figures are only ever
  * reported with the live ones (adapters.ts).
  */
-import { HpaRecommender } from "../allocator/hpa.ts";
-import { normalQuantile } from "../engine/options.ts";
-import type { FixedWindowFactory, ForesightAllocatorFactory, GrantThrottleFactory } from "./ports.ts";
-
-export const interimForesight: ForesightAllocatorFactory = (o) => {
-  const floor = new HpaRecommender({ capacityPerReplicaPerSec: o.replicaRatePerSec, targetUtilization: o.reactiveTarget, initialReplicas: o.initialReplicas });
-  const z = normalQuantile(o.settings.quantile);
-  const recent: { t: number; r: number }[] = [];
-  return {
-    observe: (t, r) => floor.observe(t, r),
-    decide(nowMs, u, existing) {
-      let m = 0;
-      let v = 0;
-      for (let i = 0; i < u.count; i++) {
-        m += u.meanPerSec[i];
-        const s = (u.upperPerSec[i] - u.meanPerSec[i]) / z;
-        v += s * s;
-      }
-      const bound = (m + z * Math.sqrt(v)) * (1 + o.settings.headroom);
-      let pred = Math.ceil(bound / o.replicaRatePerSec);
-      recent.push({ t: nowMs, r: pred });
-      while (recent[0].t <= nowMs - 300_000) recent.shift();
-      for (const x of recent) pred = Math.max(pred, x.r);
-      const reactive = floor.recommend(nowMs, undefined, existing).replicas;
-      return { replicas: Math.max(1, pred, reactive), predictiveReplicas: pred, reactiveReplicas: reactive };
-    },
-  };
-};
+import type { FixedWindowFactory, GrantThrottleFactory } from "./ports.ts";
 
 export const interimFixedWindow: FixedWindowFactory = ({ quotaPerWindow, windowSec }) => {
   const used = new Float64Array(quotaPerWindow.length);

@@ -41,6 +41,8 @@ export interface ForesightSettings {
   headroom: number;
   /** Upper-bound quantile of the engine's forecasts. */
   quantile: number;
+  /** Target utilization of the reactive HPA floor (pools[].reactive.targetUtilization). */
+  floorTarget: number;
 }
 
 /** Builds a Foresight allocator for a pool. */
@@ -54,8 +56,6 @@ export type ForesightAllocatorFactory = (o: {
   decisionSec: number;
   /** Replicas before the first decision. */
   initialReplicas: number;
-  /** Target utilization of the reactive floor (the HPA default, 0.7). */
-  reactiveTarget: number;
 }) => ForesightAllocator;
 
 /** Reactive HPA v2 of one pool (adapter over src/allocator/hpa.ts). */

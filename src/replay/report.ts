@@ -33,7 +33,7 @@ const matchCells = (m: Matched): string[] => [
 const POOL_HEAD = ["pool", "clients", "median req/s", "R req/s", "peak req/s", "static peak / p99", "gap windows", "excluded h", "scored h", "chosen Foresight"];
 const poolCells = (p: PoolResult): string[] => [
   p.model, String(p.clients), num(p.history.medianPerSec), num(p.history.replicaRatePerSec, 2), num(p.history.peakPerSec), `${p.history.staticPeakReplicas} / ${p.history.staticP99Replicas}`,
-  String(p.gapWindows), num(p.excludedHours), num(p.scoredHours), `headroom ${p.selection.chosen.headroom}, q ${p.selection.chosen.quantile}`,
+  String(p.gapWindows), num(p.excludedHours), num(p.scoredHours), `headroom ${p.selection.chosen.headroom}, q ${p.selection.chosen.quantile}, floor ${p.selection.chosen.floorTarget}`,
 ];
 
 const EP_HEAD = ["pool", "start (day hh:mm:ss)", "duration s", "dropped", "requests", "client that stepped", "its step req/s"];
@@ -251,7 +251,7 @@ export function renderHtml(r: ReplayResult, o: { command: string }): string {
 <li>Gaps: windows with &lt; ${p.gapFraction * 100} % of the pool's median window volume, refilled from the nearest earlier non-gap day, run through, not scored.</li>
 <li>Capacity: R = median per-second demand over the history / ${p.medianReplicas}; decisions every ${p.decisionSec} s; scale-ups ready after ${p.startDelaySec} s; scale-down immediate (pending first); every existing replica billed.</li>
 <li>Service: fluid FIFO, ready replicas × R per second, a request waits at most ${p.maxWaitSec} s after its arrival second; SLO = share served in time; no-queue = demand above capacity in its own second lost.</li>
-<li>Policies: static at the history's peak and p99 second; HPA v2 (src/allocator/hpa.ts, Kubernetes defaults) at ${p.hpaTargets.join(", ")}; fixed-window per-user limiter (quota = the user's history ${p.fixedWindowQuotaQuantile === 1 ? "peak" : `p${p.fixedWindowQuotaQuantile * 100}`} per ${p.fixedWindowSec} s) in front of HPA-${p.hpaTarget}; Foresight = real WASM engine ensemble forecasts + allocator + throttle at headroom ${p.foresightHeadrooms.join("/")} × quantile ${p.foresightQuantiles.join("/")}; oracle knowing the next ${p.oracleLookaheadSec} s, capacity × ${p.oracleFactors.join("/")}.</li>
+<li>Policies: static at the history's peak and p99 second; HPA v2 (src/allocator/hpa.ts, Kubernetes defaults) at ${p.hpaTargets.join(", ")}; fixed-window per-user limiter (quota = the user's history ${p.fixedWindowQuotaQuantile === 1 ? "peak" : `p${p.fixedWindowQuotaQuantile * 100}`} per ${p.fixedWindowSec} s) in front of HPA-${p.hpaTarget}; Foresight = real WASM engine ensemble forecasts + allocator + throttle at headroom ${p.foresightHeadrooms.join("/")} × quantile ${p.foresightQuantiles.join("/")} × reactive-floor target ${p.foresightFloorTargets.join("/")} (every other allocator and throttle setting: the config schema's default); oracle knowing the next ${p.oracleLookaheadSec} s, capacity × ${p.oracleFactors.join("/")}.</li>
 </ul>
 <h2>Targets (overall)</h2>
 <ul>

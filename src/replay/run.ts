@@ -5,7 +5,7 @@
 import { ReplayOptionError } from "./errors.ts";
 import { addFigures, atSlo, emptyFigures, summarize, type FrontierPoint, type PolicyFigures, type PolicySummary } from "./metrics.ts";
 import type { PolicyModules } from "./ports.ts";
-import { checkParams, replayPool, type PoolProgress, type PoolResult, type ReplayParams } from "./sim.ts";
+import { checkParams, replayPool, sameSetting, type PoolProgress, type PoolResult, type ReplayParams } from "./sim.ts";
 import { loadPoolTraces, refillGaps } from "./traffic.ts";
 
 /** Default pools: the three language models of the ServeGen trace. */
@@ -86,7 +86,7 @@ function buildScope(name: string, pools: PoolResult[], p: ReplayParams): Scope {
     for (const r of pool.runs) {
       add(r.name, r.family, r.setting, r.figures);
       // The chosen setting may differ per pool: "foresight" is each pool's choice, summed.
-      if (r.family === "foresight" && r.setting.headroom === chosen.headroom && r.setting.quantile === chosen.quantile) add("foresight (chosen)", "foresight-chosen", r.setting, r.figures);
+      if (r.family === "foresight" && sameSetting(r.setting, chosen)) add("foresight (chosen)", "foresight-chosen", r.setting, r.figures);
       if (r.family === "foresight+throttle") add("foresight (chosen) +throttle", "foresight+throttle", r.setting, r.figures);
     }
   }
@@ -94,7 +94,7 @@ function buildScope(name: string, pools: PoolResult[], p: ReplayParams): Scope {
   const rows: Row[] = [];
   for (const n of rowNames) {
     const e = byName.get(n);
-    if (e) rows.push({ name: pools.length === 1 && n.startsWith("foresight (chosen)") ? n.replace("(chosen)", `h${e.setting.headroom} q${e.setting.quantile}`) : n, family: e.family, setting: e.setting, summary: summarize(e.f) });
+    if (e) rows.push({ name: pools.length === 1 && n.startsWith("foresight (chosen)") ? n.replace("(chosen)", `h${e.setting.headroom} q${e.setting.quantile} f${e.setting.floorTarget}`) : n, family: e.family, setting: e.setting, summary: summarize(e.f) });
   }
   for (const [n, e] of byName) if (e.family === "oracle") rows.push({ name: n, family: e.family, setting: e.setting, summary: summarize(e.f) });
   const fam = (f: string) => [...byName].filter(([, e]) => e.family === f).map(([n, e]) => toPoint(n, e.f));

@@ -56,6 +56,8 @@ export interface ReplayParams {
   foresightHeadrooms: number[];
   /** Foresight upper-bound quantiles traced. */
   foresightQuantiles: number[];
+  /** Foresight reactive-floor HPA targets traced (pools[].reactive.targetUtilization; 0.7 = the schema default). */
+  foresightFloorTargets: number[];
   /** SLO at which settings are chosen on the history, and the main matched point. Default 0.999. */
   selectionSlo: number;
   /** Fixed-window limiter: window, s. Default 60. */
@@ -91,6 +93,7 @@ export const DEFAULT_PARAMS: ReplayParams = {
   oracleFactors: [0.8, 0.85, 0.9, 0.95, 1.0],
   foresightHeadrooms: [0, 0.1, 0.2, 0.3, 0.45, 0.6],
   foresightQuantiles: [0.9, 0.99],
+  foresightFloorTargets: [0.7, 0.85, 1.0],
   selectionSlo: 0.999,
   fixedWindowSec: 60,
   fixedWindowQuotaQuantile: 1,
@@ -130,6 +133,7 @@ export function checkParams(p: ReplayParams): void {
   for (const f of p.oracleFactors) if (!(f > 0)) bad("oracleFactors", "every factor must be > 0");
   for (const h of p.foresightHeadrooms) if (!(h >= 0)) bad("foresightHeadrooms", "every headroom must be >= 0");
   for (const q of p.foresightQuantiles) if (!(q > 0.5 && q < 1)) bad("foresightQuantiles", "every quantile must be in (0.5, 1)");
+  for (const t of p.foresightFloorTargets) if (!(t > 0 && t <= 1)) bad("foresightFloorTargets", "every target must be in (0, 1]");
   if (!(p.selectionSlo > 0 && p.selectionSlo < 1)) bad("selectionSlo", "must be in (0, 1)");
   if (!(p.fixedWindowQuotaQuantile > 0 && p.fixedWindowQuotaQuantile <= 1)) bad("fixedWindowQuotaQuantile", "must be in (0, 1]");
   if (!(p.burstFactor >= 1)) bad("burstFactor", "must be >= 1");
@@ -539,10 +543,10 @@ function foresightSim(cx: SimFactoryContext, st: ForesightSettings, throttled: b
   const { p, R, trace } = cx;
   const f = cx.forecasts.get(st.quantile);
   if (!f) throw new ReplayOptionError(`no engine forecasts for quantile ${st.quantile}`);
-  const alloc = cx.mods.foresight({ replicaRatePerSec: R, settings: st, startDelaySec: p.startDelaySec, decisionSec: p.decisionSec, initialReplicas: cx.initialReplicas, reactiveTarget: p.hpaTarget });
+  const alloc = cx.mods.foresight({ replicaRatePerSec: R, settings: st, startDelaySec: p.startDelaySec, decisionSec: p.decisionSec, initialReplicas: cx.initialReplicas });
   const users = newForecastArrays(trace.clientIds.length);
-  const name = `foresight h${st.headroom} q${st.quantile}${throttled ? " +throttle" : ""}`;
-  const sim = baseSim({ name, family: throttled ? "foresight+throttle" : "foresight", setting: { headroom: st.headroom, quantile: st.quantile }, figures: emptyFigures() }, cx.initialReplicas, p.maxWaitSec, (t) => {
+  const name = `foresight h${st.headroom} q${st.quantile} f${st.floorTarget}${throttled ? " +throttle" : ""}`;
+  const sim = baseSim({ name, family: throttled ? "foresight+throttle" : "foresight", setting: { headroom: st.headroom, quantile: st.quantile, floorTarget: st.floorTarget }, figures: emptyFigures() }, cx.initialReplicas, p.maxWaitSec, (t) => {
     userForecastsAt(trace, f, t, p.startDelaySec + p.decisionSec, users);
     const d = alloc.decide(t * 1000, users, sim.rs.existing);
     if (sim.grants) {
@@ -573,7 +577,8 @@ function fixedWindowSim(cx: SimFactoryContext): Sim {
 /** Every (headroom, quantile) setting traced. */
 export function foresightGrid(p: ReplayParams): ForesightSettings[] {
   const out: ForesightSettings[] = [];
-  for (const quantile of p.foresightQuantiles) for (const headroom of p.foresightHeadrooms) out.push({ headroom, quantile });
+  for (const floorTarget of p.foresightFloorTargets)
+    for (const quantile of p.foresightQuantiles) for (const headroom of p.foresightHeadrooms) out.push({ headroom, quantile, floorTarget });
   return out;
 }
 
@@ -623,7 +628,7 @@ export async function replayPool(trace: PoolTrace, p: ReplayParams, mods: Policy
   // Pass 3: scored days, every policy.
   const sims = capacitySims();
   const hpaRow = sims.find((s) => s.run.name === `hpa-${p.hpaTarget.toFixed(1)}`)!;
-  const fsRow = sims.find((s) => s.run.family === "foresight" && s.run.setting.headroom === chosen.headroom && s.run.setting.quantile === chosen.quantile)!;
+  const fsRow = sims.find((s) => s.run.family === "foresight" && sameSetting(s.run.setting, chosen))!;
   const fw = fixedWindowSim(cx);
   const ft = foresightSim(cx, chosen, true);
   sims.push(fw, ft);
@@ -664,7 +669,12 @@ export function chooseSetting(runs: PolicyRun[], slo: number): ForesightSettings
   const sloOf = (r: PolicyRun) => r.figures.served / (r.figures.requests || 1);
   const ok = fs.filter((r) => sloOf(r) >= slo).sort((a, b) => a.figures.replicaSec - b.figures.replicaSec);
   const pick = ok[0] ?? [...fs].sort((a, b) => sloOf(b) - sloOf(a))[0];
-  return { headroom: pick.setting.headroom, quantile: pick.setting.quantile };
+  return { headroom: pick.setting.headroom, quantile: pick.setting.quantile, floorTarget: pick.setting.floorTarget };
+}
+
+/** The run's setting is the Foresight setting `st`. */
+export function sameSetting(setting: Record<string, number>, st: ForesightSettings): boolean {
+  return setting.headroom === st.headroom && setting.quantile === st.quantile && setting.floorTarget === st.floorTarget;
 }
 
 function buildTimeline(trace: PoolTrace, demand: Float64Array, day: number, hpa: Sim, fs: Sim, sims: Sim[], fw: Sim, ft: Sim, f: PoolForecasts): DayTimeline {

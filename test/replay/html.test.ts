@@ -13,7 +13,7 @@ const slice = await makeSlice(["m-large:0", "m-large:1", "m-large:3", "m-large:7
 test("report: self-contained, opens in headless Chromium without errors", async () => {
   const r = await runReplay({
     data: slice.path, pools: ["m-large"], modules: LIVE_MODULES,
-    params: { ...DEFAULT_PARAMS, historyDays: 2, selectionDays: 1, firstScoredDay: 2, scoredDays: 1, hpaTargets: [0.6, 0.7], foresightQuantiles: [0.9], foresightHeadrooms: [0, 0.3], oracleFactors: [0.9, 1] },
+    params: { ...DEFAULT_PARAMS, historyDays: 2, selectionDays: 1, firstScoredDay: 2, scoredDays: 1, hpaTargets: [0.6, 0.7], foresightQuantiles: [0.9], foresightHeadrooms: [0, 0.3], foresightFloorTargets: [0.7, 1], oracleFactors: [0.9, 1] },
   });
   const text = renderText(r);
   assert.ok(text.includes("hpa-0.7") && text.includes("targets"), text.slice(0, 200));

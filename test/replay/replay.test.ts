@@ -14,7 +14,7 @@ const slice = await makeSlice(["m-large:0", "m-large:1", "m-large:3", "m-large:7
 
 const PARAMS: ReplayParams = {
   ...DEFAULT_PARAMS, historyDays: 2, selectionDays: 1, firstScoredDay: 2, scoredDays: 1, hpaTargets: [0.6, 0.7, 0.8], foresightQuantiles: [0.9],
-  foresightHeadrooms: [0, 0.3], oracleFactors: [0.9, 1],
+  foresightHeadrooms: [0, 0.3], foresightFloorTargets: [0.7, 1], oracleFactors: [0.9, 1],
 };
 
 test("arrivals: exactly the window's requests fall in it, in whole and block draws", async () => {
@@ -89,7 +89,7 @@ test("determinism: same seed → same figures; another seed → other figures", 
   assert.is(hpaRow.summary.requests, want);
   assert.ok(hpaRow.summary.slo > 0.5 && hpaRow.summary.slo <= 1);
   assert.is(a.perPool.length, 2);
-  assert.ok(a.overall.frontiers.hpa.length === 3 && a.overall.frontiers.foresight.length === 2 && a.overall.frontiers.oracle.length === 2);
+  assert.ok(a.overall.frontiers.hpa.length === 3 && a.overall.frontiers.foresight.length === 4 && a.overall.frontiers.oracle.length === 2);
 });
 
 test("policy modules are the live ones", () => {

@@ -47,6 +47,7 @@ interface Opts {
   oracleFactors: number[];
   headrooms: number[];
   quantiles: number[];
+  floorTargets: number[];
   selectionSlo: number;
   fixedWindowSec: number;
   fixedWindowQuota: number;
@@ -88,6 +89,7 @@ export function register(program: Command): void {
     .option("--oracle-factors <list>", "oracle capacity multipliers traced", list("--oracle-factors"), d.oracleFactors)
     .option("--headrooms <list>", "Foresight headrooms traced", list("--headrooms"), d.foresightHeadrooms)
     .option("--quantiles <list>", "Foresight upper-bound quantiles traced", list("--quantiles"), d.foresightQuantiles)
+    .option("--floor-targets <list>", "Foresight reactive-floor HPA targets traced", list("--floor-targets"), d.foresightFloorTargets)
     .option("--selection-slo <slo>", "settings: cheapest Foresight setting reaching this SLO on the selection days", frac("--selection-slo"), d.selectionSlo)
     .option("--fixed-window-sec <s>", "fixed-window limiter's window", int1("--fixed-window-sec"), d.fixedWindowSec)
     .option("--fixed-window-quota <q>", "per-user quota = this quantile of the user's per-window counts over the history (1 = peak)", frac("--fixed-window-quota"), d.fixedWindowQuotaQuantile)
@@ -121,6 +123,7 @@ export function register(program: Command): void {
         oracleFactors: opts.oracleFactors,
         foresightHeadrooms: opts.headrooms,
         foresightQuantiles: opts.quantiles,
+        foresightFloorTargets: opts.floorTargets,
         selectionSlo: opts.selectionSlo,
         fixedWindowSec: opts.fixedWindowSec,
         fixedWindowQuotaQuantile: opts.fixedWindowQuota,
