@@ -69,6 +69,7 @@ export const liveForesight: ForesightAllocatorFactory = (o) => {
       if (!observed) return { replicas: existing, predictiveReplicas: existing, reactiveReplicas: existing };
       const d = policy.decide(nowMs, { upperRequestsPerSec: upper, currentReplicas: existing });
       policy.settle(d.replicas);
+      if (!o.userAllocation) return { replicas: d.replicas, predictiveReplicas: d.predictiveReplicas, reactiveReplicas: d.reactiveReplicas };
       capacity[0] = d.replicas * o.replicaRatePerSec;
       allocs.allocateAll(users, members, capacity);
       return { replicas: d.replicas, predictiveReplicas: d.predictiveReplicas, reactiveReplicas: d.reactiveReplicas, userAllocPerSec: allocs.allocatedPerSec };

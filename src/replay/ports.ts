@@ -56,6 +56,8 @@ export type ForesightAllocatorFactory = (o: {
   decisionSec: number;
   /** Replicas before the first decision. */
   initialReplicas: number;
+  /** Compute the per-user allocation at each decision (only the throttled run reads it). */
+  userAllocation: boolean;
 }) => ForesightAllocator;
 
 /** Reactive HPA v2 of one pool (adapter over src/allocator/hpa.ts). */

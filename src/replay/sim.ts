@@ -91,9 +91,9 @@ export const DEFAULT_PARAMS: ReplayParams = {
   hpaTarget: 0.7,
   oracleLookaheadSec: 180,
   oracleFactors: [0.8, 0.85, 0.9, 0.95, 1.0],
-  foresightHeadrooms: [0, 0.1, 0.2, 0.3, 0.45, 0.6],
+  foresightHeadrooms: [0, 0.15, 0.3, 0.5],
   foresightQuantiles: [0.9, 0.99],
-  foresightFloorTargets: [0.7, 0.85, 1.0],
+  foresightFloorTargets: [0.7, 1.0],
   selectionSlo: 0.999,
   fixedWindowSec: 60,
   fixedWindowQuotaQuantile: 1,
@@ -315,6 +315,22 @@ interface SpanInput {
   classifyQuantile: number;
   timelineDay?: number;
   progress?: (done: number, total: number) => void;
+}
+
+/** Last forecasts read per (forecasts, lead): every setting of one quantile reads the same arrays at a decision. */
+const forecastCache = new WeakMap<PoolForecasts, Map<number, { t: number; users: UserForecasts }>>();
+
+/** The users' forecasts for the window `leadSec` after `tSec` (shared, read-only for the caller). */
+function forecastsAt(trace: PoolTrace, f: PoolForecasts, tSec: number, leadSec: number): UserForecasts {
+  let byLead = forecastCache.get(f);
+  if (!byLead) forecastCache.set(f, (byLead = new Map()));
+  let e = byLead.get(leadSec);
+  if (!e) byLead.set(leadSec, (e = { t: NaN, users: newForecastArrays(trace.clientIds.length) }));
+  if (e.t !== tSec) {
+    userForecastsAt(trace, f, tSec, leadSec, e.users);
+    e.t = tSec;
+  }
+  return e.users;
 }
 
 function userForecastsAt(trace: PoolTrace, f: PoolForecasts, tSec: number, leadSec: number, out: UserForecasts): void {
@@ -543,20 +559,14 @@ function foresightSim(cx: SimFactoryContext, st: ForesightSettings, throttled: b
   const { p, R, trace } = cx;
   const f = cx.forecasts.get(st.quantile);
   if (!f) throw new ReplayOptionError(`no engine forecasts for quantile ${st.quantile}`);
-  const alloc = cx.mods.foresight({ replicaRatePerSec: R, settings: st, startDelaySec: p.startDelaySec, decisionSec: p.decisionSec, initialReplicas: cx.initialReplicas });
-  const users = newForecastArrays(trace.clientIds.length);
+  const alloc = cx.mods.foresight({ replicaRatePerSec: R, settings: st, startDelaySec: p.startDelaySec, decisionSec: p.decisionSec, initialReplicas: cx.initialReplicas, userAllocation: throttled });
   const name = `foresight h${st.headroom} q${st.quantile} f${st.floorTarget}${throttled ? " +throttle" : ""}`;
   const sim = baseSim({ name, family: throttled ? "foresight+throttle" : "foresight", setting: { headroom: st.headroom, quantile: st.quantile, floorTarget: st.floorTarget }, figures: emptyFigures() }, cx.initialReplicas, p.maxWaitSec, (t) => {
-    userForecastsAt(trace, f, t, p.startDelaySec + p.decisionSec, users);
-    const d = alloc.decide(t * 1000, users, sim.rs.existing);
-    if (sim.grants) {
-      // Grants follow the forecasts of the current window and the capacity the decision sets.
-      userForecastsAt(trace, f, t, 0, grantUsers);
-      sim.grants.update(t, grantUsers, d.replicas * R, d.userAllocPerSec);
-    }
+    const d = alloc.decide(t * 1000, forecastsAt(trace, f, t, p.startDelaySec + p.decisionSec), sim.rs.existing);
+    // Grants follow the forecasts of the current window and the capacity the decision sets.
+    if (sim.grants) sim.grants.update(t, forecastsAt(trace, f, t, 0), d.replicas * R, d.userAllocPerSec);
     return d.replicas;
   });
-  const grantUsers = newForecastArrays(trace.clientIds.length);
   // Gateways report every request, refused ones included (censored demand is still demand).
   sim.observe = (t, a) => alloc.observe((t + 1) * 1000, a);
   if (throttled) {
