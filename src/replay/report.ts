@@ -122,7 +122,7 @@ interface Series {
 function svgChart(o: { title: string; xLabel: string; yLabel: string; series: Series[]; width?: number; height?: number; xFmt?: (v: number) => string; yFmt?: (v: number) => string; yMin?: number }): string {
   const W = o.width ?? 900;
   const H = o.height ?? 360;
-  const m = { l: 70, r: 170, t: 30, b: 45 };
+  const m = { l: 70, r: 220, t: 30, b: 45 };
   let x0 = Infinity, x1 = -Infinity, y0 = o.yMin ?? Infinity, y1 = -Infinity;
   for (const s of o.series)
     for (let i = 0; i < s.xs.length; i++) {

@@ -22,6 +22,19 @@ export interface ReplayRunOptions {
   timelinePool?: string;
   timelineDay?: number;
   progress?: (pool: string, stage: string, done: number, total: number) => void;
+  /**
+   * Runs one pool elsewhere (e.g. a child process, so pools use every core); default: in this
+   * process, one pool after the other. Pools then run concurrently.
+   */
+  runPool?: (model: string, timelineDay: number | undefined) => Promise<PoolResult>;
+}
+
+/** One pool of the replay, in this process: load, refill gaps, replay. */
+export async function replayOnePool(data: string, model: string, params: ReplayParams, modules: PolicyModules, timelineDay: number | undefined, progress?: PoolProgress): Promise<PoolResult> {
+  checkParams(params);
+  const [trace] = await loadPoolTraces(data, [model]);
+  refillGaps(trace, params.gapFraction);
+  return replayPool(trace, params, modules, { timelineDay, progress });
 }
 
 /** One row of a table. */
@@ -131,14 +144,19 @@ export async function runReplay(o: ReplayRunOptions): Promise<ReplayResult> {
   checkParams(o.params);
   if (o.pools.length === 0) throw new ReplayOptionError("pools: at least one pool (model) is required");
   const t0 = performance.now();
-  const traces = await loadPoolTraces(o.data, o.pools);
-  const results: PoolResult[] = [];
   const tlPool = o.timelinePool ?? o.pools[0];
   const tlDay = o.timelineDay ?? o.params.firstScoredDay;
-  for (const trace of traces) {
-    refillGaps(trace, o.params.gapFraction);
-    const progress: PoolProgress = (stage, done, total) => o.progress?.(trace.model, stage, done, total);
-    results.push(await replayPool(trace, o.params, o.modules, { timelineDay: trace.model === tlPool ? tlDay : undefined, progress }));
+  let results: PoolResult[];
+  if (o.runPool) {
+    results = await Promise.all(o.pools.map((m) => o.runPool!(m, m === tlPool ? tlDay : undefined)));
+  } else {
+    const traces = await loadPoolTraces(o.data, o.pools);
+    results = [];
+    for (const trace of traces) {
+      refillGaps(trace, o.params.gapFraction);
+      const progress: PoolProgress = (stage, done, total) => o.progress?.(trace.model, stage, done, total);
+      results.push(await replayPool(trace, o.params, o.modules, { timelineDay: trace.model === tlPool ? tlDay : undefined, progress }));
+    }
   }
   const overall = buildScope("overall", results, o.params);
   const perPool = results.map((r) => buildScope(r.model, [r], o.params));

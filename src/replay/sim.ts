@@ -314,6 +314,8 @@ interface SpanInput {
   /** Quantile whose forecasts classify users as within / over forecast. */
   classifyQuantile: number;
   timelineDay?: number;
+  /** Per-minute arrivals per client over the timeline day (`[client * 1440 + minute]`), filled when given. */
+  userArrivals?: Float64Array;
   progress?: (done: number, total: number) => void;
 }
 
@@ -410,6 +412,10 @@ function simulateSpan(s: SpanInput): void {
           if (over) anyOver = true;
         }
         if (anyOver) for (let c = 0; c < C; c++) if (within[c]) nnWithin += x[c];
+        if (s.userArrivals && t >= tlFrom && t < tlFrom + DAY) {
+          const m = Math.floor((t - tlFrom) / 60);
+          for (let c = 0; c < C; c++) s.userArrivals[c * 1440 + m] += x[c];
+        }
       } else if (perCur) x.fill(0);
       nnArr[t % (wait + 1)] = anyOver ? nnWithin : 0;
       pSum += a - pRing[t % pw];
@@ -650,9 +656,10 @@ export async function replayPool(trace: PoolTrace, p: ReplayParams, mods: Policy
     fw.refusedTimeline = new Float64Array(trace.clientIds.length * 1440);
     ft.refusedTimeline = new Float64Array(trace.clientIds.length * 1440);
   }
+  const userArrivals = tlDay !== undefined ? new Float64Array(trace.clientIds.length * 1440) : undefined;
   simulateSpan({
     trace, p, R, fromSec: scoreFrom - p.warmupSec, scoreFrom, toSec: scoreTo, demand, perClient: true, sims,
-    forecasts, classifyQuantile: chosen.quantile, timelineDay: tlDay, progress: (d, n) => o.progress?.("scored", d, n),
+    forecasts, classifyQuantile: chosen.quantile, timelineDay: tlDay, userArrivals, progress: (d, n) => o.progress?.("scored", d, n),
   });
 
   let excluded = 0;
@@ -669,7 +676,7 @@ export async function replayPool(trace: PoolTrace, p: ReplayParams, mods: Policy
     runs: sims.map((s) => s.run),
     missEpisodes: { hpa: hpaRow.episodes, foresight: fsRow.episodes },
   };
-  if (tlDay !== undefined) result.timeline = buildTimeline(trace, demand, tlDay, hpaRow, fsRow, sims, fw, ft, forecasts.get(chosen.quantile)!);
+  if (tlDay !== undefined) result.timeline = buildTimeline(trace, demand, tlDay, hpaRow, fsRow, sims, fw, ft, forecasts.get(chosen.quantile)!, userArrivals!);
   return result;
 }
 
@@ -687,7 +694,7 @@ export function sameSetting(setting: Record<string, number>, st: ForesightSettin
   return setting.headroom === st.headroom && setting.quantile === st.quantile && setting.floorTarget === st.floorTarget;
 }
 
-function buildTimeline(trace: PoolTrace, demand: Float64Array, day: number, hpa: Sim, fs: Sim, sims: Sim[], fw: Sim, ft: Sim, f: PoolForecasts): DayTimeline {
+function buildTimeline(trace: PoolTrace, demand: Float64Array, day: number, hpa: Sim, fs: Sim, sims: Sim[], fw: Sim, ft: Sim, f: PoolForecasts, userArrivals: Float64Array): DayTimeline {
   const from = day * DAY;
   const demandMean = new Float64Array(1440);
   const demandMax = new Float64Array(1440);
@@ -712,13 +719,9 @@ function buildTimeline(trace: PoolTrace, demand: Float64Array, day: number, hpa:
   };
   const order = Array.from({ length: C }, (_, c) => c).sort((a, b) => refusedBy(b) - refusedBy(a)).slice(0, 3);
   const users = order.map((c) => {
-    const arrivals = new Float64Array(1440);
+    const arrivals = userArrivals.slice(c * 1440, (c + 1) * 1440);
     const upperPerMin = new Float64Array(1440);
-    for (let m = 0; m < 1440; m++) {
-      const w = Math.floor((from + m * 60) / trace.windowSec);
-      arrivals[m] = trace.requests[c * trace.windows + w] / (trace.windowSec / 60);
-      upperPerMin[m] = f.upper[0][c * trace.windows + w] * 60;
-    }
+    for (let m = 0; m < 1440; m++) upperPerMin[m] = f.upper[0][c * trace.windows + Math.floor((from + m * 60) / trace.windowSec)] * 60;
     return {
       client: `${trace.model}:${trace.clientIds[c]}`,
       arrivals,

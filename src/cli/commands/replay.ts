@@ -1,12 +1,60 @@
 // `foresight replay`: replays the real ServeGen traffic through static provisioning, a reactive HPA,
 // a fixed-window limiter, Foresight (engine + allocator + throttle) and an oracle; prints the
 // tables and writes one self-contained HTML report (see docs/replay.md).
-import { readFileSync, writeFileSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
+import { readFileSync, writeFileSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { tmpdir } from "node:os";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { InvalidArgumentError, type Command } from "commander";
 import { SingleBar, Presets } from "cli-progress";
 import { DEFAULT_TRACE_PATH } from "../../forecast/trace.ts";
-import { DEFAULT_PARAMS, DEFAULT_POOLS, LIVE_MODULES, renderHtml, renderText, replaySummary, runReplay, type ReplayParams } from "../../replay/index.ts";
+import { DEFAULT_PARAMS, DEFAULT_POOLS, LIVE_MODULES, renderHtml, renderText, replayOnePool, replaySummary, runReplay, type PoolResult, type ReplayParams } from "../../replay/index.ts";
+
+/** JSON with typed arrays as plain arrays (a pool's result crosses a process boundary). */
+const toJson = (v: unknown) => JSON.stringify(v, (_k, x) => (ArrayBuffer.isView(x) ? Array.from(x as unknown as ArrayLike<number>) : x));
+
+/**
+ * Runs one pool in a child process (the same CLI with `--worker-out`), so pools use every core;
+ * progress comes back as JSON lines on the child's stderr.
+ */
+function poolInChild(args: string[], model: string, timelineDay: number | undefined, dir: string, progress: (stage: string, done: number, total: number) => void): Promise<PoolResult> {
+  const out = join(dir, `${model}.json`);
+  const childArgs = [...process.execArgv, process.argv[1], "replay", ...args, "--pools", model, "--worker-out", out, "--no-progress"];
+  if (timelineDay !== undefined) childArgs.push("--timeline-day", String(timelineDay));
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, childArgs, { stdio: ["ignore", "ignore", "pipe"] });
+    let errText = "";
+    createInterface({ input: child.stderr! }).on("line", (line) => {
+      if (line.startsWith("{\"progress\"")) {
+        const m = JSON.parse(line).progress;
+        progress(m.stage, m.done, m.total);
+      } else errText += line + "\n";
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) return reject(new Error(`replay of pool ${model} failed (exit ${code}): ${errText.trim()}`));
+      resolve(JSON.parse(readFileSync(out, "utf8")) as PoolResult);
+    });
+  });
+}
+
+/** The CLI arguments a child repeats: everything but the ones the parent sets per child. */
+function childArgs(argv: string[]): string[] {
+  const drop = new Set(["--pools", "--worker-out", "--timeline-day", "--html", "--json", "--workers"]);
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const [name] = a.split("=");
+    if (drop.has(name)) {
+      if (!a.includes("=")) i++;
+      continue;
+    }
+    if (a === "--no-progress" || a === "--quick") continue;
+    out.push(a);
+  }
+  return out;
+}
 
 const num = (name: string, ok: (n: number) => boolean, rule: string) => (v: string) => {
   const n = Number(v);
@@ -59,6 +107,8 @@ interface Opts {
   timelineDay?: number;
   perPool: boolean;
   progress: boolean;
+  workers: number;
+  workerOut?: string;
 }
 
 export function register(program: Command): void {
@@ -99,6 +149,8 @@ export function register(program: Command): void {
     .option("--weights <file>", "LSTM-lite weights for the ensemble (default: built-in initialisation, as serve runs)")
     .option("--timeline-pool <model>", "pool of the report's day chart (default: the first pool)")
     .option("--timeline-day <n>", "day of the report's day chart (default: the first scored day)", int0("--timeline-day"))
+    .option("--workers <n>", "pools replayed at once, each in its own process (1 = one after the other, in this process)", int1("--workers"), 3)
+    .option("--worker-out <file>", "(internal) replay the single pool of --pools and write its result here")
     .option("--no-per-pool", "print the overall tables only")
     .option("--no-progress", "no progress bar")
     .action(async (opts: Opts) => {
@@ -132,14 +184,52 @@ export function register(program: Command): void {
         engine: opts.engine,
         lstmWeights: opts.weights ? new Uint8Array(readFileSync(opts.weights)) : undefined,
       };
+      if (opts.workerOut) {
+        // A child of a parallel run: one pool, its result as JSON, progress as JSON lines.
+        const r = await replayOnePool(opts.data, pools[0], params, LIVE_MODULES, opts.timelineDay, (stage, done, total) =>
+          process.stderr.write(JSON.stringify({ progress: { stage, done, total } }) + "\n"),
+        );
+        writeFileSync(opts.workerOut, toJson(r));
+        return;
+      }
       const command = `foresight replay ${process.argv.slice(3).join(" ")}`.trim();
       const usePools = opts.quick ? pools.slice(0, 1) : pools;
+      const parallel = opts.workers > 1 && usePools.length > 1;
+      const tmp = parallel ? mkdtempSync(join(tmpdir(), "foresight-replay-")) : "";
+      const cliArgs = childArgs(process.argv.slice(3));
+      // Children get the parent's effective scored days (--quick is not passed on).
+      if (opts.quick && opts.scoredDays === undefined) cliArgs.push("--scored-days", String(params.scoredDays));
       const bar = opts.progress && process.stderr.isTTY
         ? new SingleBar({ format: "{pool} {stage} [{bar}] {percentage}% | {elapsed}s", stream: process.stderr, hideCursor: true }, Presets.shades_classic)
         : null;
       // Progress units: per pool, history + selection + scored seconds (engine passes are short).
       let started = false;
       const stagesPerPool = ["history", "engine", "selection", "scored"];
+      const fraction = new Map<string, number>();
+      const progress = (pool: string, stage: string, done: number, total: number) => {
+        if (!bar) return;
+        const si = stagesPerPool.indexOf(stage);
+        fraction.set(pool, (si + (total > 0 ? done / total : 0)) / stagesPerPool.length);
+        let sum = 0;
+        for (const v of fraction.values()) sum += v;
+        if (!started) {
+          bar.start(1000 * usePools.length, 0, { pool, stage });
+          started = true;
+        }
+        bar.update(Math.round(1000 * sum), { pool, stage });
+      };
+      let running = 0;
+      const queue: (() => void)[] = [];
+      const slot = async <T>(f: () => Promise<T>): Promise<T> => {
+        if (running >= opts.workers) await new Promise<void>((res) => queue.push(res));
+        running++;
+        try {
+          return await f();
+        } finally {
+          running--;
+          queue.shift()?.();
+        }
+      };
       const r = await runReplay({
         data: opts.data,
         pools: usePools,
@@ -147,18 +237,9 @@ export function register(program: Command): void {
         modules: LIVE_MODULES,
         timelinePool: opts.timelinePool,
         timelineDay: opts.timelineDay,
-        progress: (pool, stage, done, total) => {
-          if (!bar) return;
-          const pi = usePools.indexOf(pool);
-          const si = stagesPerPool.indexOf(stage);
-          const value = Math.round(1000 * (pi * stagesPerPool.length + si + (total > 0 ? done / total : 0)));
-          if (!started) {
-            bar.start(1000 * usePools.length * stagesPerPool.length, 0, { pool, stage });
-            started = true;
-          }
-          bar.update(value, { pool, stage });
-        },
-      });
+        progress,
+        runPool: parallel ? (model, day) => slot(() => poolInChild(cliArgs, model, day, tmp, (st, dn, tt) => progress(model, st, dn, tt))) : undefined,
+      }).finally(() => tmp && rmSync(tmp, { recursive: true, force: true }));
       bar?.stop();
       process.stdout.write(renderText(r, { perPool: opts.perPool }) + "\n");
       mkdirSync(dirname(opts.html), { recursive: true });
