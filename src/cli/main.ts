@@ -7,6 +7,7 @@ import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
 import { register as registerAllocate } from "./commands/allocate.ts";
 import { register as registerRls } from "./commands/rls.ts";
+import { register as registerReplay } from "./commands/replay.ts";
 
 const program = new Command()
   .name("foresight")
@@ -21,6 +22,7 @@ registerEval(program);
 registerTrain(program);
 registerAllocate(program);
 registerRls(program);
+registerReplay(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -1,0 +1,86 @@
+/**
+ * Adapters from the replay's ports (ports.ts) to the live policy modules: the replay calls the
+ * same functions and classes the allocator, the throttle and the Envoy rate-limit service run.
+ */
+import { HpaRecommender } from "../allocator/hpa.ts";
+import { PoolPolicy, POOL_POLICY_DEFAULTS, type PoolPolicyConfig } from "../allocator/policy.ts";
+import { PoolMembership, aggregateDemand, newPoolDemand, poolUpperBound } from "../allocator/demand.ts";
+import { UserAllocations } from "../allocator/users.ts";
+import { normalQuantile } from "../engine/options.ts";
+import type { ForesightAllocatorFactory, PolicyModules, ReactiveHpaFactory } from "./ports.ts";
+import { interimFixedWindow, interimGrants } from "./interim.ts";
+
+/** The live policy code the adapters call (tests check these are the modules' own exports). */
+export const POLICY_SOURCES = { HpaRecommender, PoolPolicy, aggregateDemand, poolUpperBound, UserAllocations } as const;
+
+/** Reactive HPA v2: src/allocator/hpa.ts with the Kubernetes defaults (HPA_DEFAULTS). */
+export const liveHpa: ReactiveHpaFactory = ({ replicaRatePerSec, targetUtilization, initialReplicas }) => {
+  const hpa = new POLICY_SOURCES.HpaRecommender({ capacityPerReplicaPerSec: replicaRatePerSec, targetUtilization, initialReplicas });
+  let observed = false;
+  return {
+    observe: (nowMs, rate) => {
+      observed = true;
+      hpa.observe(nowMs, rate);
+    },
+    // Before its first metric sample an HPA has no usage ratio and leaves the workload alone.
+    recommend: (nowMs, existing) => (observed ? hpa.recommend(nowMs, undefined, existing).replicas : existing),
+  };
+};
+
+/**
+ * Foresight's allocator for one pool: src/allocator's PoolPolicy (max(predictive, HPA floor,
+ * active users), immediate scale-up, stabilized step-limited scale-down, tolerance) sized from the
+ * pool's upper bound that src/allocator/demand.ts forms from the users' engine forecasts
+ * ("variance": Σμ + z√Σσ²), and the per-user allocation of src/allocator/users.ts (what the
+ * throttle's grants read). Every field not set here is the config schema's default.
+ */
+export const liveForesight: ForesightAllocatorFactory = (o) => {
+  const config: PoolPolicyConfig = {
+    ...POOL_POLICY_DEFAULTS,
+    name: "replay",
+    costModel: { requestsPerSecPerReplica: o.replicaRatePerSec, cpuPerReplicaMillicores: 1000, memoryPerReplicaMiB: 1024 },
+    maxReplicas: 10_000,
+    headroom: o.settings.headroom,
+    podStartDelaySec: o.startDelaySec,
+    decisionIntervalMs: o.decisionSec * 1000,
+    reactive: { ...POOL_POLICY_DEFAULTS.reactive, targetUtilization: o.settings.floorTarget },
+  };
+  const policy = new POLICY_SOURCES.PoolPolicy(config, o.initialReplicas);
+  const z = normalQuantile(o.settings.quantile);
+  let members: PoolMembership | null = null;
+  let allocs: UserAllocations | null = null;
+  const demand = newPoolDemand(1, false);
+  const capacity = new Float64Array(1);
+  let observed = false;
+  return {
+    observe: (nowMs, rate) => {
+      observed = true;
+      policy.observe(nowMs, rate);
+    },
+    decide(nowMs, users, existing) {
+      if (!members || !allocs) {
+        members = new PoolMembership(users.count, 1);
+        for (let i = 0; i < users.count; i++) members.set(i, 0);
+        allocs = new POLICY_SOURCES.UserAllocations(users.count);
+      }
+      POLICY_SOURCES.aggregateDemand(users, members, z, demand);
+      const upper = POLICY_SOURCES.poolUpperBound(demand, 0, { method: config.demandMethod, z, blendWeight: config.blendWeight });
+      // Before the first observed second the reactive half has no metric: keep what runs.
+      if (!observed) return { replicas: existing, predictiveReplicas: existing, reactiveReplicas: existing };
+      const d = policy.decide(nowMs, { upperRequestsPerSec: upper, currentReplicas: existing });
+      policy.settle(d.replicas);
+      if (!o.userAllocation) return { replicas: d.replicas, predictiveReplicas: d.predictiveReplicas, reactiveReplicas: d.reactiveReplicas };
+      capacity[0] = d.replicas * o.replicaRatePerSec;
+      allocs.allocateAll(users, members, capacity);
+      return { replicas: d.replicas, predictiveReplicas: d.predictiveReplicas, reactiveReplicas: d.reactiveReplicas, userAllocPerSec: allocs.allocatedPerSec };
+    },
+  };
+};
+
+/** The modules the replay runs by default. */
+export const LIVE_MODULES: PolicyModules = {
+  hpa: liveHpa,
+  foresight: liveForesight,
+  fixedWindow: interimFixedWindow,
+  grants: interimGrants,
+};
