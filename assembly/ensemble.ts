@@ -7,7 +7,7 @@
 import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { Lstm, lastCount, lstmBucketInputs, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -149,6 +149,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
       if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
     }
   }
+  lstmBucketInputs(c, c % D, (c / D) % 7, D);
   const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
   if (train && nBefore >= 1) {
     Fc.trainedThisBucket++;
@@ -163,6 +164,11 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_PEND + (ts * EJ + j) * 4, <f32>load<f64>(VAL + (<usize>j << 3)));
   store<f32>(e + E_PCOMB + ts * 4, <f32>comb);
   store<f32>(e + E_COMB, <f32>comb);
+}
+
+/** Start of a tick that closes buckets: the GRU's packed weights follow the current ones. */
+export function fcTickStart(): void {
+  lstmPack();
 }
 
 /** Ensemble forecast at the configured horizon, req/s. */

@@ -4,6 +4,7 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
+import { sigmoidS, tanhS, sigmoidV, tanhV } from "./fastmath";
 
 // Shapes (must equal src/forecast/lstm.ts).
 export const LH: i32 = 8; // hidden units
@@ -58,49 +59,122 @@ export class Lstm {
 @inline function P(i: i32): f64 {
   return load<f64>(PARAMS + (<usize>i << 3));
 }
-// @ts-ignore: decorator
-@inline function sigmoid(v: f64): f64 {
-  return 1.0 / (1.0 + Math.exp(-v));
-}
+/**
+ * Inputs 2..5 (sin/cos of time of day and day of week) depend only on the bucket, not on the
+ * user: computed once per closed bucket (lstmBucketInputs) instead of four trig calls per user.
+ */
+const TRIG: usize = memory.data(4 * 8, 16);
+let trigBucket: u32 = 0xffffffff;
 
-/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts). */
-function fillInput(ly: f64, sNext: f64, level: f64, slotOfDay: u32, dayOfWeek: u32, period: u32, cv: f64, tokPerReq: f64, throttled: f64): void {
+/** Sets TRIG for the closed bucket c (no-op when it is already set for c). */
+export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period: u32): void {
+  if (c == trigBucket) return;
+  trigBucket = c;
   const tod = (2.0 * Math.PI * <f64>slotOfDay) / <f64>period;
   const dow = (2.0 * Math.PI * (<f64>dayOfWeek + <f64>slotOfDay / <f64>period)) / 7.0;
+  store<f64>(TRIG, Math.sin(tod), 0);
+  store<f64>(TRIG, Math.cos(tod), 8);
+  store<f64>(TRIG, Math.sin(dow), 16);
+  store<f64>(TRIG, Math.cos(dow), 24);
+}
+
+/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts); inputs 2..5 from TRIG. */
+function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
   store<f64>(XB, ly - level, 0);
   store<f64>(XB, sNext - level, 8);
-  store<f64>(XB, Math.sin(tod), 16);
-  store<f64>(XB, Math.cos(tod), 24);
-  store<f64>(XB, Math.sin(dow), 32);
-  store<f64>(XB, Math.cos(dow), 40);
+  store<f64>(XB, load<f64>(TRIG), 16);
+  store<f64>(XB, load<f64>(TRIG, 8), 24);
+  store<f64>(XB, load<f64>(TRIG, 16), 32);
+  store<f64>(XB, load<f64>(TRIG, 24), 40);
   store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
   store<f64>(XB, Math.log1p(Math.max(0.0, tokPerReq)) / 10.0, 56);
   store<f64>(XB, throttled, 64);
 }
 
-/** One GRU step from hidden h (f32 at hp) and input XB into HN (f64). */
+// The gates' weights transposed (input-major, unit-minor) so two units' sums are one f64x2:
+// per gate g (z, r, n): W^T (LX x LH), U^T (LH x LH), bias (LH); then bu (LH). The gate weights
+// change only when weights are loaded or restored (online training moves the output head
+// only), so lstmPack runs at the start of each tick that closes buckets.
+const PK_GATE: i32 = LX * LH + LH * LH + LH;
+const PACK: usize = memory.data((3 * PK_GATE + LH) * 8, 16);
+
+/** Copies the gate weights from PARAMS into PACK (transposed); forgets the bucket inputs. */
+export function lstmPack(): void {
+  trigBucket = 0xffffffff;
+  for (let g = 0; g < 3; g++) {
+    const src = g * GATE;
+    const dst = PACK + <usize>(g * PK_GATE) * 8;
+    for (let i = 0; i < LH; i++) {
+      for (let k = 0; k < LX; k++) store<f64>(dst + <usize>(k * LH + i) * 8, P(src + i * LX + k));
+      for (let k = 0; k < LH; k++) store<f64>(dst + <usize>(LX * LH + k * LH + i) * 8, P(src + LH * LX + i * LH + k));
+      store<f64>(dst + <usize>(LX * LH + LH * LH + i) * 8, P(src + LH * LX + LH * LH + i));
+    }
+  }
+  for (let i = 0; i < LH; i++) store<f64>(PACK + <usize>(3 * PK_GATE + i) * 8, P(OFF_BU + i));
+}
+
+/**
+ * One GRU step from hidden h (f32 at hp) and input XB into HN (f64). Per unit i, in this order:
+ * a = bias_i + sum_k W[i][k] x[k] + sum_k U[i][k] h[k] (k ascending) for the z and r gates; the
+ * candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
+ * r = sigmoid(a_r), n = tanh(a_n + r u_n), h'_i = (1 - z) n + z h_i. The SIMD form runs units
+ * (2q, 2q + 1) in the lanes of one f64x2 with the same operations in the same order per lane.
+ */
 function gruStep(hp: usize): void {
-  for (let i = 0; i < LH; i++) {
-    let az = P(OFF_Z + LH * LX + LH * LH + i);
-    let ar = P(OFF_R + LH * LX + LH * LH + i);
-    let an = P(OFF_N + LH * LX + LH * LH + i);
-    let un = P(OFF_BU + i);
-    for (let k = 0; k < LX; k++) {
-      const xk = load<f64>(XB + (<usize>k << 3));
-      az += P(OFF_Z + i * LX + k) * xk;
-      ar += P(OFF_R + i * LX + k) * xk;
-      an += P(OFF_N + i * LX + k) * xk;
+  if (ASC_FEATURE_SIMD) {
+    const WZ = PACK, WR = PACK + <usize>PK_GATE * 8, WN = PACK + <usize>(2 * PK_GATE) * 8;
+    const BU = PACK + <usize>(3 * PK_GATE) * 8;
+    const UO: usize = <usize>(LX * LH) * 8; // U^T after W^T
+    const BO: usize = <usize>(LX * LH + LH * LH) * 8; // bias after U^T
+    for (let q = 0; q < LH / 2; q++) {
+      const o = <usize>q << 4; // byte offset of units 2q, 2q + 1 in a row of LH f64
+      let az = v128.load(WZ + BO + o);
+      let ar = v128.load(WR + BO + o);
+      let an = v128.load(WN + BO + o);
+      let un = v128.load(BU + o);
+      for (let k = 0; k < LX; k++) {
+        const xk = f64x2.splat(load<f64>(XB + (<usize>k << 3)));
+        const row = (<usize>(k * LH) << 3) + o;
+        az = f64x2.add(az, f64x2.mul(v128.load(WZ + row), xk));
+        ar = f64x2.add(ar, f64x2.mul(v128.load(WR + row), xk));
+        an = f64x2.add(an, f64x2.mul(v128.load(WN + row), xk));
+      }
+      for (let k = 0; k < LH; k++) {
+        const hk = f64x2.splat(<f64>load<f32>(hp + (<usize>k << 2)));
+        const row = UO + (<usize>(k * LH) << 3) + o;
+        az = f64x2.add(az, f64x2.mul(v128.load(WZ + row), hk));
+        ar = f64x2.add(ar, f64x2.mul(v128.load(WR + row), hk));
+        un = f64x2.add(un, f64x2.mul(v128.load(WN + row), hk));
+      }
+      const z = sigmoidV(az);
+      const r = sigmoidV(ar);
+      const n = tanhV(f64x2.add(an, f64x2.mul(r, un)));
+      const hv = f64x2.promote_low_f32x4(v128.load64_zero(hp + (<usize>q << 3)));
+      v128.store(HN + o, f64x2.add(f64x2.mul(f64x2.sub(f64x2.splat(1.0), z), n), f64x2.mul(z, hv)));
     }
-    for (let k = 0; k < LH; k++) {
-      const hk = <f64>load<f32>(hp + (<usize>k << 2));
-      az += P(OFF_Z + LH * LX + i * LH + k) * hk;
-      ar += P(OFF_R + LH * LX + i * LH + k) * hk;
-      un += P(OFF_N + LH * LX + i * LH + k) * hk;
+  } else {
+    for (let i = 0; i < LH; i++) {
+      let az = P(OFF_Z + LH * LX + LH * LH + i);
+      let ar = P(OFF_R + LH * LX + LH * LH + i);
+      let an = P(OFF_N + LH * LX + LH * LH + i);
+      let un = P(OFF_BU + i);
+      for (let k = 0; k < LX; k++) {
+        const xk = load<f64>(XB + (<usize>k << 3));
+        az += P(OFF_Z + i * LX + k) * xk;
+        ar += P(OFF_R + i * LX + k) * xk;
+        an += P(OFF_N + i * LX + k) * xk;
+      }
+      for (let k = 0; k < LH; k++) {
+        const hk = <f64>load<f32>(hp + (<usize>k << 2));
+        az += P(OFF_Z + LH * LX + i * LH + k) * hk;
+        ar += P(OFF_R + LH * LX + i * LH + k) * hk;
+        un += P(OFF_N + LH * LX + i * LH + k) * hk;
+      }
+      const z = sigmoidS(az);
+      const r = sigmoidS(ar);
+      const n = tanhS(an + r * un);
+      store<f64>(HN + (<usize>i << 3), (1.0 - z) * n + z * <f64>load<f32>(hp + (<usize>i << 2)));
     }
-    const z = sigmoid(az);
-    const r = sigmoid(ar);
-    const n = Math.tanh(an + r * un);
-    store<f64>(HN + (<usize>i << 3), (1.0 - z) * n + z * <f64>load<f32>(hp + (<usize>i << 2)));
   }
 }
 
@@ -164,7 +238,8 @@ const HEAD_PARAMS: i32 = 3 + LH;
 }
 
 /**
- * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features.
+ * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features
+ * (lstmBucketInputs must have been called for the bucket).
  * When `train` is set and a previous step exists, first runs the online rule on that step.
  * Returns |error| of the training step (0 if none).
  */
@@ -191,7 +266,7 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   store<f32>(prof + (<usize>(points + point * 3 + day3) << 2), <f32>count);
   const next = (slotOfDay + 1) % period;
   const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
-  fillInput(ly, sNext, level, slotOfDay, dayOfWeek, period, cv, tokPerReq, throttled);
+  fillInput(ly, sNext, level, cv, tokPerReq, throttled);
   gruStep(e + F_H);
   for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
   store<f32>(e + F_PREV_X, <f32>load<f64>(XB));

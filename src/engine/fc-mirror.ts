@@ -4,14 +4,43 @@
  * the reference's ArrayBuffer, so the differential tests compare WASM and reference bucket by
  * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
  */
-import { SlotField as S } from "../engine/regions.ts";
-import { gruOutput, gruStep, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./lstm.ts";
+import { SlotField as S } from "./regions.ts";
+import { engineSigmoid, engineTanh } from "./fastmath.ts";
+import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
 const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
+/**
+ * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
+ * design form (gru.ts gruStep), with the engine's exp (fastmath.ts) in the gates.
+ */
+function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array): void {
+  const { z: OZ, r: OR, n: ON, bu: OBU } = GruOffset;
+  for (let i = 0; i < LH; i++) {
+    let az = p[OZ + LH * LX + LH * LH + i];
+    let ar = p[OR + LH * LX + LH * LH + i];
+    let an = p[ON + LH * LX + LH * LH + i];
+    let un = p[OBU + i];
+    for (let k = 0; k < LX; k++) {
+      az += p[OZ + i * LX + k] * x[k];
+      ar += p[OR + i * LX + k] * x[k];
+      an += p[ON + i * LX + k] * x[k];
+    }
+    for (let k = 0; k < LH; k++) {
+      az += p[OZ + LH * LX + i * LH + k] * h[k];
+      ar += p[OR + LH * LX + i * LH + k] * h[k];
+      un += p[ON + LH * LX + i * LH + k] * h[k];
+    }
+    const z = engineSigmoid(az);
+    const r = engineSigmoid(ar);
+    const n = engineTanh(an + r * un);
+    out[i] = (1 - z) * n + z * h[i];
+  }
+}
+
 /** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
 export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile", "snaive", "slotMedian3"] as const;
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
@@ -157,7 +186,7 @@ export class FcMirror {
     x[7] = Math.log1p(Math.max(0.0, tokPerReq)) / 10.0;
     x[8] = throttled;
     const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
-    gruStep(this.params, hv, x, this.hn);
+    engineGruStep(this.params, hv, x, this.hn);
     for (let k = 0; k < LH; k++) hv[k] = this.hn[k];
     f32[(e + F_PREV_X) >> 2] = x[0];
     f32[((e + F_PREV_X) >> 2) + 1] = x[1];
