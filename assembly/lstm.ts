@@ -5,6 +5,7 @@
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
 import { sigmoidS, tanhS, sigmoidV, tanhV } from "./fastmath";
+import { decLog, decU16, encLog, encU16 } from "./codec";
 
 // Shapes (must equal src/forecast/lstm.ts).
 export const LH: i32 = 8; // hidden units
@@ -43,10 +44,10 @@ export const F_H: u32 = 8; // 8 x f32 hidden
 export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
 export const F_PREV_X: u32 = 64; // 2 x f32 inputs 0 and 1 of the last step (online training)
 export const F_LAST3: u32 = 72; // 3 x f32 last three counts (ring by n % 3)
-export const F_PROFILE: u32 = 84; // P x f32 daily log profile, then 3P x f32 counts per point and day (mod 3)
+export const F_PROFILE: u32 = 84; // P x u16 daily log profile (encLog), then 3P x u16 counts per point and day mod 3 (encU16)
 /** Bytes of LSTM-lite state per user for P profile points (log profile + 3-day count ring per point). */
 export function lstmBytes(points: u32): u32 {
-  return F_PROFILE + points * 16;
+  return F_PROFILE + points * 8;
 }
 
 /** Learning settings of the online rule (set by fcConfigure). */
@@ -255,17 +256,19 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
   if (n == 0) {
-    for (let i: u32 = 0; i < points; i++) store<f32>(prof + (<usize>i << 2), <f32>ly);
-    for (let i: u32 = 0; i < 3 * points; i++) store<f32>(prof + (<usize>(points + i) << 2), <f32>count);
+    const cl = <u16>encLog(ly);
+    const cc = <u16>encU16(count);
+    for (let i: u32 = 0; i < points; i++) store<u16>(prof + (<usize>i << 1), cl);
+    for (let i: u32 = 0; i < 3 * points; i++) store<u16>(prof + (<usize>(points + i) << 1), cc);
   }
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  const pi = prof + (<usize>point << 2);
-  const pv = <f64>load<f32>(pi);
-  store<f32>(pi, <f32>(pv + PROFILE_GAMMA * (ly - pv)));
+  const pi = prof + (<usize>point << 1);
+  const pv = decLog(load<u16>(pi));
+  store<u16>(pi, <u16>encLog(pv + PROFILE_GAMMA * (ly - pv)));
   // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
-  store<f32>(prof + (<usize>(points + point * 3 + day3) << 2), <f32>count);
+  store<u16>(prof + (<usize>(points + point * 3 + day3) << 1), <u16>encU16(count));
   const next = (slotOfDay + 1) % period;
-  const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
+  const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
   fillInput(ly, sNext, level, cv, tokPerReq, throttled);
   gruStep(e + F_H);
   for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
@@ -292,7 +295,7 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
 export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const v = Math.expm1(<f64>load<f32>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2)));
+  const v = Math.expm1(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
   return v > 0.0 ? v : 0.0;
 }
 
@@ -304,7 +307,7 @@ export function seasonalLastCount(sp: usize, slotOfDay: u32, day3: u32, period: 
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  return <f64>load<f32>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 2));
+  return decU16(load<u16>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 1)));
 }
 
 /** Median of the counts stored at the point of `slotOfDay` for the last three days. */
@@ -312,10 +315,10 @@ export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points:
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  const q = e + F_PROFILE + (<usize>(points + point * 3) << 2);
-  const a = <f64>load<f32>(q);
-  const b = <f64>load<f32>(q, 4);
-  const c = <f64>load<f32>(q, 8);
+  const q = e + F_PROFILE + (<usize>(points + point * 3) << 1);
+  const a = decU16(load<u16>(q));
+  const b = decU16(load<u16>(q, 2));
+  const c = decU16(load<u16>(q, 4));
   return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 

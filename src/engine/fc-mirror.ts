@@ -6,6 +6,7 @@
  */
 import { SlotField as S } from "./regions.ts";
 import { engineSigmoid, engineTanh } from "./fastmath.ts";
+import { decLog, decU16, encLog, encU16 } from "./codec.ts";
 import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
@@ -48,12 +49,12 @@ const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
 const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
-const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 4, E_ERR = E_PCOMB + RING * 4, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
+const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 + 3) & ~3, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 16;
+  return F_PROFILE + points * 8;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
@@ -81,6 +82,7 @@ export class FcMirror {
   trainSteps = 0;
   trainLossSum = 0;
   private f32 = new Float32Array(0);
+  private u16 = new Uint16Array(0);
   private u32 = new Uint32Array(0);
   private f64 = new Float64Array(0);
   private block = 0;
@@ -101,6 +103,7 @@ export class FcMirror {
   /** Binds the mirror to the reference's memory; `block` = byte offset of the training block (8-aligned). */
   attach(buf: ArrayBuffer, block: number, g: MirrorGeometry): void {
     this.f32 = new Float32Array(buf);
+    this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
     this.block = block;
@@ -152,7 +155,7 @@ export class FcMirror {
   }
 
   private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, day3: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
-    const { f32, u32, x } = this;
+    const { f32, u16, u32, x } = this;
     const { points, period } = this.g;
     const e = sp + this.g.ext;
     const n = u32[(e + F_N) >> 2];
@@ -162,18 +165,18 @@ export class FcMirror {
     if (train && n >= 1) loss = this.trainStep(e, ly - prevLevel);
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     f32[(e + F_LEVEL) >> 2] = level;
-    const prof = (e + F_PROFILE) >> 2;
+    const prof = (e + F_PROFILE) >> 1;
     if (n === 0) {
-      for (let i = 0; i < points; i++) f32[prof + i] = ly;
-      for (let i = 0; i < 3 * points; i++) f32[prof + points + i] = count;
+      u16.fill(encLog(ly), prof, prof + points);
+      u16.fill(encU16(count), prof + points, prof + 4 * points);
     }
     const point = Math.floor((slotOfDay * points) / period);
     const pi = prof + point;
-    const pv = f32[pi];
-    f32[pi] = pv + LSTM_PROFILE_GAMMA * (ly - pv);
-    f32[prof + points + point * 3 + day3] = count;
+    const pv = decLog(u16[pi]);
+    u16[pi] = encLog(pv + LSTM_PROFILE_GAMMA * (ly - pv));
+    u16[prof + points + point * 3 + day3] = encU16(count);
     const next = (slotOfDay + 1) % period;
-    const sNext = f32[prof + Math.floor((next * points) / period)];
+    const sNext = decLog(u16[prof + Math.floor((next * points) / period)]);
     const tod = (2.0 * Math.PI * slotOfDay) / period;
     const dow = (2.0 * Math.PI * (dayOfWeek + slotOfDay / period)) / 7.0;
     x[0] = ly - level;
@@ -207,20 +210,20 @@ export class FcMirror {
   profileForecastCount(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const v = Math.expm1(this.f32[((e + F_PROFILE) >> 2) + Math.floor((slotOfDay * this.g.points) / this.g.period)]);
+    const v = Math.expm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
     return v > 0 ? v : 0;
   }
   seasonalLastCount(sp: number, slotOfDay: number, day3: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const point = Math.floor((slotOfDay * this.g.points) / this.g.period);
-    return this.f32[((e + F_PROFILE) >> 2) + this.g.points + point * 3 + ((day3 + 2) % 3)];
+    return decU16(this.u16[((e + F_PROFILE) >> 1) + this.g.points + point * 3 + ((day3 + 2) % 3)]);
   }
   slotMedian3Count(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const q = ((e + F_PROFILE) >> 2) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
-    const a = this.f32[q], b = this.f32[q + 1], c = this.f32[q + 2];
+    const q = ((e + F_PROFILE) >> 1) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
+    const a = decU16(this.u16[q]), b = decU16(this.u16[q + 1]), c = decU16(this.u16[q + 2]);
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
   lastCount(sp: number): number {
@@ -277,7 +280,7 @@ export class FcMirror {
    * the reference's Holt-Winters forecast (req/s) at the configured horizon for that position.
    */
   onClose(sp: number, c: number, y: number, tracked: number, hwAt: (i0: number, i1: number, f: number) => number): void {
-    const { f32, u32, f64 } = this;
+    const { f32, u16, u32, f64 } = this;
     const { period: D, points: P, horizon: h, widthSec } = this.g;
     const phase = (c + h) % D;
     const xpos = (phase * P) / D;
@@ -295,12 +298,12 @@ export class FcMirror {
     if (nBefore >= h) {
       const slot = c % RING;
       for (let j = 0; j < EJ; j++) {
-        const pj = f32[(e + E_PEND + (slot * EJ + j) * 4) >> 2];
+        const pj = decU16(u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1]);
         const ej = (e + E_ERR + j * 4) >> 2;
         const a = Math.abs(count - pj);
         f32[ej] = nBefore === h ? a : ERROR_DECAY * f32[ej] + (1 - ERROR_DECAY) * a;
       }
-      const fc = f32[(e + E_PCOMB + slot * 4) >> 2];
+      const fc = decU16(u16[(e + E_PCOMB + slot * 2) >> 1]);
       const err = Math.abs(count - fc);
       const mae0 = f32[(e + E_MAE) >> 2];
       const mae = Number.isNaN(mae0) ? err : SCALE_DECAY * mae0 + (1 - SCALE_DECAY) * err;
@@ -345,8 +348,8 @@ export class FcMirror {
     val[6] = this.slotMedian3Count(sp, target % D);
     const comb = this.combine(e);
     const ts = target % RING;
-    for (let j = 0; j < EJ; j++) f32[(e + E_PEND + (ts * EJ + j) * 4) >> 2] = val[j];
-    f32[(e + E_PCOMB + ts * 4) >> 2] = comb;
+    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = encU16(val[j]);
+    u16[(e + E_PCOMB + ts * 2) >> 1] = encU16(comb);
     f32[(e + E_COMB) >> 2] = comb;
   }
 
