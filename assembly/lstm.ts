@@ -4,7 +4,7 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
-import { sigmoidS, tanhS, sigmoidV, tanhV } from "./fastmath";
+import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decLog, decU16, encLog, encU16 } from "./codec";
 
 // Shapes (must equal src/forecast/lstm.ts).
@@ -92,91 +92,101 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
   store<f64>(XB, throttled, 64);
 }
 
-// The gates' weights transposed (input-major, unit-minor) so two units' sums are one f64x2:
-// per gate g (z, r, n): W^T (LX x LH), U^T (LH x LH), bias (LH); then bu (LH). The gate weights
-// change only when weights are loaded or restored (online training moves the output head
+// The gates' weights as f32, transposed (input-major, unit-minor) so four units' sums are one
+// f32x4: per gate g (z, r, n): W^T (LX x LH), U^T (LH x LH), bias (LH); then bu (LH). The gate
+// weights change only when weights are loaded or restored (online training moves the output head
 // only), so lstmPack runs at the start of each tick that closes buckets.
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
-const PACK: usize = memory.data((3 * PK_GATE + LH) * 8, 16);
+const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
+/** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
+const XF: usize = memory.data(LX * 4, 16);
+const HF: usize = memory.data(LH * 4, 16);
 
-/** Copies the gate weights from PARAMS into PACK (transposed); forgets the bucket inputs. */
+/** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
 export function lstmPack(): void {
   trigBucket = 0xffffffff;
   for (let g = 0; g < 3; g++) {
     const src = g * GATE;
-    const dst = PACK + <usize>(g * PK_GATE) * 8;
+    const dst = PACK + <usize>(g * PK_GATE) * 4;
     for (let i = 0; i < LH; i++) {
-      for (let k = 0; k < LX; k++) store<f64>(dst + <usize>(k * LH + i) * 8, P(src + i * LX + k));
-      for (let k = 0; k < LH; k++) store<f64>(dst + <usize>(LX * LH + k * LH + i) * 8, P(src + LH * LX + i * LH + k));
-      store<f64>(dst + <usize>(LX * LH + LH * LH + i) * 8, P(src + LH * LX + LH * LH + i));
+      for (let k = 0; k < LX; k++) store<f32>(dst + <usize>(k * LH + i) * 4, <f32>P(src + i * LX + k));
+      for (let k = 0; k < LH; k++) store<f32>(dst + <usize>(LX * LH + k * LH + i) * 4, <f32>P(src + LH * LX + i * LH + k));
+      store<f32>(dst + <usize>(LX * LH + LH * LH + i) * 4, <f32>P(src + LH * LX + LH * LH + i));
     }
   }
-  for (let i = 0; i < LH; i++) store<f64>(PACK + <usize>(3 * PK_GATE + i) * 8, P(OFF_BU + i));
+  for (let i = 0; i < LH; i++) store<f32>(PACK + <usize>(3 * PK_GATE + i) * 4, <f32>P(OFF_BU + i));
 }
 
 /**
- * One GRU step from hidden h (f32 at hp) and input XB into HN (f64). Per unit i, in this order:
- * a = bias_i + sum_k W[i][k] x[k] + sum_k U[i][k] h[k] (k ascending) for the z and r gates; the
- * candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
+ * One GRU step from hidden h (f32 at hp) and input XB into HN (f64), in single precision (the
+ * hidden state is stored as f32 anyway). Per unit i, every operation rounded to f32, in this
+ * order: a = bias_i, then a += W[i][k] x[k] (k ascending), then a += U[i][k] h[k], for the z and
+ * r gates; the candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
  * r = sigmoid(a_r), n = tanh(a_n + r u_n), h'_i = (1 - z) n + z h_i. The SIMD form runs units
- * (2q, 2q + 1) in the lanes of one f64x2 with the same operations in the same order per lane.
+ * 4q..4q+3 in the lanes of one f32x4 with the same operations in the same order per lane;
+ * src/engine/fc-mirror.ts reproduces it with Math.fround.
  */
 function gruStep(hp: usize): void {
+  for (let k = 0; k < LX; k++) store<f32>(XF + (<usize>k << 2), <f32>load<f64>(XB + (<usize>k << 3)));
+  const WZ = PACK, WR = PACK + <usize>PK_GATE * 4, WN = PACK + <usize>(2 * PK_GATE) * 4;
+  const BU = PACK + <usize>(3 * PK_GATE) * 4;
+  const UO: usize = <usize>(LX * LH) * 4; // U^T after W^T
+  const BO: usize = <usize>(LX * LH + LH * LH) * 4; // bias after U^T
   if (ASC_FEATURE_SIMD) {
-    const WZ = PACK, WR = PACK + <usize>PK_GATE * 8, WN = PACK + <usize>(2 * PK_GATE) * 8;
-    const BU = PACK + <usize>(3 * PK_GATE) * 8;
-    const UO: usize = <usize>(LX * LH) * 8; // U^T after W^T
-    const BO: usize = <usize>(LX * LH + LH * LH) * 8; // bias after U^T
-    for (let q = 0; q < LH / 2; q++) {
-      const o = <usize>q << 4; // byte offset of units 2q, 2q + 1 in a row of LH f64
+    for (let q = 0; q < LH / 4; q++) {
+      const o = <usize>q << 4; // byte offset of units 4q..4q+3 in a row of LH f32
       let az = v128.load(WZ + BO + o);
       let ar = v128.load(WR + BO + o);
       let an = v128.load(WN + BO + o);
       let un = v128.load(BU + o);
       for (let k = 0; k < LX; k++) {
-        const xk = f64x2.splat(load<f64>(XB + (<usize>k << 3)));
-        const row = (<usize>(k * LH) << 3) + o;
-        az = f64x2.add(az, f64x2.mul(v128.load(WZ + row), xk));
-        ar = f64x2.add(ar, f64x2.mul(v128.load(WR + row), xk));
-        an = f64x2.add(an, f64x2.mul(v128.load(WN + row), xk));
+        const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
+        const row = (<usize>(k * LH) << 2) + o;
+        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), xk));
+        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), xk));
+        an = f32x4.add(an, f32x4.mul(v128.load(WN + row), xk));
       }
       for (let k = 0; k < LH; k++) {
-        const hk = f64x2.splat(<f64>load<f32>(hp + (<usize>k << 2)));
-        const row = UO + (<usize>(k * LH) << 3) + o;
-        az = f64x2.add(az, f64x2.mul(v128.load(WZ + row), hk));
-        ar = f64x2.add(ar, f64x2.mul(v128.load(WR + row), hk));
-        un = f64x2.add(un, f64x2.mul(v128.load(WN + row), hk));
+        const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
+        const row = UO + (<usize>(k * LH) << 2) + o;
+        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), hk));
+        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), hk));
+        un = f32x4.add(un, f32x4.mul(v128.load(WN + row), hk));
       }
-      const z = sigmoidV(az);
-      const r = sigmoidV(ar);
-      const n = tanhV(f64x2.add(an, f64x2.mul(r, un)));
-      const hv = f64x2.promote_low_f32x4(v128.load64_zero(hp + (<usize>q << 3)));
-      v128.store(HN + o, f64x2.add(f64x2.mul(f64x2.sub(f64x2.splat(1.0), z), n), f64x2.mul(z, hv)));
+      const z = sigmoidF4(az);
+      const r = sigmoidF4(ar);
+      const n = tanhF4(f32x4.add(an, f32x4.mul(r, un)));
+      const hv = v128.load(hp + o);
+      v128.store(HF + o, f32x4.add(f32x4.mul(f32x4.sub(f32x4.splat(1.0), z), n), f32x4.mul(z, hv)));
     }
   } else {
     for (let i = 0; i < LH; i++) {
-      let az = P(OFF_Z + LH * LX + LH * LH + i);
-      let ar = P(OFF_R + LH * LX + LH * LH + i);
-      let an = P(OFF_N + LH * LX + LH * LH + i);
-      let un = P(OFF_BU + i);
+      const o = <usize>i << 2;
+      let az = load<f32>(WZ + BO + o);
+      let ar = load<f32>(WR + BO + o);
+      let an = load<f32>(WN + BO + o);
+      let un = load<f32>(BU + o);
       for (let k = 0; k < LX; k++) {
-        const xk = load<f64>(XB + (<usize>k << 3));
-        az += P(OFF_Z + i * LX + k) * xk;
-        ar += P(OFF_R + i * LX + k) * xk;
-        an += P(OFF_N + i * LX + k) * xk;
+        const xk = load<f32>(XF + (<usize>k << 2));
+        const row = (<usize>(k * LH) << 2) + o;
+        az = az + load<f32>(WZ + row) * xk;
+        ar = ar + load<f32>(WR + row) * xk;
+        an = an + load<f32>(WN + row) * xk;
       }
       for (let k = 0; k < LH; k++) {
-        const hk = <f64>load<f32>(hp + (<usize>k << 2));
-        az += P(OFF_Z + LH * LX + i * LH + k) * hk;
-        ar += P(OFF_R + LH * LX + i * LH + k) * hk;
-        un += P(OFF_N + LH * LX + i * LH + k) * hk;
+        const hk = load<f32>(hp + (<usize>k << 2));
+        const row = UO + (<usize>(k * LH) << 2) + o;
+        az = az + load<f32>(WZ + row) * hk;
+        ar = ar + load<f32>(WR + row) * hk;
+        un = un + load<f32>(WN + row) * hk;
       }
-      const z = sigmoidS(az);
-      const r = sigmoidS(ar);
-      const n = tanhS(an + r * un);
-      store<f64>(HN + (<usize>i << 3), (1.0 - z) * n + z * <f64>load<f32>(hp + (<usize>i << 2)));
+      const z = sigmoidF(az);
+      const r = sigmoidF(ar);
+      const n = tanhF(an + r * un);
+      store<f32>(HF + o, (<f32>1.0 - z) * n + z * load<f32>(hp + o));
     }
   }
+  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(HF + (<usize>k << 2)));
 }
 
 /** Output o from hidden HN (f64) and input XB. */

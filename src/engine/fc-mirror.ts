@@ -5,7 +5,7 @@
  * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
  */
 import { SlotField as S } from "./regions.ts";
-import { engineSigmoid, engineTanh } from "./fastmath.ts";
+import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
 import { decLog, decU16, encLog, encU16 } from "./codec.ts";
 import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
@@ -16,29 +16,33 @@ const LO = LSTM_MAX_HORIZON;
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
 /**
  * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
- * design form (gru.ts gruStep), with the engine's exp (fastmath.ts) in the gates.
+ * design form (gru.ts gruStep) in single precision (every operation rounded with Math.fround,
+ * weights and inputs rounded to f32 first), with the engine's expf (fastmath.ts) in the gates.
  */
 function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array): void {
   const { z: OZ, r: OR, n: ON, bu: OBU } = GruOffset;
+  const fr = Math.fround;
   for (let i = 0; i < LH; i++) {
-    let az = p[OZ + LH * LX + LH * LH + i];
-    let ar = p[OR + LH * LX + LH * LH + i];
-    let an = p[ON + LH * LX + LH * LH + i];
-    let un = p[OBU + i];
+    let az = fr(p[OZ + LH * LX + LH * LH + i]);
+    let ar = fr(p[OR + LH * LX + LH * LH + i]);
+    let an = fr(p[ON + LH * LX + LH * LH + i]);
+    let un = fr(p[OBU + i]);
     for (let k = 0; k < LX; k++) {
-      az += p[OZ + i * LX + k] * x[k];
-      ar += p[OR + i * LX + k] * x[k];
-      an += p[ON + i * LX + k] * x[k];
+      const xk = fr(x[k]);
+      az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
+      ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
+      an = fr(an + fr(fr(p[ON + i * LX + k]) * xk));
     }
     for (let k = 0; k < LH; k++) {
-      az += p[OZ + LH * LX + i * LH + k] * h[k];
-      ar += p[OR + LH * LX + i * LH + k] * h[k];
-      un += p[ON + LH * LX + i * LH + k] * h[k];
+      const hk = h[k];
+      az = fr(az + fr(fr(p[OZ + LH * LX + i * LH + k]) * hk));
+      ar = fr(ar + fr(fr(p[OR + LH * LX + i * LH + k]) * hk));
+      un = fr(un + fr(fr(p[ON + LH * LX + i * LH + k]) * hk));
     }
-    const z = engineSigmoid(az);
-    const r = engineSigmoid(ar);
-    const n = engineTanh(an + r * un);
-    out[i] = (1 - z) * n + z * h[i];
+    const z = engineSigmoidF(az);
+    const r = engineSigmoidF(ar);
+    const n = engineTanhF(fr(an + fr(r * un)));
+    out[i] = fr(fr(fr(1 - z) * n) + fr(z * h[i]));
   }
 }
 
