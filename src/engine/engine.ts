@@ -11,7 +11,7 @@ import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolve
 import { ReferenceCore } from "./reference.ts";
 import { COUNTS_RECORD_BYTES, GlobalIndex as GI, MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex, GLOBALS_BYTES } from "./regions.ts";
 import { instantiateWasmCore, wasmPath } from "./wasm.ts";
-import { LSTM_PARAM_COUNT, LstmWeights } from "../forecast/lstm.ts";
+import { LSTM_PARAM_COUNT, LstmWeights } from "./gru.ts";
 
 /** One request event, as the convenience API takes it (missing numbers are 0). */
 export interface EventInput {
