@@ -142,7 +142,48 @@ const ScheduleSchema = z.strictObject({
 });
 
 // ---------------------------------------------------------------------------------------------
-// pools: the Kubernetes workloads the allocator sizes.
+// pools: the Kubernetes workloads the allocator sizes (policy: src/allocator, docs/allocator.md).
+
+/** How the allocator acts on a pool. */
+export const POOL_MODES = ["shadow", "scale", "hpa-floor", "resize"] as const;
+/** How a pool's upper bound is formed from its users' forecasts. */
+export const DEMAND_METHODS = ["variance", "sum", "blend"] as const;
+
+/** A Kubernetes resource quantity of bits per second, as the bandwidth CNI plugin reads it ("10M", "1G"). */
+const bandwidthQuantity = () => z.string().regex(/^[0-9]+(\.[0-9]+)?[kMGT]?$/, 'must be a quantity such as "10M" or "1G" (bits per second)');
+
+const PoolMatchSchema = z.strictObject({
+  /** Routes (request path prefixes or route names as the telemetry reports them) whose traffic this pool serves. */
+  routes: z.array(z.string().min(1)).default([]),
+  /** Model names (LLM pools) whose traffic this pool serves. */
+  models: z.array(z.string().min(1)).default([]),
+  /** Plans from the user directory whose users belong to this pool. */
+  plans: z.array(z.string().min(1)).default([]),
+  /** Segments from the user directory whose users belong to this pool. */
+  segments: z.array(z.string().min(1)).default([]),
+  /** Explicit user keys that belong to this pool (checked first). */
+  users: z.array(z.string().min(1)).default([]),
+  /** Users no other pool claims belong to this pool (at most one pool may say so). */
+  default: z.boolean().default(false),
+});
+
+const PoolBandwidthSchema = z.strictObject({
+  /** Fixed `kubernetes.io/ingress-bandwidth` per pod (bits/s quantity); absent = derived or none. */
+  ingress: bandwidthQuantity().optional(),
+  /** Fixed `kubernetes.io/egress-bandwidth` per pod (bits/s quantity); absent = derived or none. */
+  egress: bandwidthQuantity().optional(),
+  /** Bytes one request brings in; with it the ingress annotation is derived from a replica's rate. */
+  ingressBytesPerRequest: z.number().positive().optional(),
+  /** Bytes one response sends; with it the egress annotation is derived from a replica's rate. */
+  egressBytesPerRequest: z.number().positive().optional(),
+});
+
+const PoolReactiveSchema = z.strictObject({
+  /** Target utilization of the modelled HPA v2 whose answer is the reactive floor, in (0, 1]. */
+  targetUtilization: z.number().gt(0).max(1).default(0.7),
+  /** Window the observed rate is averaged over for the reactive floor, s. */
+  metricWindowSec: int().min(1).max(3600).default(60),
+});
 
 const PoolSchema = z
   .strictObject({
@@ -159,50 +200,86 @@ const PoolSchema = z
       name: z.string().min(1).max(253),
       /** Container whose resources are patched; default: the first container. */
       container: z.string().min(1).optional(),
+      /** Name of the HPA that manages the workload (mode "hpa-floor"); default: the workload's name. */
+      hpaName: z.string().min(1).max(253).optional(),
     }),
     costModel: z.strictObject({
-      /** Requests per second one replica serves at target utilization. Required. */
+      /** Requests per second one replica serves at full utilization (its capacity). Required. */
       requestsPerSecPerReplica: z.number().positive(),
-      /** Tokens per second one replica serves (LLM pools); absent = requests only. */
+      /** Tokens per second one replica serves at full utilization (LLM pools); absent = requests only. */
       tokensPerSecPerReplica: z.number().positive().optional(),
+      /** Tokens one request carries (input + output) when forecasts give requests only; used with tokensPerSecPerReplica. */
+      tokensPerRequest: z.number().positive().optional(),
       /** CPU one replica requests, millicores. */
       cpuPerReplicaMillicores: int().positive().default(1000),
       /** Memory one replica requests, MiB. */
       memoryPerReplicaMiB: int().positive().default(1024),
     }),
+    /** Which users' traffic this pool serves; a pool without rules serves nobody unless it is the default. */
+    match: PoolMatchSchema.prefault({}),
+    /** Share of the cluster budget: higher priorities are served first when the budget is short. */
+    priority: int().min(0).max(1000).default(0),
     /** Lowest replica count the allocator sets. */
     minReplicas: int().min(0).max(10_000).default(1),
     /** Highest replica count the allocator sets. */
     maxReplicas: int().min(1).max(10_000).default(10),
+    /** Utilization the predictive replicas aim at, in (0, 1] (replicas = demand / (capacity × this)). */
+    targetUtilization: z.number().gt(0).max(1).default(0.8),
     /** Extra capacity over the forecast upper bound, as a fraction (0.1 = +10 %). */
     headroom: z.number().min(0).max(10).default(0.1),
-    /** A scale-down must be wanted for this long before it happens, s. */
+    /** A scale-down happens only to the highest requirement of this trailing window, s. */
     stabilizationWindowSec: int().min(0).max(86_400).default(300),
-    /** Relative change below which no patch is made (0.1 = 10 %). */
+    /** Most replicas one scale-down decision removes; absent = from scaleDownMaxStepPercent. */
+    scaleDownMaxStepReplicas: int().min(1).max(10_000).optional(),
+    /** Most replicas one scale-down decision removes, % of the current count (at least 1 replica). */
+    scaleDownMaxStepPercent: z.number().gt(0).max(100).default(50),
+    /** Relative change below which no change is made (0.1 = 10 %); scale-ups past the floor always happen. */
     tolerance: z.number().min(0).max(1).default(0.1),
     /** Time from a scale-up patch until a new pod serves, s (how far ahead to act). */
     podStartDelaySec: int().min(0).max(3600).default(30),
-    /** "shadow" computes and reports decisions without patching; "active" patches. */
-    mode: z.enum(["shadow", "active"]).default("shadow"),
+    /** Interval between the allocator's decisions for this pool, ms. */
+    decisionIntervalMs: int().min(1000).max(3_600_000).default(15_000),
+    /** Pool upper bound: "variance" (sum of means + z·√Σσ²), "sum" (sum of per-user bounds), "blend". */
+    demandMethod: z.enum(DEMAND_METHODS).default("variance"),
+    /** Weight of the "variance" bound in "blend" (the rest is "sum"), in [0, 1]. */
+    blendWeight: z.number().min(0).max(1).default(0.5),
+    /** The modelled HPA whose answer is the floor of every allocation. */
+    reactive: PoolReactiveSchema.prefault({}),
+    /** `kubernetes.io/ingress-bandwidth` / `egress-bandwidth` pod annotations; absent = none. */
+    bandwidth: PoolBandwidthSchema.optional(),
+    /**
+     * "shadow": decisions computed, logged and exported, nothing patched; "scale": replicas through
+     * the scale subresource, resources by server-side apply; "hpa-floor": the HPA's minReplicas is
+     * set to the predictive requirement; "resize": as "scale" plus in-place pod resize of CPU/memory.
+     */
+    mode: z.enum(POOL_MODES).default("shadow"),
   })
   .superRefine((p, ctx) => {
     if (p.minReplicas > p.maxReplicas) {
       ctx.addIssue({ code: "custom", path: ["maxReplicas"], message: `must be >= minReplicas (${p.minReplicas})` });
     }
+    if (p.costModel.tokensPerRequest !== undefined && p.costModel.tokensPerSecPerReplica === undefined) {
+      ctx.addIssue({ code: "custom", path: ["costModel", "tokensPerSecPerReplica"], message: "required when costModel.tokensPerRequest is set" });
+    }
   });
 
 const PoolsSchema = z.array(PoolSchema).superRefine((pools, ctx) => {
   const seen = new Map<string, number>();
+  let defaultPool = -1;
   pools.forEach((p, i) => {
     const first = seen.get(p.name);
     if (first !== undefined) {
       ctx.addIssue({ code: "custom", path: [i, "name"], message: `duplicate pool name "${p.name}" (also pools.${first}.name)` });
     } else seen.set(p.name, i);
+    if (p.match.default) {
+      if (defaultPool >= 0) ctx.addIssue({ code: "custom", path: [i, "match", "default"], message: `only one pool may be the default (also pools.${defaultPool})` });
+      else defaultPool = i;
+    }
   });
 });
 
 // ---------------------------------------------------------------------------------------------
-// cluster: the budget all pools share.
+// cluster: the budget all pools share (by priority, then max-min fair share).
 
 const ClusterSchema = z.strictObject({
   /** CPU all pools together may request, millicores. */

@@ -88,7 +88,7 @@ test("defaults, validate, and a connection failure: output and exit codes", asyn
 
 test("set, get, conflict, diff, history, explain: the whole write path", async () => {
   const v1 = file("v1.yaml", `engine:\n  horizonBuckets: 6\npools:\n${POOL}`);
-  const v2 = file("v2.yaml", `engine:\n  horizonBuckets: 3\n  bucketWidthMs: 30000\npools:\n${POOL}    mode: active\n`);
+  const v2 = file("v2.yaml", `engine:\n  horizonBuckets: 3\n  bucketWidthMs: 30000\npools:\n${POOL}    mode: scale\n`);
 
   const set1 = await cli(["set", v1]);
   assert.is(set1.code, 0, set1.stderr);
@@ -109,7 +109,7 @@ test("set, get, conflict, diff, history, explain: the whole write path", async (
   assert.is(diff.code, 0, diff.stderr);
   assert.match(diff.stdout, /~ engine\.horizonBuckets: 6 -> 3\n/);
   assert.match(diff.stdout, /~ engine\.bucketWidthMs: 60000 -> 30000 {2}\(restart\)/);
-  assert.match(diff.stdout, /~ pools\.0\.mode: "shadow" -> "active"\n/);
+  assert.match(diff.stdout, /~ pools\.0\.mode: "shadow" -> "scale"\n/);
 
   const set2 = await cli(["set", v2, "--expect-revision", "1"]);
   assert.is(set2.code, 0, set2.stderr);
@@ -139,7 +139,7 @@ test("set, get, conflict, diff, history, explain: the whole write path", async (
   assert.is(full.code, 0, full.stderr);
   const cfg = JSON.parse(full.stdout);
   assert.is(cfg.engine.horizonBuckets, 3);
-  assert.is(cfg.pools[0].mode, "active");
+  assert.is(cfg.pools[0].mode, "scale");
   assert.is(cfg.nats.connection.pass, "***", "secrets are redacted");
   assert.ok(!full.stdout.includes("hunter2"));
 });

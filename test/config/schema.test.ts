@@ -118,6 +118,29 @@ test("errors: pools' minReplicas over the cluster budget; smoothing bounds", () 
   assert.equal(hw.issues, [{ path: "engine.holtWinters.alphaMax", message: "must be >= alpha (0.5)" }]);
 });
 
+test("pools: allocator fields default, modes are shadow/scale/hpa-floor/resize, one default pool", () => {
+  const c = validateConfig({ pools: [pool()] });
+  const p = c.pools[0];
+  assert.is(p.mode, "shadow");
+  assert.is(p.priority, 0);
+  assert.is(p.targetUtilization, 0.8);
+  assert.is(p.decisionIntervalMs, 15_000);
+  assert.is(p.demandMethod, "variance");
+  assert.is(p.scaleDownMaxStepPercent, 50);
+  assert.is(p.scaleDownMaxStepReplicas, undefined);
+  assert.equal(p.reactive, { targetUtilization: 0.7, metricWindowSec: 60 });
+  assert.equal(p.match, { routes: [], models: [], plans: [], segments: [], users: [], default: false });
+  for (const mode of ["shadow", "scale", "hpa-floor", "resize"]) assert.is(validateConfig({ pools: [pool({ mode })] }).pools[0].mode, mode);
+  assert.equal(issuesOf({ pools: [pool({ mode: "active" })] }).issues.map((i) => i.path), ["pools.0.mode"]);
+  const two = issuesOf({ pools: [pool({ match: { default: true } }), pool({ name: "b", match: { default: true } })] });
+  assert.equal(two.issues, [{ path: "pools.1.match.default", message: "only one pool may be the default (also pools.0)" }]);
+  const bw = issuesOf({ pools: [pool({ bandwidth: { ingress: "10 Mbit" } })] });
+  assert.equal(bw.issues.map((i) => i.path), ["pools.0.bandwidth.ingress"]);
+  const tok = issuesOf({ pools: [pool({ costModel: { requestsPerSecPerReplica: 5, tokensPerRequest: 800 } })] });
+  assert.equal(tok.issues.map((i) => i.path), ["pools.0.costModel.tokensPerSecPerReplica"]);
+  assert.equal(issuesOf({ pools: [pool({ demandMethod: "max" })] }).issues.map((i) => i.path), ["pools.0.demandMethod"]);
+});
+
 test("errors: engine rules the WASM engine enforces at start are caught by the schema", () => {
   const width = issuesOf({ engine: { bucketWidthMs: 7000 } });
   assert.equal(width.issues, [{ path: "engine.bucketWidthMs", message: "must divide a day (86400000 ms) exactly" }]);
@@ -148,11 +171,11 @@ test("deepMerge: objects merge, arrays replace, inputs untouched", () => {
 
 test("diffConfigs: path-level added/removed/changed, arrays by index", () => {
   const a = { engine: { horizonBuckets: 5 }, pools: [{ name: "a", mode: "shadow" }] };
-  const b = { engine: { horizonBuckets: 7, seasonPoints: 24 }, pools: [{ name: "a", mode: "active" }, { name: "b" }] };
+  const b = { engine: { horizonBuckets: 7, seasonPoints: 24 }, pools: [{ name: "a", mode: "scale" }, { name: "b" }] };
   assert.equal(diffConfigs(a, b), [
     { path: "engine.horizonBuckets", kind: "changed", before: 5, after: 7 },
     { path: "engine.seasonPoints", kind: "added", after: 24 },
-    { path: "pools.0.mode", kind: "changed", before: "shadow", after: "active" },
+    { path: "pools.0.mode", kind: "changed", before: "shadow", after: "scale" },
     { path: "pools.1.name", kind: "added", after: "b" },
   ]);
   assert.equal(diffConfigs(b, b), []);

@@ -232,16 +232,16 @@ test("watcher: applies valid revisions live, classifies restart-required, reject
 
     // A live change: horizon and pool mode.
     const doc = (await store.get()).document as { pools: Record<string, unknown>[] };
-    await store.set({ engine: { horizonBuckets: 2 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 1);
+    await store.set({ engine: { horizonBuckets: 2 }, pools: [{ ...doc.pools[0], mode: "scale" }] }, 1);
     const u1 = await updates.next();
     assert.is(u1.revision, 2);
     assert.equal(u1.changes.map((c) => c.path), ["engine.horizonBuckets", "pools.0.mode"]);
     assert.equal(u1.restartRequired, []);
     assert.is(watcher.config.engine.horizonBuckets, 2);
-    assert.is(watcher.config.pools[0].mode, "active");
+    assert.is(watcher.config.pools[0].mode, "scale");
 
     // A change that needs a restart is applied to the config object but reported as such.
-    await store.set({ engine: { horizonBuckets: 2, bucketWidthMs: 30_000 }, pools: [{ ...doc.pools[0], mode: "active" }] }, 2);
+    await store.set({ engine: { horizonBuckets: 2, bucketWidthMs: 30_000 }, pools: [{ ...doc.pools[0], mode: "scale" }] }, 2);
     const u2 = await updates.next();
     assert.equal(u2.restartRequired, ["engine.bucketWidthMs"]);
     assert.equal(watcher.restartPending, ["engine.bucketWidthMs"]);
