@@ -5,6 +5,7 @@ import { register as registerConfig } from "./commands/config.ts";
 import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
+import { register as registerStart } from "./commands/start.ts";
 
 const program = new Command()
   .name("foresight")
@@ -17,6 +18,7 @@ registerConfig(program);
 registerServe(program);
 registerEval(program);
 registerTrain(program);
+registerStart(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

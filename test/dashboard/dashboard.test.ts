@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The live dashboard in a real browser (Debian's chromium driven by playwright-core): the page
 // loads with no console errors, the charts receive live points over SSE, and a screenshot is
 // saved as a test artifact (artifacts/dashboard.png).

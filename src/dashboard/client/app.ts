@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The dashboard in the browser: one uPlot chart per pool (demand, forecast, upper bound, capacity
 // now, capacity decided), one for throttles and exceedances, the top users and health. Points
 // arrive as server-sent events from /dashboard/events. Bundled by esbuild (no CDN).
