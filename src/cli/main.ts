@@ -6,6 +6,7 @@ import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
 import { register as registerStart } from "./commands/start.ts";
+import { register as registerModels } from "./commands/models.ts";
 
 const program = new Command()
   .name("foresight")
@@ -19,6 +20,7 @@ registerServe(program);
 registerEval(program);
 registerTrain(program);
 registerStart(program);
+registerModels(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;
