@@ -8,6 +8,8 @@ import { register as registerTrain } from "./commands/train.ts";
 import { register as registerAllocate } from "./commands/allocate.ts";
 import { register as registerRls } from "./commands/rls.ts";
 import { register as registerReplay } from "./commands/replay.ts";
+import { register as registerStart } from "./commands/start.ts";
+import { register as registerModels } from "./commands/models.ts";
 
 const program = new Command()
   .name("foresight")
@@ -23,6 +25,8 @@ registerTrain(program);
 registerAllocate(program);
 registerRls(program);
 registerReplay(program);
+registerStart(program);
+registerModels(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

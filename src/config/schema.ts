@@ -75,6 +75,31 @@ const LstmSchema = z.strictObject({
   trainUsersPerBucket: int().min(0).max(1_048_576).default(DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET),
   /** Adam learning rate of the online training, > 0. */
   learningRate: z.number().positive().max(1).default(DEFAULT_LSTM_LEARNING_RATE),
+  /**
+   * Version of the shared weights in the model registry (nats.objectStore.models) that engines run,
+   * e.g. "v3"; unset = weightsFile or the built-in initialisation. Live: engines swap weights in
+   * place without losing per-user state; setting an older version is the rollback.
+   */
+  modelVersion: z.string().regex(/^v[1-9][0-9]*$/, 'must look like "v1", "v2", ...').optional(),
+  /** Scheduled retraining of the shared weights from recent history (`foresight models retrain`). */
+  retrain: z
+    .strictObject({
+      /** Period of retraining, ms; 0 = only when run by hand. */
+      intervalMs: int().min(0).max(30 * 86_400_000).default(0),
+      /** Buckets of recent history (forecast ticks kept in JetStream) a candidate trains and is scored on. */
+      historyBuckets: int().min(24).max(100_000).default(2016),
+      /** Most recent buckets held out for the promotion test (never trained on). */
+      holdoutBuckets: int().min(6).max(10_000).default(144),
+      /** Weight of the windows around exceedances (observed above the upper bound) in training, >= 1. */
+      exceedanceWeight: int().min(1).max(20).default(3),
+      /** Training passes over the history. */
+      epochs: int().min(1).max(50).default(2),
+      /** Users sampled for training (the busiest ones), bounding the retraining cost. */
+      maxUsers: int().min(1).max(1_000_000).default(2000),
+      /** Relative holdout error reduction a candidate needs to be promoted (0.01 = 1 %). */
+      minImprovement: z.number().min(0).max(1).default(0.01),
+    })
+    .prefault({}),
 });
 
 /** Milliseconds in a day: bucket widths divide it, so a season is a whole number of buckets. */
@@ -466,6 +491,8 @@ const NatsSchema = z.strictObject({
     .strictObject({
       /** Object store of engine checkpoints. */
       checkpoints: natsName().default("foresight-checkpoints"),
+      /** Object store of every version of the shared LSTM-lite weights (the model registry). */
+      models: natsName().default("foresight-models"),
     })
     .prefault({}),
 });
@@ -633,6 +660,8 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.allowedLatenessMs": "restart",
   "engine.forecastModel": "restart",
   "engine.lstm": "restart",
+  "engine.lstm.modelVersion": "live",
+  "engine.lstm.retrain": "live",
   "engine.ingressCapacity": "restart",
   "engine.countsCapacity": "restart",
   schedule: "live",
