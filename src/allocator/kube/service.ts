@@ -55,6 +55,9 @@ export interface PoolStateEntry {
   replicasAllocated: number;
   /** Replicas decided this tick. */
   replicasDecided: number;
+  /** The decision's predictive half (forecast upper bound) and reactive half (the modelled HPA v2). */
+  replicasPredictive: number;
+  replicasReactive: number;
   /** Requests/s the allocated replicas serve at full utilization (replicas × requestsPerSecPerReplica). */
   capacityRequestsPerSec: number;
   /** Observed pool load now, requests/s. */
@@ -303,6 +306,7 @@ export class AllocatorService {
       const allocated = st?.currentReplicas ?? d.replicas;
       entries.push({
         pool: p.name, mode: p.mode, replicasAllocated: allocated, replicasDecided: d.replicas,
+        replicasPredictive: d.predictiveReplicas, replicasReactive: d.reactiveReplicas,
         capacityRequestsPerSec: poolCapacityPerSec(allocated, p.costModel.requestsPerSecPerReplica),
         loadRequestsPerSec: sum.demand.observedPerSec[i], forecastRequestsPerSec: sum.demand.meanPerSec[i], upperRequestsPerSec: upper,
         activeUsers: sum.demand.activeUsers[i], actuation: st?.state ?? "ok", reason: d.reason,
