@@ -11,7 +11,7 @@ export interface LoadDriverOptions {
   url: string;
   /** Path requests are sent to. Default "/v1/completions". */
   path?: string;
-  /** Header carrying the user key. Default "x-api-key". */
+  /** Header carrying the user key. Default "x-user-id" (the throttle middleware's default). */
   userHeader?: string;
   /** Requests in flight at most; above it a request is counted as `skipped` (the driver is the bottleneck). Default 512. */
   maxInFlight?: number;
@@ -58,7 +58,7 @@ export class LoadDriver {
   constructor(private readonly plan: LoadPlan, opts: LoadDriverOptions) {
     this.opts = {
       path: "/v1/completions",
-      userHeader: "x-api-key",
+      userHeader: "x-user-id",
       maxInFlight: 512,
       schedulerPeriodMs: 5,
       timeoutMs: 10_000,
@@ -154,7 +154,9 @@ export class LoadDriver {
         method: "POST",
         agent: this.agent,
         timeout: this.opts.timeoutMs,
-        headers: { [this.opts.userHeader]: user, "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+        // The model and the expected tokens also travel as headers, so a gateway can check a request
+        // before reading its body.
+        headers: { [this.opts.userHeader]: user, "x-model": model, "x-expected-tokens": String(tokens), "content-type": "application/json", "content-length": Buffer.byteLength(body) },
       },
       (res) => {
         res.resume();

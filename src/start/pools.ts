@@ -1,11 +1,11 @@
 // Per-pool view of a `foresight start` run: observed demand from the gateway, per-user forecasts
-// from the processor, and the replicas Foresight decides against the reactive HPA floor alone.
-// Rates are requests per wall second (the engine sees wall-clock event times); the HPA's windows
-// run on trace time (wall time × speedup), so a 300 s stabilization window is 300 trace seconds.
+// from the processor, and the allocator's decisions (pool state): replicas Foresight decided
+// against the reactive half of the same decision (the modelled HPA v2 alone). Rates are requests
+// per wall second (the engine sees wall-clock event times).
 import type { LoadPlan, LoadResult } from "../loadgen/index.ts";
 import type { TelemetryPublisherStats } from "../telemetry/publisher.ts";
 import type { DashboardPoint, PoolPoint, TopUser } from "../dashboard/index.ts";
-import { HpaRecommender } from "../allocator/hpa.ts";
+import type { PoolsState } from "../allocator/kube/service.ts";
 
 /** Pool summary for the final table. */
 export interface PoolSummary {
@@ -31,7 +31,9 @@ interface ClientState {
   rate: number;
   upper: number;
   observed: number;
-  prevUpper: number;
+  /** Upper bounds of the last `horizon` ticks (ring): the bound for the bucket closing now was made `horizon` ticks ago. */
+  uppers: Float64Array;
+  ticks: number;
   lastTickMs: number;
 }
 
@@ -39,7 +41,7 @@ interface Pool {
   name: string;
   clients: number[];
   capacityPerReplicaPerSec: number;
-  hpa: HpaRecommender;
+  allocated: number;
   decided: number;
   reactive: number;
   requestsWindow: number;
@@ -52,10 +54,24 @@ interface Pool {
   summary: PoolSummary;
 }
 
-/** Headroom over the pool's upper bound Foresight keeps (0.1 = +10 %). */
-export const START_HEADROOM = 0.1;
-/** Target utilization of both Foresight and the reactive floor. */
+/** Target utilization the per-replica capacity is sized for. */
 export const START_TARGET_UTILIZATION = 0.7;
+
+/**
+ * Requests/s one replica of each pool (model) serves at full utilization, sized so the pool's mean
+ * planned load needs `replicasAtMean` replicas at {@link START_TARGET_UTILIZATION}.
+ */
+export function poolCapacities(plan: LoadPlan, replicasAtMean: number): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (let k = 0; k < plan.count; k++) {
+    const m = plan.models[plan.client[k]];
+    counts.set(m, (counts.get(m) ?? 0) + 1);
+  }
+  for (const m of plan.models) if (!counts.has(m)) counts.set(m, 0);
+  const out = new Map<string, number>();
+  for (const [m, n] of counts) out.set(m, Math.max(0.5, n / (plan.durationMs / 1000) / (replicasAtMean * START_TARGET_UTILIZATION)));
+  return out;
+}
 
 export class PoolTracker {
   private readonly clients: ClientState[];
@@ -72,7 +88,8 @@ export class PoolTracker {
   /** Distinct forecast ticks seen. */
   ticks = 0;
 
-  constructor(private readonly plan: LoadPlan) {
+  /** `horizonBuckets`: the engine's horizon (one tick per bucket), so bounds are scored against the bucket they were made for. */
+  constructor(private readonly plan: LoadPlan, capacity: Map<string, number>, horizonBuckets: number) {
     const poolIndex = new Map<string, number>();
     this.clients = plan.clients.map((key, i) => {
       const model = plan.models[i];
@@ -80,18 +97,13 @@ export class PoolTracker {
       if (p === undefined) {
         p = this.pools.length;
         poolIndex.set(model, p);
-        // Size replicas so the pool's mean planned load needs ~10 of them at the target.
-        let n = 0;
-        for (let k = 0; k < plan.count; k++) if (plan.models[plan.client[k]] === model) n++;
-        const meanRate = n / (plan.durationMs / 1000);
-        const cap = Math.max(0.5, meanRate / (10 * START_TARGET_UTILIZATION));
         this.pools.push({
           name: model,
           clients: [],
-          capacityPerReplicaPerSec: cap,
-          hpa: new HpaRecommender({ capacityPerReplicaPerSec: cap, targetUtilization: START_TARGET_UTILIZATION, minReplicas: 1 }),
-          decided: 1,
-          reactive: 1,
+          capacityPerReplicaPerSec: capacity.get(model) ?? 1,
+          allocated: 0,
+          decided: 0,
+          reactive: 0,
           requestsWindow: 0,
           requestsTotal: 0,
           demandSum: 0,
@@ -104,7 +116,7 @@ export class PoolTracker {
       }
       this.pools[p].clients.push(i);
       this.byUser.set(key, i);
-      return { pool: p, rate: 0, upper: 0, observed: 0, prevUpper: -1, lastTickMs: 0 };
+      return { pool: p, rate: 0, upper: 0, observed: 0, uppers: new Float64Array(horizonBuckets), ticks: 0, lastTickMs: 0 };
     });
   }
 
@@ -122,9 +134,11 @@ export class PoolTracker {
   onForecast(ci: number, ratePerSec: number, upperPerSec: number, observedPerSec: number, tickTimeMs: number): void {
     const c = this.clients[ci];
     const p = this.pools[c.pool];
-    if (c.prevUpper >= 0 && tickTimeMs > c.lastTickMs) {
+    if (tickTimeMs <= c.lastTickMs) return;
+    const slot = c.ticks % c.uppers.length;
+    if (c.ticks >= c.uppers.length) {
       p.scored++;
-      if (observedPerSec <= c.prevUpper) p.covered++;
+      if (observedPerSec <= c.uppers[slot]) p.covered++;
       else {
         this.exceedances++;
         this.exceedWindow++;
@@ -133,7 +147,8 @@ export class PoolTracker {
     c.rate = ratePerSec;
     c.upper = upperPerSec;
     c.observed = observedPerSec;
-    c.prevUpper = upperPerSec;
+    c.uppers[slot] = upperPerSec;
+    c.ticks++;
     c.lastTickMs = tickTimeMs;
     if (tickTimeMs > this.lastTickMs) {
       this.lastTickMs = tickTimeMs;
@@ -159,52 +174,42 @@ export class PoolTracker {
     return s === 0 ? 1 : this.pools.reduce((a, p) => a + p.covered, 0) / s;
   }
 
-  /** Closes one sampling period: decides replicas and returns the dashboard point. */
-  point(pub: TelemetryPublisherStats, load: LoadResult, usersForecast: number): DashboardPoint {
+  /** Closes one sampling period and returns the dashboard point; `state` is the allocator's latest. */
+  point(pub: TelemetryPublisherStats, load: LoadResult, usersForecast: number, state?: PoolsState): DashboardPoint {
     const now = performance.now();
     const dtSec = Math.max(1e-3, (now - this.lastSampleMs) / 1000);
     this.lastSampleMs = now;
-    // The HPA's clock is trace time.
-    const traceMs = now * this.plan.speedup;
     const poolPoints: PoolPoint[] = this.pools.map((p) => {
       const demand = p.requestsWindow / dtSec;
       p.requestsWindow = 0;
       let forecast = 0;
-      let mean = 0;
-      let varSum = 0;
-      for (const ci of p.clients) {
-        const c = this.clients[ci];
-        forecast += c.rate;
-        mean += c.rate;
-        // upper = mean + z·sd per user: combine variances, not bounds (a sum of bounds over-provisions ~√N).
-        varSum += (c.upper - c.rate) ** 2;
-      }
-      const upper = mean + Math.sqrt(varSum);
-      p.hpa.observe(traceMs, demand);
-      const reactive = p.hpa.recommend(traceMs).replicas;
-      const predictive = Math.ceil((upper * (1 + START_HEADROOM)) / (p.capacityPerReplicaPerSec * START_TARGET_UTILIZATION));
-      const decided = Math.max(reactive, predictive, 1);
+      for (const ci of p.clients) forecast += this.clients[ci].rate;
+      const st = state?.pools.find((x) => x.pool === p.name);
+      // Replica-seconds and shortfalls of the period that just ended, under the replicas it had.
       const s = p.summary;
-      s.replicaSecondsForesight += p.decided * dtSec;
+      s.replicaSecondsForesight += p.allocated * dtSec;
       s.replicaSecondsReactive += p.reactive * dtSec;
-      if (demand > p.decided * p.capacityPerReplicaPerSec) s.shortSecondsForesight += dtSec;
+      if (demand > p.allocated * p.capacityPerReplicaPerSec) s.shortSecondsForesight += dtSec;
       if (demand > p.reactive * p.capacityPerReplicaPerSec) s.shortSecondsReactive += dtSec;
-      p.decided = decided;
-      p.reactive = reactive;
-      s.maxReplicasForesight = Math.max(s.maxReplicasForesight, decided);
-      s.maxReplicasReactive = Math.max(s.maxReplicasReactive, reactive);
+      if (st) {
+        p.allocated = st.replicasAllocated;
+        p.decided = st.replicasDecided;
+        p.reactive = st.replicasReactive;
+      }
+      s.maxReplicasForesight = Math.max(s.maxReplicasForesight, p.allocated);
+      s.maxReplicasReactive = Math.max(s.maxReplicasReactive, p.reactive);
       p.demandSum += demand;
       p.forecastSum += forecast;
       p.samples++;
       return {
         pool: p.name,
         demandPerSec: demand,
-        forecastPerSec: forecast,
-        upperPerSec: upper,
-        capacityNowPerSec: reactive * p.capacityPerReplicaPerSec,
-        capacityDecidedPerSec: decided * p.capacityPerReplicaPerSec,
-        replicasDecided: decided,
-        replicasReactive: reactive,
+        forecastPerSec: st?.forecastRequestsPerSec ?? forecast,
+        upperPerSec: st?.upperRequestsPerSec ?? 0,
+        capacityNowPerSec: p.allocated * p.capacityPerReplicaPerSec,
+        capacityDecidedPerSec: p.decided * p.capacityPerReplicaPerSec,
+        replicasDecided: p.decided,
+        replicasReactive: p.reactive,
       };
     });
     const top: TopUser[] = this.clients

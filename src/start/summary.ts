@@ -25,6 +25,10 @@ export function formatSummary(s: StartSummary): string {
       ["forecast ticks / records / users forecast", `${n(s.forecasts.ticks)} / ${n(s.forecasts.records)} / ${n(s.forecasts.usersForecast)}`],
       ["upper-bound coverage (user-ticks within bound)", pct(s.forecasts.coverage)],
       ["exceedances (user-ticks above bound)", n(s.forecasts.exceedances)],
+      ["allocator pool-state messages / restarts / data complete", `${n(s.allocator.stateMessages)} / ${n(s.allocator.restarts)} / ${s.allocator.dataComplete ? "yes" : "no"}`],
+      ["actuation (test Kubernetes API server)", s.allocator.actuation || "-"],
+      ["gateway checks / refused / on safe limits", `${n(s.throttle.checks)} / ${n(s.throttle.denied)} / ${n(s.throttle.safeLimitDecisions)}`],
+      ["exceedance events published / grant ticks", `${n(s.throttle.exceedancesPublished)} / ${n(s.throttle.grantTicks)}`],
       [
         "processor restarts",
         s.processor.restarts === 0 ? "0" : `${s.processor.restarts} (resumed from checkpoint: ${s.processor.resumedFromCheckpoint ? `yes, at stream seq ${s.processor.restoredSeqs.join(", ")}` : "no"})`,
@@ -34,7 +38,7 @@ export function formatSummary(s: StartSummary): string {
   out.push("");
   out.push(
     table([
-      ["pool", "clients", "requests", "demand/s", "forecast/s", "coverage", "replica-s Foresight", "replica-s reactive", "max Foresight", "max reactive", "short s Foresight", "short s reactive"],
+      ["pool", "clients", "requests", "demand/s", "forecast/s", "coverage", "replica-s Foresight", "replica-s HPA floor", "max Foresight", "max HPA floor", "short s Foresight", "short s HPA floor"],
       ...s.pools.map((p) => [
         p.pool,
         n(p.clients),
@@ -51,6 +55,6 @@ export function formatSummary(s: StartSummary): string {
       ]),
     ]),
   );
-  out.push("\nshort s: seconds in which observed demand exceeded the capacity decided (Foresight) or the reactive HPA floor alone.");
+  out.push("\nForesight: replicas the allocator applied (max of predictive and the HPA floor); HPA floor: the reactive half alone (a modelled Kubernetes HPA v2).\nshort s: seconds in which observed demand exceeded that capacity.");
   return out.join("\n") + "\n";
 }

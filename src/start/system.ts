@@ -17,10 +17,13 @@ import { loadRateTrace, attachTokenStats, type ClientSeries } from "../forecast/
 import { buildLoadPlan, busiestClients, LoadDriver, type LoadPlan, type LoadResult } from "../loadgen/index.ts";
 import { DashboardHub, type DashboardPoint, type PoolPoint } from "../dashboard/index.ts";
 import { ObsServer } from "../obs/http.ts";
+import { GrantService } from "../throttle/service.ts";
+import { ThrottleClient } from "../throttle/client.ts";
+import { poolsStateSubject, type PoolsState } from "../allocator/kube/service.ts";
 import { Supervised } from "./supervisor.ts";
-import { demoConfig } from "./demo.ts";
+import { demoConfig, DEMO_HORIZON_BUCKETS, type DemoPool } from "./demo.ts";
 import { Gateway } from "./gateway.ts";
-import { PoolTracker, type PoolSummary } from "./pools.ts";
+import { PoolTracker, poolCapacities, START_TARGET_UTILIZATION, type PoolSummary } from "./pools.ts";
 import { requireFile, requireNatsServer, requirePortFree, takeLock } from "./preconditions.ts";
 
 const DAY_SEC = 86_400;
@@ -78,6 +81,8 @@ export interface StartSummary {
   forecasts: { ticks: number; records: number; usersForecast: number; coverage: number; exceedances: number };
   pools: PoolSummary[];
   processor: { restarts: number; resumedFromCheckpoint: boolean; restoredSeqs: number[] };
+  allocator: { stateMessages: number; restarts: number; dataComplete: boolean; actuation: string };
+  throttle: { checks: number; denied: number; safeLimitDecisions: number; exceedancesPublished: number; grantTicks: number };
   interrupted: boolean;
 }
 
@@ -132,9 +137,26 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
       await nc.drain().catch(() => nc.close());
     });
 
-    // Processor (child process; restarted by the supervisor if it dies).
+    // One pool per model; a replica serves what keeps the pool's mean planned load at ~10 replicas.
+    const capacity = poolCapacities(plan, 10);
+    const pools: DemoPool[] = [...capacity.entries()].map(([name, r]) => ({ name, requestsPerSecPerReplica: r, users: plan.clients.filter((_, i) => plan.models[i] === name) }));
+    // Plan limit: generous (3× the busiest client's mean rate), so refusals come from the rule
+    // (over forecast while the pool is short), not from the plan.
+    const perClient = new Float64Array(plan.clients.length);
+    for (let k = 0; k < plan.count; k++) perClient[plan.client[k]]++;
+    const busiest = Math.max(...perClient) / (plan.durationMs / 1000);
+    const planRequestsPerSec = Math.max(10, Math.ceil(3 * busiest));
     const configPath = join(tmp, "foresight.json");
-    writeFileSync(configPath, JSON.stringify(demoConfig({ prefix, partitions: o.partitions, bucketWidthMs: o.bucketWidthMs, tickIntervalMs: o.tickIntervalMs, checkpointIntervalMs: 10_000, leaseTtlMs: 3_000 }), null, 2));
+    writeFileSync(
+      configPath,
+      JSON.stringify(
+        demoConfig({ prefix, partitions: o.partitions, bucketWidthMs: o.bucketWidthMs, tickIntervalMs: o.tickIntervalMs, checkpointIntervalMs: 10_000, leaseTtlMs: 3_000, speedup: o.speedup, pools, planRequestsPerSec, safeRequestsPerSec: Math.max(5, Math.ceil(busiest)) }),
+        null,
+        2,
+      ),
+    );
+
+    // Processor (child process; restarted by the supervisor if it dies).
     const restoredSeqs: number[] = [];
     let acquired = 0;
     let readyResolve: () => void = () => {};
@@ -159,13 +181,69 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     cleanup.push(() => processor.stop());
     await Promise.race([ready, new Promise((_, rej) => setTimeout(() => rej(new Error("processor did not take its partitions within 60 s")), 60_000).unref())]);
 
-    // Forecasts from the processor, keyed by user hash.
+    // Allocator (child process): leader lease, sums the processors' partial demand, decides
+    // replicas per pool, applies them to the Kubernetes API test server, publishes pool state.
+    const poolState: { last?: PoolsState; messages: number } = { messages: 0 };
+    let firstState: () => void = () => {};
+    const stateSeen = new Promise<void>((r) => (firstState = r));
+    const stateSub = nc.subscribe(poolsStateSubject(prefix), {
+      callback: (err, m) => {
+        if (err) return;
+        try {
+          poolState.last = JSON.parse(new TextDecoder().decode(m.data)) as PoolsState;
+          poolState.messages++;
+          firstState();
+        } catch {
+          /* not ours */
+        }
+      },
+    });
+    cleanup.push(() => stateSub.unsubscribe());
+    const allocator = new Supervised({
+      name: "allocator",
+      command: process.execPath,
+      args: [cli, "allocate", "--sim", "--config", configPath, "--servers", natsUrl, "--http-port", "0", "--no-kv", "--process-id", "start-allocator"],
+      onExit: (code, signal) => say(`allocator exited (${signal ?? `code ${code}`}): restarting`),
+    });
+    allocator.start();
+    cleanup.push(() => allocator.stop());
+
+    // Grants: forecasts → per-user grants and pool state on JetStream, read by the gateway's ThrottleClient.
     const hashToClient = new Map<string, number>();
     plan.clients.forEach((key, i) => {
       const h = userHash(key);
       hashToClient.set(`${h.lo}:${h.hi}`, i);
     });
-    const pools = new PoolTracker(plan);
+    const poolIndex = new Map(pools.map((p, i) => [p.name, i]));
+    const capacityNow = (): { capacityReqPerSec: number }[] =>
+      pools.map((p) => {
+        const st = poolState.last?.pools.find((x) => x.pool === p.name);
+        return { capacityReqPerSec: st ? st.capacityRequestsPerSec : p.requestsPerSecPerReplica };
+      });
+    const throttleSettings = { plans: { default: { requestsPerSec: planRequestsPerSec } }, safeLimits: { default: { requestsPerSec: Math.max(5, Math.ceil(busiest)) } }, burstFactor: 1.5 };
+    const grants = new GrantService({
+      ...throttleSettings,
+      subjectPrefix: prefix,
+      partitions: o.partitions,
+      grantTtlMs: 30_000,
+      grantRefreshMs: 2_000,
+      poolStateIntervalMs: 500,
+      usersPerPartition: 4096,
+      pools: capacityNow,
+      poolOf: (lo, hi) => {
+        const ci = hashToClient.get(`${lo}:${hi}`);
+        return ci === undefined ? 0 : (poolIndex.get(plan.models[ci]) ?? 0);
+      },
+    });
+    await grants.start(nc);
+    cleanup.push(() => grants.stop());
+    const throttle = new ThrottleClient({ ...throttleSettings, subjectPrefix: prefix, partitions: o.partitions, maxUsers: 4096, gatewayId: "start-gateway" });
+    await throttle.start(nc);
+    cleanup.push(() => throttle.close());
+    await Promise.race([stateSeen, new Promise((_, rej) => setTimeout(() => rej(new Error("allocator published no pool state within 60 s")), 60_000).unref())]);
+
+    // Forecasts from the processor, keyed by user hash.
+    const tracker = new PoolTracker(plan, capacity, DEMO_HORIZON_BUCKETS);
     const forecastStats = { ticks: new Set<number>(), records: 0, users: new Set<number>() };
     const sub: Subscription = nc.subscribe(`${prefix}.forecasts.*`);
     cleanup.push(() => sub.unsubscribe());
@@ -183,7 +261,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
           if (ci === undefined) continue;
           forecastStats.records++;
           forecastStats.users.add(ci);
-          pools.onForecast(ci, r.ratePerSec, r.upperPerSec, r.observedPerSec, msg.tickTimeMs);
+          tracker.onForecast(ci, r.ratePerSec, r.upperPerSec, r.observedPerSec, msg.tickTimeMs);
         }
       }
     })();
@@ -191,7 +269,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     // Gateway: HTTP in front of the stub model, publishing telemetry.
     const publisher = new TelemetryPublisher(nc, { subjectPrefix: prefix, partitions: o.partitions, flushIntervalMs: 50 });
     cleanup.push(() => publisher.close(10_000).catch(() => undefined));
-    const gateway = new Gateway({ publisher, onRequest: (user, tokens, throttled) => pools.onRequest(user, tokens, throttled) });
+    const gateway = new Gateway({ publisher, limiter: throttle, onRequest: (user, tokens, throttled) => tracker.onRequest(user, tokens, throttled) });
     const gatewayPort = await gateway.start();
     cleanup.push(() => gateway.stop());
     // Self-test and warm-up of the telemetry path: the first publishes of a cold process are slow
@@ -230,7 +308,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     const isTty = (o.out as NodeJS.WriteStream).isTTY === true;
     let lastStatus = 0;
     const statusTimer = setInterval(() => {
-      const p = pools.point(publisher.stats(), driver.result, forecastStats.users.size);
+      const p = tracker.point(publisher.stats(), driver.result, forecastStats.users.size, poolState.last);
       hub.push(p);
       const line = statusLine(p, driver, Date.now() - loadStart);
       if (isTty) o.out.write(`\r${line}\x1b[K`);
@@ -250,7 +328,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     }
     // Let the last frames reach the processor and one more tick forecast them.
     await publisher.flush(10_000).catch(() => undefined);
-    if (!interrupted) await pools.waitForTickAfter(Date.now(), o.tickIntervalMs * 3);
+    if (!interrupted) await tracker.waitForTickAfter(Date.now(), o.tickIntervalMs * 3);
 
     const pub = publisher.stats();
     const summary: StartSummary = {
@@ -266,8 +344,10 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
         p99Ms: result.latencyUs.getValueAtPercentile(99) / 1000,
       },
       telemetry: { recorded: pub.recordedEvents, acked: pub.ackedEvents, dropped: pub.droppedEvents },
-      forecasts: { ticks: forecastStats.ticks.size, records: forecastStats.records, usersForecast: forecastStats.users.size, coverage: pools.coverage(), exceedances: pools.exceedances },
-      pools: pools.summaries(),
+      forecasts: { ticks: forecastStats.ticks.size, records: forecastStats.records, usersForecast: forecastStats.users.size, coverage: tracker.coverage(), exceedances: tracker.exceedances },
+      pools: tracker.summaries(),
+      allocator: { stateMessages: poolState.messages, restarts: allocator.restarts, dataComplete: poolState.last?.dataComplete ?? false, actuation: [...new Set(poolState.last?.pools.map((x) => x.actuation) ?? [])].join(", ") },
+      throttle: { checks: throttle.stats().checks, denied: throttle.stats().denied, safeLimitDecisions: throttle.stats().safeLimitDecisions, exceedancesPublished: throttle.stats().exceedances, grantTicks: grants.stats().ticks },
       processor: { restarts: processor.restarts, resumedFromCheckpoint: restoredSeqs.some((s) => s > 0), restoredSeqs },
       interrupted,
     };

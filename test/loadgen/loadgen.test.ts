@@ -67,7 +67,7 @@ test("driver: every planned request reaches the gateway once, outcomes per clien
   const denied = plan.clients[0];
   const seen = new Map<string, number>();
   const server = createServer((req, res) => {
-    const user = String(req.headers["x-api-key"]);
+    const user = String(req.headers["x-user-id"]);
     seen.set(user, (seen.get(user) ?? 0) + 1);
     req.resume();
     req.on("end", () => res.writeHead(user === denied ? 429 : 200).end());
