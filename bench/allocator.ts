@@ -9,6 +9,7 @@
 import * as hdr from "hdr-histogram-js";
 import { parseArgs } from "node:util";
 import { aggregateDemand, newPoolDemand, PoolMembership, type PoolDemand, type UserForecastArrays } from "../src/allocator/demand.ts";
+import { poolCapacityPerSec, UserAllocations } from "../src/allocator/users.ts";
 import { ClusterPolicy, POOL_POLICY_DEFAULTS, type PoolDecision, type PoolPolicyConfig } from "../src/allocator/policy.ts";
 import { normalQuantile } from "../src/engine/options.ts";
 import { mulberry32 } from "../src/util/random.ts";
@@ -182,6 +183,29 @@ async function settleHeap(): Promise<void> {
 }
 plain = null;
 await settleHeap();
+// Per-user shares (users.ts, what the throttle reads) for the same users, timed apart from the
+// decision: pool capacity = the decided replicas × 5 req/s × 0.8 target utilization. Sized from
+// the variance bound, that is below the sum of the users' own bounds, so every pool takes the
+// water-filling path (the costly one: claims sorted per pool).
+const shares = new UserAllocations(N);
+const shareWall = mk(), shareCpu = mk();
+let shortPools = 0;
+{
+  const dd = typedPolicy.decideFromDemand(T0 - TICK_MS, aggregateDemand(f, membership, Z, typedOut), Z);
+  const caps = dd.map((d) => poolCapacityPerSec(d.replicas, 5, 0.8));
+  for (let k = 0; k < 12; k++) {
+    const c0 = process.cpuUsage();
+    const a = process.hrtime.bigint();
+    const sum = shares.allocateAll(f, membership, caps);
+    const b = process.hrtime.bigint();
+    const cu = process.cpuUsage(c0);
+    shortPools = sum.short.reduce((x, y) => x + y, 0);
+    if (k >= 2) {
+      shareWall.recordValue(Number(b - a) / 1000);
+      shareCpu.recordValue(Math.max(1, cu.user + cu.system));
+    }
+  }
+}
 for (const which of ["typed", "plain"] as const) {
   f.observedPerSec.set(observed0);
   if (which === "plain") {
@@ -243,6 +267,8 @@ const rows = [
 ];
 const speedup = rows[1].totalP50Ms / rows[0].totalP50Ms;
 console.table(rows);
+const shareRow = { users: N, pools: P, shortPools, wallP50Ms: q(shareWall, 50), wallP99Ms: q(shareWall, 99), cpuP50Ms: q(shareCpu, 50), cpuP99Ms: q(shareCpu, 99) };
+console.log(`per-user shares (UserAllocations.allocateAll), ${shortPools} of ${P} pools short:`, shareRow);
 const targetMs = 20;
 const met = rows[0].totalP99Ms <= targetMs;
 const cpuMet = rows[0].cpuP99Ms <= targetMs;
@@ -262,6 +288,7 @@ writeBenchJson(args.out!, "npm run bench:allocator", {
     speedupP50: Math.round(speedup * 100) / 100,
     // Less sensitive to the machine's load than the absolute figures: the typed tick in CPU time
     // over the one-array pass of the same run.
+    perUserShares: shareRow,
     typedCpuOverFloorCpuP50: Math.round((rows[0].cpuP50Ms / rows[2].cpuP50Ms) * 100) / 100,
   },
 });

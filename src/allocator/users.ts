@@ -5,8 +5,8 @@
 //
 // Share rule: when a pool's capacity covers the sum of its users' forecast upper bounds, every
 // user gets its bound plus the spare in proportion to it; when it does not, capacity is shared
-// max-min fair (water-filling): users asking less than the level get what they ask, the others
-// the level, so a small user keeps its forecast while a big one bursts.
+// max-min fair (water-filling, exact: claims sorted per pool): users asking less than the level
+// get what they ask, the others the level, so a small user keeps its forecast while a big one bursts.
 import { NO_POOL, type PoolMembership, type UserForecastArrays } from "./demand.ts";
 
 /** Options of {@link UserAllocations}. */
@@ -196,47 +196,54 @@ export class UserAllocations {
     this.allocatedPerSec[i] = next;
   }
 
-  /** Bisection of each short pool's level L with Σ min(claimᵢ, L) = capacity, all pools per pass. */
-  private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, claims: Float64Array): void {
+  /**
+   * Exact water level of each short pool: its claims gathered into one array grouped by pool
+   * (two passes), each group sorted (native typed-array sort), then the level is the capacity
+   * left over the users not yet satisfied at the first claim that no longer fits.
+   */
+  private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, _claims: Float64Array): void {
     const P = m.poolCount;
-    const lo = new Float64Array(P);
-    const hi = new Float64Array(P);
     const n = f.count, poolOf = m.poolOf, upper = f.upperPerSec;
     const split = m.splitUsers > 0 ? m.splitTable : undefined;
-    // hi: the largest claim in the pool (level above it gives Σ claims > capacity: impossible).
+    const count = new Int32Array(P + 1);
+    for (let i = 0; i < n; i++) {
+      const p = poolOf[i];
+      if (p >= 0) count[p + 1] += short[p];
+      else if (p !== NO_POOL && split) {
+        const r = -2 - p;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) count[split.pool[k] + 1] += short[split.pool[k]];
+      }
+    }
+    for (let p = 0; p < P; p++) count[p + 1] += count[p];
+    const buf = new Float64Array(count[P]);
+    const fill = count.slice(0, P);
     for (let i = 0; i < n; i++) {
       const p = poolOf[i];
       if (p >= 0) {
-        if (short[p] && upper[i] > hi[p]) hi[p] = upper[i];
+        if (short[p]) buf[fill[p]++] = upper[i];
       } else if (p !== NO_POOL && split) {
         const r = -2 - p;
         for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
-          const q = split.pool[k], c = split.weight[k] * upper[i];
-          if (short[q] && c > hi[q]) hi[q] = c;
+          const q = split.pool[k];
+          if (short[q]) buf[fill[q]++] = split.weight[k] * upper[i];
         }
       }
     }
-    const sum = new Float64Array(P);
-    // 50 halvings: the level is exact to 2⁻⁵⁰ of the largest claim.
-    for (let it = 0; it < 50; it++) {
-      sum.fill(0);
-      for (let p = 0; p < P; p++) if (short[p]) level[p] = (lo[p] + hi[p]) / 2;
-      for (let i = 0; i < n; i++) {
-        const p = poolOf[i];
-        if (p >= 0) {
-          if (short[p]) sum[p] += upper[i] < level[p] ? upper[i] : level[p];
-        } else if (p !== NO_POOL && split) {
-          const r = -2 - p;
-          for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
-            const q = split.pool[k], c = split.weight[k] * upper[i];
-            if (short[q]) sum[q] += c < level[q] ? c : level[q];
-          }
+    for (let p = 0; p < P; p++) {
+      if (!short[p]) continue;
+      const g = buf.subarray(count[p], count[p + 1]).sort();
+      let left = cap[p];
+      let lv = 0;
+      for (let j = 0; j < g.length; j++) {
+        const rest = g.length - j;
+        if (g[j] * rest >= left) {
+          lv = left / rest;
+          break;
         }
+        left -= g[j];
       }
-      for (let p = 0; p < P; p++) if (short[p]) (sum[p] > cap[p] ? hi : lo)[p] = level[p];
+      level[p] = lv;
     }
-    // The lower end never over-commits capacity.
-    for (let p = 0; p < P; p++) if (short[p]) level[p] = claims[p] > 0 ? lo[p] : 0;
   }
 }
 

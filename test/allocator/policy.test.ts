@@ -230,4 +230,27 @@ test("users: split users claim w·upper in each pool", () => {
   assert.equal([...s.allocatedPerSec], [20, 30 + 30]);
 });
 
+test("users: a short pool's shares sum to its capacity and nobody above the level is favoured", () => {
+  const N = 5000;
+  const mb = new PoolMembership(N, 3);
+  const f = { count: N, meanPerSec: new Float64Array(N), upperPerSec: new Float64Array(N), observedPerSec: new Float64Array(N) };
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < N; i++) {
+    f.upperPerSec[i] = Math.exp(4 * rnd());
+    if (i % 10 === 0) mb.setShares(i, [{ pool: i % 3, weight: 1 }, { pool: (i + 1) % 3, weight: 2 }]);
+    else mb.set(i, i % 3);
+  }
+  const a = new UserAllocations(N);
+  const s = a.allocateAll(f, mb, [1000, 5000, 1e9]);
+  assert.equal([...s.short], [1, 1, 0]);
+  for (const p of [0, 1]) {
+    // Σ min(claim, level) over the pool's claims equals its capacity.
+    let sum = 0;
+    for (let i = 0; i < N; i++) for (const sh of mb.sharesOf(i)) if (sh.pool === p) sum += Math.min(sh.weight * f.upperPerSec[i], s.levelPerSec[p]);
+    assert.ok(Math.abs(sum - [1000, 5000][p]) < 1e-6 * sum, `pool ${p}: ${sum}`);
+    assert.ok(Math.abs(s.allocatedPerSec[p] - [1000, 5000][p]) < 1e-6 * sum, `pool ${p} allocated ${s.allocatedPerSec[p]}`);
+  }
+});
+
 test.run();
