@@ -5,7 +5,7 @@
 //
 // Share rule: when a pool's capacity covers the sum of its users' forecast upper bounds, every
 // user gets its bound plus the spare in proportion to it; when it does not, capacity is shared
-// max-min fair (water-filling, exact: claims sorted per pool): users asking less than the level
+// max-min fair (water-filling, exact): users asking less than the level
 // get what they ask, the others the level, so a small user keeps its forecast while a big one bursts.
 import { NO_POOL, type PoolMembership, type UserForecastArrays } from "./demand.ts";
 
@@ -198,8 +198,7 @@ export class UserAllocations {
 
   /**
    * Exact water level of each short pool: its claims gathered into one array grouped by pool
-   * (two passes), each group sorted (native typed-array sort), then the level is the capacity
-   * left over the users not yet satisfied at the first claim that no longer fits.
+   * (two passes), then {@link waterLevel} per group.
    */
   private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, _claims: Float64Array): void {
     const P = m.poolCount;
@@ -229,22 +228,42 @@ export class UserAllocations {
         }
       }
     }
-    for (let p = 0; p < P; p++) {
-      if (!short[p]) continue;
-      const g = buf.subarray(count[p], count[p + 1]).sort();
-      let left = cap[p];
-      let lv = 0;
-      for (let j = 0; j < g.length; j++) {
-        const rest = g.length - j;
-        if (g[j] * rest >= left) {
-          lv = left / rest;
-          break;
-        }
-        left -= g[j];
-      }
-      level[p] = lv;
-    }
+    for (let p = 0; p < P; p++) if (short[p]) level[p] = waterLevel(buf.subarray(count[p], count[p + 1]), cap[p]);
   }
+}
+
+/**
+ * The level L with Σ min(cᵢ, L) = capacity (capacity < Σ cᵢ). Fixed-point iteration: claims at or
+ * below the current level are satisfied for sure (the level only rises), so L ← (capacity − Σ
+ * satisfied) / #unsatisfied until the satisfied set stops growing — exact, a few passes on real
+ * (heavy-tailed) claims; after 32 passes the rest is sorted.
+ */
+export function waterLevel(claims: Float64Array, capacity: number): number {
+  const n = claims.length;
+  if (n === 0) return 0;
+  let level = capacity / n;
+  let above = n;
+  for (let it = 0; it < 32; it++) {
+    let below = 0, nAbove = 0;
+    for (let j = 0; j < n; j++) {
+      const c = claims[j];
+      if (c <= level) below += c;
+      else nAbove++;
+    }
+    if (nAbove === 0) return level;
+    const next = (capacity - below) / nAbove;
+    if (nAbove === above && it > 0) return next;
+    above = nAbove;
+    level = next;
+  }
+  const g = Float64Array.from(claims).sort();
+  let left = capacity;
+  for (let j = 0; j < g.length; j++) {
+    const rest = g.length - j;
+    if (g[j] * rest >= left) return left / rest;
+    left -= g[j];
+  }
+  return g[g.length - 1];
 }
 
 /** A pool's capacity in requests/s for per-user shares: replicas × requests/s per replica × utilization. */
