@@ -8,7 +8,7 @@
 //   npm run bench:allocator [-- --users 1000000 --pools 100 --ticks 60 --split 0.05]
 import * as hdr from "hdr-histogram-js";
 import { parseArgs } from "node:util";
-import { aggregateDemand, newPoolDemand, PoolMembership, type PoolDemand, type UserForecastArrays } from "../src/allocator/demand.ts";
+import { aggregateDemand, mergePoolDemand, newPoolDemand, PoolMembership, type PoolDemand, type UserForecastArrays } from "../src/allocator/demand.ts";
 import { poolCapacityPerSec, UserAllocations } from "../src/allocator/users.ts";
 import { ClusterPolicy, POOL_POLICY_DEFAULTS, type PoolDecision, type PoolPolicyConfig } from "../src/allocator/policy.ts";
 import { normalQuantile } from "../src/engine/options.ts";
@@ -206,6 +206,35 @@ let shortPools = 0;
     }
   }
 }
+// The leader's tick in the live design: processors aggregate their own partition's users and
+// publish per-pool partials; the leader merges 8 partials and decides. Partials are computed
+// here once (their cost is the processors', in parallel); the leader's merge + policy is timed.
+const PARTITIONS = 8;
+const leaderWall = mk(), leaderCpu = mk();
+{
+  const parts = Array.from({ length: PARTITIONS }, (_, r) => {
+    const m = new PoolMembership(N, P);
+    for (let i = r; i < N; i += PARTITIONS) m.setShares(i, membership.sharesOf(i));
+    return aggregateDemand(f, m, Z);
+  });
+  const whole = aggregateDemand(f, membership, Z);
+  const merged = newPoolDemand(P, false);
+  mergePoolDemand(parts, merged);
+  for (let i = 0; i < P; i++)
+    if (Math.abs(merged.meanPerSec[i] - whole.meanPerSec[i]) > 1e-9 * whole.meanPerSec[i]) throw new Error(`merged partials differ from the whole at pool ${i}`);
+  const leaderPolicy = new ClusterPolicy(poolConfigs, budget);
+  for (let k = 0; k < 40; k++) {
+    const c0 = process.cpuUsage();
+    const a = process.hrtime.bigint();
+    leaderPolicy.decideFromDemand(T0 + k * TICK_MS, mergePoolDemand(parts, merged), Z);
+    const b = process.hrtime.bigint();
+    const cu = process.cpuUsage(c0);
+    if (k >= 5) {
+      leaderWall.recordValue(Math.max(1, Number(b - a) / 1000));
+      leaderCpu.recordValue(Math.max(1, cu.user + cu.system));
+    }
+  }
+}
 for (const which of ["typed", "plain"] as const) {
   f.observedPerSec.set(observed0);
   if (which === "plain") {
@@ -264,6 +293,7 @@ const rows = [
   row("typed arrays (src/allocator)", h.typed),
   row("plain objects + Map (peer)", h.plain),
   row("floor: one array summed per pool", { agg: floorWall, policy: mk(), total: floorWall, cpu: floorCpu }),
+  row(`leader: merge ${PARTITIONS} partition partials + policy`, { agg: mk(), policy: leaderWall, total: leaderWall, cpu: leaderCpu }),
 ];
 const speedup = rows[1].totalP50Ms / rows[0].totalP50Ms;
 console.table(rows);
