@@ -316,9 +316,14 @@ export class ClusterPolicy {
   /**
    * One tick from aggregated demand: pool i's bound is formed by its own demandMethod at its own
    * upperQuantile (else at `z`, e.g. the engine's); `incomplete[i]` marks pools whose demand lacks
-   * a partition's partial.
+   * a partition's partial; `aheadUpperRequestsPerSec[i]` is pool i's bound over the window ahead.
    */
-  decideFromDemand(nowMs: number, demand: PoolDemand, z: number, opts: { incomplete?: ArrayLike<boolean>; currentReplicas?: ArrayLike<number> } = {}): PoolDecision[] {
+  decideFromDemand(
+    nowMs: number,
+    demand: PoolDemand,
+    z: number,
+    opts: { incomplete?: ArrayLike<boolean>; currentReplicas?: ArrayLike<number>; aheadUpperRequestsPerSec?: ArrayLike<number> } = {},
+  ): PoolDecision[] {
     if (demand.poolCount !== this.pools.length) throw new PolicyInputError(`demand has ${demand.poolCount} pools, policy ${this.pools.length}`);
     const inputs: PoolTickInput[] = this.pools.map((p, i) => {
       const c = p.config;
@@ -329,6 +334,7 @@ export class ClusterPolicy {
         upperTokensPerSec: t ? combineUpper(t.meanPerSec[i], t.variance[i], t.upperSumPerSec[i], bound) : undefined,
         observedRequestsPerSec: demand.observedPerSec[i],
         activeTokensPerSec: t ? t.observedPerSec[i] : undefined,
+        aheadUpperRequestsPerSec: opts.aheadUpperRequestsPerSec?.[i],
         incomplete: opts.incomplete?.[i] ?? false,
         currentReplicas: opts.currentReplicas?.[i],
       };

@@ -5,8 +5,8 @@
 //
 // Share rule: when a pool's capacity covers the sum of its users' forecast upper bounds, every
 // user gets its bound plus the spare in proportion to it; when it does not, capacity is shared
-// max-min fair (water-filling): users asking less than the level get what they ask, the others
-// the level, so a small user keeps its forecast while a big one bursts.
+// max-min fair (water-filling, exact): users asking less than the level
+// get what they ask, the others the level, so a small user keeps its forecast while a big one bursts.
 import { NO_POOL, type PoolMembership, type UserForecastArrays } from "./demand.ts";
 
 /** Options of {@link UserAllocations}. */
@@ -196,48 +196,74 @@ export class UserAllocations {
     this.allocatedPerSec[i] = next;
   }
 
-  /** Bisection of each short pool's level L with Σ min(claimᵢ, L) = capacity, all pools per pass. */
-  private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, claims: Float64Array): void {
+  /**
+   * Exact water level of each short pool: its claims gathered into one array grouped by pool
+   * (two passes), then {@link waterLevel} per group.
+   */
+  private waterLevels(f: UserForecastArrays, m: PoolMembership, cap: ArrayLike<number>, short: Uint8Array, level: Float64Array, _claims: Float64Array): void {
     const P = m.poolCount;
-    const lo = new Float64Array(P);
-    const hi = new Float64Array(P);
     const n = f.count, poolOf = m.poolOf, upper = f.upperPerSec;
     const split = m.splitUsers > 0 ? m.splitTable : undefined;
-    // hi: the largest claim in the pool (level above it gives Σ claims > capacity: impossible).
+    const count = new Int32Array(P + 1);
+    for (let i = 0; i < n; i++) {
+      const p = poolOf[i];
+      if (p >= 0) count[p + 1] += short[p];
+      else if (p !== NO_POOL && split) {
+        const r = -2 - p;
+        for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) count[split.pool[k] + 1] += short[split.pool[k]];
+      }
+    }
+    for (let p = 0; p < P; p++) count[p + 1] += count[p];
+    const buf = new Float64Array(count[P]);
+    const fill = count.slice(0, P);
     for (let i = 0; i < n; i++) {
       const p = poolOf[i];
       if (p >= 0) {
-        if (short[p] && upper[i] > hi[p]) hi[p] = upper[i];
+        if (short[p]) buf[fill[p]++] = upper[i];
       } else if (p !== NO_POOL && split) {
         const r = -2 - p;
         for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
-          const q = split.pool[k], c = split.weight[k] * upper[i];
-          if (short[q] && c > hi[q]) hi[q] = c;
+          const q = split.pool[k];
+          if (short[q]) buf[fill[q]++] = split.weight[k] * upper[i];
         }
       }
     }
-    const sum = new Float64Array(P);
-    // 50 halvings: the level is exact to 2⁻⁵⁰ of the largest claim.
-    for (let it = 0; it < 50; it++) {
-      sum.fill(0);
-      for (let p = 0; p < P; p++) if (short[p]) level[p] = (lo[p] + hi[p]) / 2;
-      for (let i = 0; i < n; i++) {
-        const p = poolOf[i];
-        if (p >= 0) {
-          if (short[p]) sum[p] += upper[i] < level[p] ? upper[i] : level[p];
-        } else if (p !== NO_POOL && split) {
-          const r = -2 - p;
-          for (let k = split.rowStart[r]; k < split.rowEnd[r]; k++) {
-            const q = split.pool[k], c = split.weight[k] * upper[i];
-            if (short[q]) sum[q] += c < level[q] ? c : level[q];
-          }
-        }
-      }
-      for (let p = 0; p < P; p++) if (short[p]) (sum[p] > cap[p] ? hi : lo)[p] = level[p];
-    }
-    // The lower end never over-commits capacity.
-    for (let p = 0; p < P; p++) if (short[p]) level[p] = claims[p] > 0 ? lo[p] : 0;
+    for (let p = 0; p < P; p++) if (short[p]) level[p] = waterLevel(buf.subarray(count[p], count[p + 1]), cap[p]);
   }
+}
+
+/**
+ * The level L with Σ min(cᵢ, L) = capacity (capacity < Σ cᵢ). Fixed-point iteration: claims at or
+ * below the current level are satisfied for sure (the level only rises), so L ← (capacity − Σ
+ * satisfied) / #unsatisfied until the satisfied set stops growing — exact, a few passes on real
+ * (heavy-tailed) claims; after 32 passes the rest is sorted.
+ */
+export function waterLevel(claims: Float64Array, capacity: number): number {
+  const n = claims.length;
+  if (n === 0) return 0;
+  let level = capacity / n;
+  let above = n;
+  for (let it = 0; it < 32; it++) {
+    let below = 0, nAbove = 0;
+    for (let j = 0; j < n; j++) {
+      const c = claims[j];
+      if (c <= level) below += c;
+      else nAbove++;
+    }
+    if (nAbove === 0) return level;
+    const next = (capacity - below) / nAbove;
+    if (nAbove === above && it > 0) return next;
+    above = nAbove;
+    level = next;
+  }
+  const g = Float64Array.from(claims).sort();
+  let left = capacity;
+  for (let j = 0; j < g.length; j++) {
+    const rest = g.length - j;
+    if (g[j] * rest >= left) return left / rest;
+    left -= g[j];
+  }
+  return g[g.length - 1];
 }
 
 /** A pool's capacity in requests/s for per-user shares: replicas × requests/s per replica × utilization. */

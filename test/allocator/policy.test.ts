@@ -6,7 +6,7 @@ import { shareBudget } from "../../src/allocator/budget.ts";
 import { PoolMembership } from "../../src/allocator/demand.ts";
 import { ClusterPolicy, POOL_POLICY_DEFAULTS, PoolPolicy, type PoolPolicyConfig } from "../../src/allocator/policy.ts";
 import { bitsQuantity, calculateRequiredResources, EGRESS_BANDWIDTH_ANNOTATION, INGRESS_BANDWIDTH_ANNOTATION, pickHorizon, requiredHorizonSec } from "../../src/allocator/resources.ts";
-import { UserAllocations } from "../../src/allocator/users.ts";
+import { UserAllocations, waterLevel } from "../../src/allocator/users.ts";
 import { validateConfig } from "../../src/config/index.ts";
 
 const S = 1000;
@@ -228,6 +228,56 @@ test("users: split users claim w·upper in each pool", () => {
   // Pool 0 ×2 → 20; pool 1 exactly covered → 30: user 0 gets 20 + 30 = 50.
   assert.equal([...a.allocatedPerSec], [50, 30]);
   assert.equal([...s.allocatedPerSec], [20, 30 + 30]);
+});
+
+test("users: a short pool's shares sum to its capacity and nobody above the level is favoured", () => {
+  const N = 5000;
+  const mb = new PoolMembership(N, 3);
+  const f = { count: N, meanPerSec: new Float64Array(N), upperPerSec: new Float64Array(N), observedPerSec: new Float64Array(N) };
+  let seed = 12345;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let i = 0; i < N; i++) {
+    f.upperPerSec[i] = Math.exp(4 * rnd());
+    if (i % 10 === 0) mb.setShares(i, [{ pool: i % 3, weight: 1 }, { pool: (i + 1) % 3, weight: 2 }]);
+    else mb.set(i, i % 3);
+  }
+  const a = new UserAllocations(N);
+  const s = a.allocateAll(f, mb, [1000, 5000, 1e9]);
+  assert.equal([...s.short], [1, 1, 0]);
+  for (const p of [0, 1]) {
+    // Σ min(claim, level) over the pool's claims equals its capacity.
+    let sum = 0;
+    for (let i = 0; i < N; i++) for (const sh of mb.sharesOf(i)) if (sh.pool === p) sum += Math.min(sh.weight * f.upperPerSec[i], s.levelPerSec[p]);
+    assert.ok(Math.abs(sum - [1000, 5000][p]) < 1e-6 * sum, `pool ${p}: ${sum}`);
+    assert.ok(Math.abs(s.allocatedPerSec[p] - [1000, 5000][p]) < 1e-6 * sum, `pool ${p} allocated ${s.allocatedPerSec[p]}`);
+  }
+});
+
+test("waterLevel: exact against a sorted reference, including the slow-converging case", () => {
+  const byScan = (c: Float64Array, cap: number) => {
+    const g = Float64Array.from(c).sort();
+    let left = cap;
+    for (let j = 0; j < g.length; j++) {
+      if (g[j] * (g.length - j) >= left) return left / (g.length - j);
+      left -= g[j];
+    }
+    return Infinity;
+  };
+  let seed = 99;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let k = 0; k < 50; k++) {
+    const c = Float64Array.from({ length: 1 + Math.floor(rnd() * 300) }, () => Math.exp(6 * rnd()));
+    const total = c.reduce((a, b) => a + b, 0);
+    const cap = total * (0.05 + 0.9 * rnd());
+    const L = waterLevel(c, cap);
+    assert.ok(Math.abs(L - byScan(c, cap)) <= 1e-9 * L, `case ${k}`);
+    assert.ok(Math.abs(c.reduce((a, x) => a + Math.min(x, L), 0) - cap) <= 1e-9 * cap);
+  }
+  // Claims 2^j: each pass satisfies one more claim, so the fixed point takes ~n passes: the sorted fallback finishes it.
+  const geo = Float64Array.from({ length: 60 }, (_, j) => 2 ** j);
+  const cap = geo.reduce((a, b) => a + b, 0) * 0.5;
+  assert.ok(Math.abs(waterLevel(geo, cap) - byScan(geo, cap)) <= 1e-9 * cap);
+  assert.is(waterLevel(Float64Array.from([5, 5, 5]), 6), 2);
 });
 
 test.run();
