@@ -7,3 +7,4 @@ export * from "./forecast/index.ts";
 export * from "./processor/index.ts";
 export * from "./obs/index.ts";
 export * from "./allocator/index.ts";
+export * from "./allocator/kube/index.ts";
