@@ -40,9 +40,9 @@ export class AllocatorMetrics {
     this.registry = registry;
     const p = METRIC_PREFIX;
     const r = [registry];
-    this.demandForecast = new Gauge({ name: `${p}pool_demand_forecast_requests_per_second`, help: "Forecast pool demand (sum over its users), requests/s, per horizon.", labelNames: ["pool", "horizon"], registers: r });
-    this.demandUpper = new Gauge({ name: `${p}pool_demand_upper_requests_per_second`, help: "Upper bound of the forecast pool demand, requests/s, per horizon.", labelNames: ["pool", "horizon"], registers: r });
-    this.demandObserved = new Gauge({ name: `${p}pool_demand_observed_requests_per_second`, help: "Observed pool demand, requests/s.", labelNames: ["pool"], registers: r });
+    this.demandForecast = new Gauge({ name: `${p}pool_forecast_requests_per_second`, help: "Forecast pool demand (sum over its users), requests/s, per horizon.", labelNames: ["pool", "horizon"], registers: r });
+    this.demandUpper = new Gauge({ name: `${p}pool_forecast_upper_requests_per_second`, help: "Upper bound of the forecast pool demand, requests/s, per horizon.", labelNames: ["pool", "horizon"], registers: r });
+    this.demandObserved = new Gauge({ name: `${p}pool_observed_requests_per_second`, help: "Observed pool demand, requests/s.", labelNames: ["pool"], registers: r });
     this.replicasDecided = new Gauge({ name: `${p}pool_replicas_decided`, help: "Replicas decided for the pool: max(predictive, reactive floor) within bounds.", labelNames: ["pool"], registers: r });
     this.replicasPredictive = new Gauge({ name: `${p}pool_replicas_predictive`, help: "Replicas the forecast alone requires.", labelNames: ["pool"], registers: r });
     this.replicasReactiveFloor = new Gauge({ name: `${p}pool_replicas_reactive_floor`, help: "Replicas a reactive HPA would run on the observed rate.", labelNames: ["pool"], registers: r });

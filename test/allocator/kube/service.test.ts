@@ -94,7 +94,7 @@ test("one leader sums the partials, scales, exports the series and publishes poo
     assert.is(st.pools[0].loadRequestsPerSec, 55);
     assert.is(st.pools[0].replicasDecided, chat.replicas);
     const text = await leader.metrics.registry.metrics();
-    assert.match(text, /foresight_pool_demand_upper_requests_per_second\{pool="chat",horizon="600s"\} 55/);
+    assert.match(text, /foresight_pool_forecast_upper_requests_per_second\{pool="chat",horizon="600s"\} 55/);
     assert.match(text, /foresight_pool_replicas_decided\{pool="chat"\} 8/);
     assert.match(text, /foresight_pool_replicas_reactive_floor\{pool="chat"\} \d+/);
     const metricsRes = await fetch(`http://127.0.0.1:${leader.httpPort}/metrics`);
