@@ -88,7 +88,20 @@ function assertRefused(text: string, subject: string | RegExp, what: string): vo
   provoked.add(m![1]);
 }
 
+// uvu does not report a failing before hook (e.g. openssl missing): keep its error, fail the tests with it.
+let setupError: unknown;
 test.before(async () => {
+  try {
+    await setup();
+  } catch (err) {
+    setupError = err;
+  }
+});
+test.before.each(() => {
+  if (setupError) throw setupError;
+});
+
+async function setup(): Promise<void> {
   execFileSync("openssl", ["version"], { stdio: "pipe" }); // fails loudly when openssl is missing
   dir = mkdtempSync(join(tmpdir(), "foresight-nats-roles-"));
   const tls = makeTls(dir);
@@ -104,7 +117,7 @@ test.before(async () => {
       `tls { cert_file: "${tls.cert}", key_file: "${tls.key}", ca_file: "${tls.ca}", timeout: 2 }`,
     ].join("\n"),
   });
-});
+}
 
 test.after(async () => {
   await Promise.all(conns.map((nc) => nc.close().catch(() => undefined)));
