@@ -8,7 +8,7 @@
 // nats-server accepts and whose users are exactly deploy/base/nats/auth.conf.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -40,6 +40,17 @@ const AGREED_RULES = [
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 
 const renders = new Map<string, string>();
+
+// Render everything at once (each kubectl kustomize takes 1-3 s); errors surface in the tests,
+// which call render() again and get the same failure with its message.
+test.before(async () => {
+  await Promise.all(KUBECTLS.flatMap((k) => TARGETS.map((t) => new Promise<void>((resolve) => {
+    execFile(k, ["kustomize", join(DEPLOY, t)], { encoding: "utf8", maxBuffer: 64 << 20 }, (err, stdout) => {
+      if (!err) renders.set(`${k} ${t}`, stdout);
+      resolve();
+    });
+  }))));
+});
 /** Renders a kustomization with one kubectl (once); a missing kubectl fails with the package to install. */
 function render(kubectl: string, target: string): string {
   const key = `${kubectl} ${target}`;
