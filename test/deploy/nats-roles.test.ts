@@ -191,6 +191,16 @@ test("config user: the only one that writes the config; processor and allocator 
   }
   assert.ok(seen.processor.includes(rev2) && seen.allocator.includes(rev2));
 
+  // The model registry (object store foresight-models): `foresight models` runs as the config user
+  // (promoting a model writes the config); processors read the weights, and may not write them.
+  const models = await new Objm(await as("config")).create("foresight-models");
+  await models.putBlob({ name: "lstm/v1" }, new Uint8Array([1, 2, 3, 4]));
+  const pModels = await new Objm(await as("processor")).open("foresight-models");
+  assert.equal([...(await pModels.getBlob("lstm/v1"))!], [1, 2, 3, 4], "the processor reads model weights");
+  // An object put starts with a chunk publish on $O.<bucket>.C.<nuid>: refused, naming it.
+  assertRefused(await refusal(jetstream(await as("processor")).publish("$O.foresight-models.C.forged", new Uint8Array(4)), "processor writing a model"), "$O.foresight-models.C.forged", "processor writing a model");
+  assertRefused(await refusal(new Objm(await as("gateway")).open("foresight-models"), "gateway opening models"), "$JS.API.STREAM.INFO.OBJ_foresight-models", "gateway opening models");
+
   // Nor may a non-owner delete the bucket behind the config's back.
   const jsm = await jetstreamManager(await as("processor"));
   const del = await refusal(jsm.streams.delete("KV_foresight-config"), "processor deleting the config bucket");
