@@ -419,10 +419,10 @@ test("the image's runtime files run the CLI: `foresight config validate` accepts
   const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
   const copies = [...runtime.matchAll(/^COPY --from=build \/app\/(\S+) \.\/(\S+)$/gm)].map((m) => [m[1], m[2]]);
   assert.equal(copies.map((c) => c[0]).sort(), ["build/engine.wasm", "dist", "node_modules", "package.json"]);
-  // The bundles keep packages external: each must be a production dependency, or `npm prune
-  // --omit=dev` leaves the image without it.
+  // The CLI bundle (what the entrypoint dist/cli.js runs) keeps packages external: each must be
+  // a production dependency, or `npm prune --omit=dev` leaves the image without it.
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
-  for (const bundle of ["dist/main.js", "dist/index.js"]) {
+  for (const bundle of ["dist/main.js"]) {
     const text = readFileSync(join(ROOT, bundle), "utf8");
     const specifiers = new Set([...text.matchAll(/(?:^import\s[^;]*?from\s*|^export\s[^;]*?from\s*|\bimport\()\s*"([^"]+)"/gm)].map((m) => m[1]));
     assert.ok(specifiers.size > 3, `${bundle}: imports found`);
