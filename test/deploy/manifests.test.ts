@@ -8,7 +8,7 @@
 // nats-server accepts and whose users are exactly deploy/base/nats/auth.conf.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFile, execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -40,6 +40,17 @@ const AGREED_RULES = [
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 
 const renders = new Map<string, string>();
+
+// Render everything at once (each kubectl kustomize takes 1-3 s); errors surface in the tests,
+// which call render() again and get the same failure with its message.
+test.before(async () => {
+  await Promise.all(KUBECTLS.flatMap((k) => TARGETS.map((t) => new Promise<void>((resolve) => {
+    execFile(k, ["kustomize", join(DEPLOY, t)], { encoding: "utf8", maxBuffer: 64 << 20 }, (err, stdout) => {
+      if (!err) renders.set(`${k} ${t}`, stdout);
+      resolve();
+    });
+  }))));
+});
 /** Renders a kustomization with one kubectl (once); a missing kubectl fails with the package to install. */
 function render(kubectl: string, target: string): string {
   const key = `${kubectl} ${target}`;
@@ -212,7 +223,7 @@ test("probes point at paths our HTTP server serves, on the port the config gives
     for (const target of TARGETS) {
       const objs = objects(target);
       const config = foresightConfig(objs);
-      for (const name of ["foresight-processor", "foresight-allocator"]) {
+      for (const name of ["foresight-processor", "foresight-allocator", "foresight-rls"]) {
         const c = find(objs, "Deployment", name).spec.template.spec.containers[0];
         const probes = ["startupProbe", "livenessProbe", "readinessProbe"].filter((p) => c[p]);
         assert.ok(c.livenessProbe && c.readinessProbe, `${target} ${name}: liveness and readiness probes`);
@@ -260,9 +271,11 @@ test("the config file passes our schema and agrees with the workloads (ports, re
     assert.is(routes, natsNodes === 1 ? 0 : natsNodes, `${target}: one route per NATS node`);
     const proc = find(objs, "Deployment", "foresight-processor").spec.template.spec.containers[0];
     assert.ok(proc.ports.some((p: any) => p.name === "http-metrics" && p.containerPort === config.http.metricsPort), `${target}: metrics port`);
-    assert.ok(proc.ports.some((p: any) => p.name === "grpc-rls" && p.containerPort === config.envoy.grpcPort), `${target}: RLS gRPC port`);
-    const svc = find(objs, "Service", "foresight-processor");
-    assert.equal(svc.spec.ports.map((p: any) => p.port).sort(), [config.envoy.grpcPort, config.http.metricsPort].sort(), `${target}: processor Service ports`);
+    assert.equal(find(objs, "Service", "foresight-processor").spec.ports.map((p: any) => p.port), [config.http.metricsPort], `${target}: processor Service ports`);
+    const rls = find(objs, "Deployment", "foresight-rls").spec.template.spec.containers[0];
+    assert.equal(rls.args.slice(0, 1), ["rls"], `${target}: the RLS runs \`foresight rls\``);
+    assert.ok(rls.ports.some((p: any) => p.name === "grpc-rls" && p.containerPort === config.envoy.grpcPort), `${target}: RLS gRPC port = envoy.grpcPort`);
+    assert.equal(find(objs, "Service", "foresight-rls").spec.ports.map((p: any) => p.port).sort(), [config.envoy.grpcPort, config.http.metricsPort].sort(), `${target}: RLS Service ports`);
     // Every pool's namespace has the allocator's rules bound there.
     for (const pool of config.pools) {
       assert.ok(
@@ -273,7 +286,8 @@ test("the config file passes our schema and agrees with the workloads (ports, re
     const tls = /^\s*tls\s*\{/m.test(natsFiles(objs)["tls.conf"]);
     assert.is(tls, config.nats.connection.tls !== undefined, `${target}: clients use TLS exactly when the server requires it`);
     if (config.nats.connection.tls?.caFile) {
-      for (const { owner, spec } of podSpecs(objs).filter((p) => !p.owner.includes("StatefulSet/"))) {
+      // Every pod that connects to NATS (has a NATS user) needs the CA.
+      for (const { owner, spec } of podSpecs(objs).filter((p) => p.spec.containers[0].env?.some((e: any) => e.name === "FORESIGHT_NATS_USER"))) {
         const mounts: any[] = spec.containers[0].volumeMounts ?? [];
         assert.ok(mounts.some((m) => config.nats.connection.tls!.caFile!.startsWith(m.mountPath + "/")), `${target} ${owner}: ${config.nats.connection.tls.caFile} is not mounted`);
       }
@@ -332,7 +346,7 @@ test("each Foresight pod connects as its own NATS user with that user's password
 test("PodDisruptionBudgets, Services and NetworkPolicies cover every workload", () => {
   for (const target of TARGETS) {
     const objs = objects(target);
-    for (const [kind, name] of [["Deployment", "foresight-processor"], ["Deployment", "foresight-allocator"], ["StatefulSet", "nats"]]) {
+    for (const [kind, name] of [["Deployment", "foresight-processor"], ["Deployment", "foresight-allocator"], ["Deployment", "foresight-rls"], ["StatefulSet", "nats"]]) {
       const w = find(objs, kind, name);
       const labels = w.spec.template.metadata.labels;
       const matches = (sel: Record<string, string> | undefined) => !!sel && Object.entries(sel).every(([k, v]) => labels[k] === v);
@@ -405,10 +419,10 @@ test("the image's runtime files run the CLI: `foresight config validate` accepts
   const runtime = docker.slice(docker.lastIndexOf("\nFROM "));
   const copies = [...runtime.matchAll(/^COPY --from=build \/app\/(\S+) \.\/(\S+)$/gm)].map((m) => [m[1], m[2]]);
   assert.equal(copies.map((c) => c[0]).sort(), ["build/engine.wasm", "dist", "node_modules", "package.json"]);
-  // The bundles keep packages external: each must be a production dependency, or `npm prune
-  // --omit=dev` leaves the image without it.
+  // The CLI bundle (what the entrypoint dist/cli.js runs) keeps packages external: each must be
+  // a production dependency, or `npm prune --omit=dev` leaves the image without it.
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string> };
-  for (const bundle of ["dist/main.js", "dist/index.js"]) {
+  for (const bundle of ["dist/main.js"]) {
     const text = readFileSync(join(ROOT, bundle), "utf8");
     const specifiers = new Set([...text.matchAll(/(?:^import\s[^;]*?from\s*|^export\s[^;]*?from\s*|\bimport\()\s*"([^"]+)"/gm)].map((m) => m[1]));
     assert.ok(specifiers.size > 3, `${bundle}: imports found`);

@@ -11,8 +11,8 @@ import { createConnection } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
+import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { Registry } from "prom-client";
@@ -88,7 +88,20 @@ function assertRefused(text: string, subject: string | RegExp, what: string): vo
   provoked.add(m![1]);
 }
 
+// uvu does not report a failing before hook (e.g. openssl missing): keep its error, fail the tests with it.
+let setupError: unknown;
 test.before(async () => {
+  try {
+    await setup();
+  } catch (err) {
+    setupError = err;
+  }
+});
+test.before.each(() => {
+  if (setupError) throw setupError;
+});
+
+async function setup(): Promise<void> {
   execFileSync("openssl", ["version"], { stdio: "pipe" }); // fails loudly when openssl is missing
   dir = mkdtempSync(join(tmpdir(), "foresight-nats-roles-"));
   const tls = makeTls(dir);
@@ -104,7 +117,7 @@ test.before(async () => {
       `tls { cert_file: "${tls.cert}", key_file: "${tls.key}", ca_file: "${tls.ca}", timeout: 2 }`,
     ].join("\n"),
   });
-});
+}
 
 test.after(async () => {
   await Promise.all(conns.map((nc) => nc.close().catch(() => undefined)));
@@ -178,6 +191,16 @@ test("config user: the only one that writes the config; processor and allocator 
   }
   assert.ok(seen.processor.includes(rev2) && seen.allocator.includes(rev2));
 
+  // The model registry (object store foresight-models): `foresight models` runs as the config user
+  // (promoting a model writes the config); processors read the weights, and may not write them.
+  const models = await new Objm(await as("config")).create("foresight-models");
+  await models.putBlob({ name: "lstm/v1" }, new Uint8Array([1, 2, 3, 4]));
+  const pModels = await new Objm(await as("processor")).open("foresight-models");
+  assert.equal([...(await pModels.getBlob("lstm/v1"))!], [1, 2, 3, 4], "the processor reads model weights");
+  // An object put starts with a chunk publish on $O.<bucket>.C.<nuid>: refused, naming it.
+  assertRefused(await refusal(jetstream(await as("processor")).publish("$O.foresight-models.C.forged", new Uint8Array(4)), "processor writing a model"), "$O.foresight-models.C.forged", "processor writing a model");
+  assertRefused(await refusal(new Objm(await as("gateway")).open("foresight-models"), "gateway opening models"), "$JS.API.STREAM.INFO.OBJ_foresight-models", "gateway opening models");
+
   // Nor may a non-owner delete the bucket behind the config's back.
   const jsm = await jetstreamManager(await as("processor"));
   const del = await refusal(jsm.streams.delete("KV_foresight-config"), "processor deleting the config bucket");
@@ -201,11 +224,10 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
   try {
     assert.equal(proc.ownedPartitions().sort(), [0, 1], "the processor leased every partition");
     const pnc = await as("processor");
-    // The processor owns grants and writes demand partials into the pool-state bucket.
-    const grants = await new Kvm(pnc).create("foresight-grants", { history: 1 });
-    await grants.put("u-1", JSON.stringify({ ratePerSec: 5 }));
-    const pools = await new Kvm(pnc).create("foresight-pools", { history: 1 });
-    await pools.put("demand.chat.0", JSON.stringify({ requestsPerSec: 12 }));
+    // The processor (its grant service) owns the grants stream and publishes grants.
+    const pjsm = await jetstreamManager(pnc);
+    await pjsm.streams.add({ name: "FORESIGHT_GRANTS", subjects: ["foresight.grants.>"], max_msgs_per_subject: 1 });
+    await jetstream(pnc).publish("foresight.grants.0.s.0", JSON.stringify({ "u-1": { ratePerSec: 5 } }));
 
     // Gateway: telemetry through JetStream (acked), user directory, reads grants and pool state.
     const gnc = await as("gateway");
@@ -225,12 +247,19 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     }, "processor to apply the gateway's events");
     assert.is(applied, 200, "the processor applied exactly the gateway's events");
 
-    const gGrants = await new Kvm(gnc).open("foresight-grants");
-    assert.equal(JSON.parse((await gGrants.get("u-1"))!.string()), { ratePerSec: 5 }, "gateway reads grants");
-    const gPools = await new Kvm(gnc).open("foresight-pools");
-    assert.ok(await gPools.get("demand.chat.0"), "gateway reads pool state");
-    assertRefused(await refusal(gGrants.put("u-1", "{}"), "gateway writing a grant"), "$KV.foresight-grants.u-1", "gateway writing a grant");
-    assertRefused(await refusal(gPools.put("allocation.chat", "{}"), "gateway writing pool state"), "$KV.foresight-pools.allocation.chat", "gateway writing pool state");
+    // Gateway reads grants with an ordered consumer, as the ThrottleClient follows the stream.
+    const grantsConsumer = await jetstream(gnc).consumers.get("FORESIGHT_GRANTS", { deliver_policy: DeliverPolicy.LastPerSubject });
+    const grant = await grantsConsumer.next({ expires: 5_000 });
+    assert.equal(grant?.json(), { "u-1": { ratePerSec: 5 } }, "gateway reads grants");
+    assertRefused(await refusal(jetstream(gnc).publish("foresight.grants.0.d.forged", "{}"), "gateway writing a grant"), "foresight.grants.0.d.forged", "gateway writing a grant");
+    assertRefused(await refusal(jetstream(gnc).publish("foresight.pools.state", "{}"), "gateway forging pool state"), "foresight.pools.state", "gateway forging pool state");
+    assertRefused(await refusal(jetstream(gnc).publish("foresight.demand.0", "{}"), "gateway forging a demand partial"), "foresight.demand.0", "gateway forging a demand partial");
+    // Subscribing where it may not listen is refused too (the subscription closes with the error).
+    const spy = gnc.subscribe("foresight.demand.*");
+    const spyEnd = await spy.closed;
+    assert.instance(spyEnd, PermissionViolationError, `gateway listening to demand partials: ${spyEnd}`);
+    assert.is((spyEnd as PermissionViolationError).subject, "foresight.demand.*");
+    provoked.add("Subscription foresight.demand.*");
     const gLeases = await new Kvm(gnc).open("foresight-leases");
     assertRefused(await refusal(gLeases.put("partition.0", "{}"), "gateway writing a lease"), "$KV.foresight-leases.partition.0", "gateway writing a lease");
     // An object store write is a chunk publish on $O.<bucket>.C.<nuid> (then the meta on .M.):
@@ -239,32 +268,36 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     assertRefused(await refusal(jetstream(gnc).publish("$O.foresight-checkpoints.C.forged", new Uint8Array(16)), "gateway writing a checkpoint chunk"), "$O.foresight-checkpoints.C.forged", "gateway writing a checkpoint chunk");
     const gjsm = await jetstreamManager(gnc);
     assertRefused(await refusal(gjsm.streams.delete("FORESIGHT_TELEMETRY"), "gateway deleting telemetry"), "$JS.API.STREAM.DELETE.FORESIGHT_TELEMETRY", "gateway deleting telemetry");
-    assertRefused(await refusal(gjsm.streams.purge("KV_foresight-grants"), "gateway purging grants"), "$JS.API.STREAM.PURGE.KV_foresight-grants", "gateway purging grants");
+    assertRefused(await refusal(gjsm.streams.purge("FORESIGHT_GRANTS"), "gateway purging grants"), "$JS.API.STREAM.PURGE.FORESIGHT_GRANTS", "gateway purging grants");
     // Forecasts are the processor's to publish.
     assertRefused(await refusal(jetstream(gnc).publish("foresight.forecasts.0", new Uint8Array(1)), "gateway forging a forecast"), "foresight.forecasts.0", "gateway forging a forecast");
 
-    // Allocator: its leader lease and pool allocations; not partition leases, grants or demand.
+    // Allocator: its leader lease; hears the processors' demand partials and publishes the pool
+    // state the gateways hear. Not partition leases, grants or demand partials.
     const anc = await as("allocator");
-    const aLeases = await new Kvm(anc).open("foresight-leases");
+    const aLeases = await new Kvm(anc).create("foresight-leases", { history: 1 });
     assert.ok((await aLeases.create("allocator.leader", JSON.stringify({ holder: "alloc-0" }))) > 0, "allocator takes its leader lease");
-    const aPools = await new Kvm(anc).create("foresight-pools", { history: 1 });
-    assert.ok((await aPools.put("allocation.chat", JSON.stringify({ replicas: 3 }))) > 0, "allocator writes pool state");
-    assert.ok(await aPools.get("demand.chat.0"), "allocator reads the demand partials");
+    const demandSub = anc.subscribe("foresight.demand.*", { max: 1 });
+    const poolsSub = gnc.subscribe("foresight.pools.state", { max: 1 });
+    await Promise.all([anc.flush(), gnc.flush()]);
+    pnc.publish("foresight.demand.0", JSON.stringify({ partition: 0, pools: { chat: 12 } }));
+    for await (const m of demandSub) assert.equal(m.json(), { partition: 0, pools: { chat: 12 } }, "allocator hears the processor's demand partial");
+    anc.publish("foresight.pools.state", JSON.stringify({ v: 1, pools: [{ name: "chat", replicas: 3 }] }));
+    for await (const m of poolsSub) assert.equal(m.json(), { v: 1, pools: [{ name: "chat", replicas: 3 }] }, "gateway hears the pool state");
     assertRefused(await refusal(aLeases.put("partition.0", "{}"), "allocator stealing a partition"), "$KV.foresight-leases.partition.0", "allocator stealing a partition");
-    assertRefused(await refusal(aPools.put("demand.chat.0", "{}"), "allocator writing demand"), "$KV.foresight-pools.demand.chat.0", "allocator writing demand");
-    const aGrants = await new Kvm(anc).open("foresight-grants");
-    assertRefused(await refusal(aGrants.put("u-1", "{}"), "allocator writing a grant"), "$KV.foresight-grants.u-1", "allocator writing a grant");
+    assertRefused(await refusal(jetstream(anc).publish("foresight.demand.0", "{}"), "allocator forging demand"), "foresight.demand.0", "allocator forging demand");
+    assertRefused(await refusal(jetstream(anc).publish("foresight.grants.0.d.x", "{}"), "allocator writing a grant"), "foresight.grants.0.d.x", "allocator writing a grant");
 
-    // Processor: not the allocator's lease or allocations.
+    // Processor: not the allocator's lease or the pool state.
     const pLeases = await new Kvm(pnc).open("foresight-leases");
     assertRefused(await refusal(pLeases.put("allocator.leader", "{}"), "processor taking the allocator lease"), "$KV.foresight-leases.allocator.leader", "processor taking the allocator lease");
-    assertRefused(await refusal(pools.put("allocation.chat", "{}"), "processor writing an allocation"), "$KV.foresight-pools.allocation.chat", "processor writing an allocation");
+    assertRefused(await refusal(jetstream(pnc).publish("foresight.pools.state", "{}"), "processor publishing pool state"), "foresight.pools.state", "processor publishing pool state");
 
     // Config user: nothing outside the config bucket.
     const cnc = await as("config");
     assertRefused(await refusal(jetstream(cnc).publish("foresight.telemetry.0", new Uint8Array(1)), "config user publishing telemetry"), "foresight.telemetry.0", "config user publishing telemetry");
-    const cGrants = await refusal((await new Kvm(cnc).open("foresight-grants")).get("u-1"), "config user reading grants");
-    assertRefused(cGrants, /^\$JS\.API\.(DIRECT|STREAM\.MSG)\.GET\.KV_foresight-grants(\.|$)/, "config user reading grants");
+    const cGrants = await refusal(jetstream(cnc).consumers.get("FORESIGHT_GRANTS").then((c) => c.next({ expires: 2_000 })), "config user reading grants");
+    assertRefused(cGrants, /^\$JS\.API\.(STREAM\.INFO|CONSUMER\.CREATE)\.FORESIGHT_GRANTS(\.|$)/, "config user reading grants");
 
     // A refused request leaves the connection usable: the gateway still publishes afterwards.
     const ack = await jetstream(gnc).publish("foresight.telemetry.1", new Uint8Array(0), { msgID: "after-refusals" });
@@ -283,7 +316,10 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
 test("the server refused nothing else: every role had every right its real code paths used", () => {
   const seen = [...srv.log.matchAll(/(Publish|Subscription) Violation - User "([^"]+)", Subject "([^"]+)"/g)].map((m) => `${m[2]} ${m[1]} ${m[3]}`);
   assert.ok(seen.length >= provoked.size, "the server logs permission violations");
-  const unexpected = seen.filter((v) => !(v.includes(" Publish ") && provoked.has(v.split(" ").slice(2).join(" "))));
+  const unexpected = seen.filter((v) => {
+    const [, kind, subject] = v.split(" ");
+    return kind === "Publish" ? !provoked.has(subject) : !provoked.has(`Subscription ${subject}`);
+  });
   assert.equal(unexpected, [], `violations the test did not provoke (a role lacks a right its code needs): ${unexpected.join("; ")}`);
 });
 
