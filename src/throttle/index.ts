@@ -6,3 +6,4 @@ export { UserTable, UserTableFullError } from "./table.ts";
 export * from "./client.ts";
 export * from "./service.ts";
 export * from "./middleware.ts";
+export * from "./config.ts";
