@@ -11,6 +11,7 @@
 import * as hdr from "hdr-histogram-js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { Kvm } from "@nats-io/kv";
+import { jetstream } from "@nats-io/jetstream";
 import { NatsServer } from "../src/nats/server.ts";
 import { ThrottleClient } from "../src/throttle/client.ts";
 import { GrantService } from "../src/throttle/service.ts";
@@ -214,7 +215,7 @@ if (ONLY.has("check")) console.table(checkRows);
 const server = await NatsServer.start();
 const ncs: NatsConnection[] = [];
 const conn = async () => {
-  const nc = await connect({ servers: server.url });
+  const nc = await connect({ servers: server.url, timeout: 60_000 });
   ncs.push(nc);
   return nc;
 };
@@ -319,7 +320,7 @@ if (ONLY.has("load")) {
     await c.close();
   }
   // KV: the same N grants, one key per user (40-byte record values).
-  const kv = await new Kvm(jsNc).create("bench-grants", { history: 1 });
+  const kv = await new Kvm(jetstream(jsNc, { timeout: 60_000 })).create("bench-grants", { history: 1 });
   const t0 = performance.now();
   const pending: Promise<unknown>[] = [];
   const rec = new Uint8Array(GRANT_RECORD_BYTES);
@@ -334,7 +335,7 @@ if (ONLY.has("load")) {
   const kvMs: number[] = [];
   for (let r = 0; r < runs; r++) {
     const nc = await conn();
-    const kv2 = await new Kvm(nc).open("bench-grants");
+    const kv2 = await new Kvm(jetstream(nc, { timeout: 60_000 })).open("bench-grants");
     const c = new ThrottleClient({ subjectPrefix: "kvbench", plans: PLANS, safeLimits: SAFE, partitions: PARTITIONS, maxUsers: 2 * N });
     const t1 = performance.now();
     const w = await kv2.watch();
