@@ -553,7 +553,8 @@ export class ThrottleClient implements RateLimiter {
       rate[k] = r;
       k++;
     }
-    // Users I served last interval but not this one: my demand is now 0.
+    // Users not touched this interval are left out: the others replace my whole last report with
+    // this one, so their view of my demand for those users drops to 0.
     this.touchedCount = 0;
     if (k === 0) return undefined;
     return encodeDemandMessage(this.gatewayHash, this.partitions, now, this.reportIntervalMs, lo, hi, rate, k);

@@ -191,8 +191,9 @@ test("NATS down: safe limits within one grant TTL, logged once; recovery without
     await delay(20);
   }
   assert.ok(switchedAt > 0, "switched to safe limits");
-  // Lease = tick time + TTL; the last renewal came at most grantRefreshMs before the stop.
-  assert.ok(switchedAt - stoppedAt <= TTL + 100, `switched after ${switchedAt - stoppedAt} ms`);
+  // Lease = tick time + TTL and the last renewal came before the stop, so the switch is due within
+  // TTL of the stop; 500 ms of slack for this poll loop on a busy machine.
+  assert.ok(switchedAt - stoppedAt <= TTL + 500, `switched after ${switchedAt - stoppedAt} ms`);
   // Safe limit is bounded and not zero: default plan 1 req/s, burst 1.5 -> a few allowed, most denied.
   let allowed = 0;
   for (let i = 0; i < 50; i++) if (gw.check("w1", { requests: 1, tokens: 0 }).allowed) allowed++;

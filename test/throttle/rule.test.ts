@@ -6,6 +6,8 @@ import { hashOut, hashUserKey } from "../../src/throttle/table.ts";
 import { computeGrants, enforcedRate } from "../../src/throttle/grants.ts";
 import { ThrottleClient } from "../../src/throttle/client.ts";
 import { BadGrantMessageError, decodeThrottleMessage } from "../../src/throttle/wire.ts";
+import { ForesightConfigSchema } from "../../src/config/schema.ts";
+import { grantServiceOptions, middlewareOptions, throttleClientOptions } from "../../src/throttle/config.ts";
 import { PLANS, SAFE, drive, fakeClock, grantMessage, poolsMessage } from "./_util.ts";
 
 const test = suite("throttle rule");
@@ -176,6 +178,19 @@ test("a message that does not decode throws BadGrantMessageError and changes not
   }
   assert.equal(c.grantOf("dave"), before);
   assert.is(decodeThrottleMessage(good).count, 1);
+});
+
+test("config mapping: defaults reach the client, service and middleware options", () => {
+  const cfg = ForesightConfigSchema.parse({ throttle: { shadow: true, headerStyle: "x-ratelimit" }, nats: { partitions: 4 } });
+  const o = throttleClientOptions(cfg, { gatewayId: "g1" });
+  assert.equal([o.shadow, o.partitions, o.burstFactor, o.gatewayId, o.plans.default.requestsPerSec], [true, 4, 1.5, "g1", 50]);
+  const s = grantServiceOptions(cfg);
+  assert.equal([s.grantTtlMs, s.snapshotEveryTicks, s.pools()[0].capacityReqPerSec], [30_000, 4, Infinity]);
+  const c = new ThrottleClient({ ...o, maxUsers: 4096 });
+  const m = middlewareOptions(cfg, c);
+  assert.equal([m.headerStyle, m.userKeyHeader, m.apiKeyHeader], ["x-ratelimit", "x-user-id", "x-api-key"]);
+  // Shadow from the config: nothing is refused before any grant either.
+  for (let i = 0; i < 100; i++) assert.ok(c.check("u", { requests: 1, tokens: 0 }).allowed);
 });
 
 test.run();
