@@ -3,7 +3,8 @@
 // /metrics and /healthz. The browser bundle is built by `npm run build:dashboard` into dist/dashboard.
 import { existsSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { packageRootOf } from "../util/package-root.ts";
 import type { DashboardPoint } from "./types.ts";
 
 /** Points kept for a browser that connects late. Default 600 (10 minutes at one per second). */
@@ -18,11 +19,10 @@ export class DashboardAssetsMissingError extends Error {
 }
 
 function findAssets(): string {
-  // dist/cli.js → dist/dashboard; src/dashboard/hub.ts (tsx) → dist/dashboard.
-  const candidates = [new URL("./dashboard/", import.meta.url), new URL("../../dist/dashboard/", import.meta.url)].map((u) => fileURLToPath(u));
-  const found = candidates.find((d) => existsSync(d + "app.js"));
-  if (!found) throw new DashboardAssetsMissingError(candidates);
-  return found;
+  // <package>/dist/dashboard, whether this runs from the sources (tsx), the bundle or a chunk.
+  const dir = join(packageRootOf(import.meta.url), "dist", "dashboard") + "/";
+  if (!existsSync(dir + "app.js")) throw new DashboardAssetsMissingError([dir]);
+  return dir;
 }
 
 const PAGE = `<!doctype html>

@@ -5,7 +5,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { packageRootOf } from "../util/package-root.ts";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
 import { Registry } from "prom-client";
 import { NatsServer } from "../nats/server.ts";
@@ -86,12 +86,16 @@ export interface StartSummary {
   interrupted: boolean;
 }
 
+/** The built CLI is missing. */
+export class CliNotBuiltError extends Error {
+  override name = "CliNotBuiltError";
+}
+
 function cliPath(): string {
-  // dist/cli.js when bundled; the built CLI next to the sources when run with tsx.
-  const candidates = [new URL("./cli.js", import.meta.url), new URL("../../dist/cli.js", import.meta.url)].map((u) => fileURLToPath(u));
-  const found = candidates.find((p) => existsSync(p) && p.endsWith("cli.js"));
-  if (!found) throw new Error(`built CLI not found (${candidates.join(", ")}): run "npm run build"`);
-  return found;
+  // The children run the built CLI, <package>/dist/cli.js, from the sources or the bundle alike.
+  const p = join(packageRootOf(import.meta.url), "dist", "cli.js");
+  if (!existsSync(p)) throw new CliNotBuiltError(`built CLI not found at ${p}: run "npm run build"`);
+  return p;
 }
 
 /** Runs the system; resolves with the summary after everything it started has stopped. */

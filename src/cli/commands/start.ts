@@ -1,9 +1,7 @@
 // `foresight start` (`npm start`): the whole system on this machine on real ServeGen traffic.
 import type { Command } from "commander";
 import { DEFAULT_TOKENS_PATH, DEFAULT_TRACE_PATH } from "../../forecast/trace.ts";
-import { runSystem, type StartOptions } from "../../start/system.ts";
-import { formatSummary } from "../../start/summary.ts";
-import { PRECONDITION_EXIT_CODE, MissingDataError, NatsServerMissingError, PortInUseError, AlreadyRunningError } from "../../start/preconditions.ts";
+import type { StartOptions } from "../../start/system.ts";
 
 /** A flag value that is not what it should be. */
 export class StartOptionError extends Error {
@@ -82,6 +80,11 @@ export function register(program: Command): void {
         lockFile: process.env.FORESIGHT_START_LOCK,
         signal: abort.signal,
       };
+      // Loaded when the command runs: the system pulls in the allocator, the Kubernetes client and
+      // the throttle, which every other command would otherwise pay for at start-up.
+      const { runSystem } = await import("../../start/system.ts");
+      const { formatSummary } = await import("../../start/summary.ts");
+      const { PRECONDITION_EXIT_CODE, MissingDataError, NatsServerMissingError, PortInUseError, AlreadyRunningError } = await import("../../start/preconditions.ts");
       try {
         const summary = await runSystem(opts);
         process.stdout.write(formatSummary(summary));
