@@ -1,7 +1,72 @@
 // The allocator's pure policy (no I/O): shared by the live allocator (src/allocator/kube) and replay.
-export * from "./hpa.ts";
-export * from "./demand.ts";
-export * from "./resources.ts";
-export * from "./budget.ts";
-export * from "./policy.ts";
-export * from "./users.ts";
+export {
+  HPA_DEFAULTS,
+  type HpaLimit,
+  HpaOptionError,
+  type HpaOptions,
+  type HpaRecommendation,
+  HpaRecommender,
+  type HpaScalingPolicy,
+  type HpaScalingRules,
+  RateWindow,
+  resolveHpaOptions,
+} from "./hpa.ts";
+export {
+  aggregateDemand,
+  combineUpper,
+  DemandInputError,
+  type DemandMethod,
+  mergePoolDemand,
+  newPoolDemand,
+  NO_POOL,
+  type PoolBoundOptions,
+  type PoolDemand,
+  PoolMatcher,
+  type PoolMatchRules,
+  PoolMembership,
+  type PoolShare,
+  poolTokenUpperBound,
+  poolUpperBound,
+  type UserAttributes,
+  type UserForecastArrays,
+} from "./demand.ts";
+export {
+  type BandwidthConfig,
+  bitsQuantity,
+  calculateRequiredResources,
+  type CostModel,
+  type DemandToCover,
+  EGRESS_BANDWIDTH_ANNOTATION,
+  INGRESS_BANDWIDTH_ANNOTATION,
+  pickHorizon,
+  requiredHorizonSec,
+  type RequiredResources,
+  ResourceInputError,
+  type ResourcePoolConfig,
+} from "./resources.ts";
+export {
+  type BudgetGrant,
+  BudgetInputError,
+  type BudgetRequest,
+  type ClusterBudget,
+  shareBudget,
+} from "./budget.ts";
+export {
+  ClusterPolicy,
+  PolicyInputError,
+  POOL_POLICY_DEFAULTS,
+  type PoolDecision,
+  PoolPolicy,
+  type PoolPolicyConfig,
+  type PoolTickInput,
+  type ScaleDirection,
+} from "./policy.ts";
+export {
+  poolCapacityPerSec,
+  UserAllocationError,
+  type UserAllocationOptions,
+  type UserAllocationResult,
+  UserAllocations,
+  type UserAllocationSummary,
+  waterLevel,
+} from "./users.ts";
