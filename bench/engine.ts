@@ -414,7 +414,9 @@ async function main(): Promise<void> {
     targets: { wasmNsPerEvent: 25, speedup: 8, tick1MMs: 150, bytesPerUser: 1024 },
   };
   const dir = join(packageRoot(), "bench", "results");
-  const command = "npm run bench:engine";
+  // The command as run: the BENCH_* settings in effect, then the script.
+  const settings = Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v}`);
+  const command = [...settings, "npm run bench:engine"].join(" ");
   if (process.env.BENCH_SAVE_BASELINE) {
     writeBenchJson(join(dir, "engine-baseline.json"), `${command} (BENCH_SAVE_BASELINE=1, on the code before issue 12)`, body);
     console.log(`\nwrote bench/results/engine-baseline.json`);
