@@ -14,6 +14,8 @@
  * with the figures of bench/results/engine-baseline.json (the same bench on the code before
  * issue 12) beside them. Env: BENCH_EVENTS (default 4 000 000), BENCH_USERS (1 000 000),
  * BENCH_TICK_USERS (100000,1000000), BENCH_SAVE_BASELINE=1 (write engine-baseline.json instead),
+ * BENCH_BEFORE_WASM=<path> (the release build of the code before issue 12: its WASM ingest and
+ * ticks are measured in the same run, next to this build's, for the before/after table),
  * BENCH_QUICK=1 (development aid: WASM figures of the served config only, nothing written).
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -298,6 +300,8 @@ async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number,
 
 interface ConfigFigures {
   forecastModel: string;
+  /** The same WASM figures for the build in BENCH_BEFORE_WASM (the code before issue 12), measured next to them in this run. */
+  before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults };
   memoryInfo: ReturnType<Engine["memoryInfo"]>;
   tick: Record<string, Omit<TickResult, "engine">>;
   referenceTick100k?: { busyMs: number; idleMs: number; agreedForecastRecords: number };
@@ -307,8 +311,16 @@ interface ConfigFigures {
   hotSet?: { users: number; events: number; distinctUsersInStream: number; ingest: IngestResults };
 }
 
-async function configFigures(opts: EngineOptions, full: boolean): Promise<ConfigFigures> {
+async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: string): Promise<ConfigFigures> {
   const label = opts.forecastModel!;
+  const beforeOpts: EngineOptions | undefined = beforeWasm ? { ...opts, wasmPath: beforeWasm } : undefined;
+  let before: ConfigFigures["before"];
+  if (beforeOpts) {
+    console.log(`  before (${beforeWasm}):`);
+    const bi = await ingestBench(beforeOpts, N_USERS, N_EVENTS, ["wasm"]);
+    before = { wasmPath: beforeWasm!, memoryInfo: (await Engine.create(beforeOpts)).memoryInfo(), tick: {}, ingest1M: bi.results };
+    gc();
+  }
   const ing = await ingestBench(opts, N_USERS, N_EVENTS, full ? ["wasm", "reference", "peer"] : ["wasm"]);
   const hot = full ? await ingestBench(opts, 10_000, Math.min(N_EVENTS, 2_000_000), ["wasm", "reference", "peer"]) : undefined;
   const memoryInfo = (await Engine.create(opts)).memoryInfo();
@@ -316,6 +328,13 @@ async function configFigures(opts: EngineOptions, full: boolean): Promise<Config
   const tick: ConfigFigures["tick"] = {};
   let referenceTick100k: ConfigFigures["referenceTick100k"];
   for (const users of TICK_USERS) {
+    if (beforeOpts && before) {
+      // The build before, right before this one on the same users (the machine's load drifts).
+      const { engine: _old, ...b } = await tickTime(users, 5, () => Engine.create(beforeOpts));
+      before.tick[String(users)] = b;
+      console.log(`  tick ${label} BEFORE, ${users.toLocaleString()} users: ${b.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${b.busyCpuMs.toFixed(1)}), ${b.idleMs.toFixed(1)} ms idle (CPU ${b.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
+      gc();
+    }
     const w = await tickTime(users, 5, () => Engine.create(opts));
     const { engine: we, ...rest } = w;
     tick[String(users)] = rest;
@@ -332,7 +351,7 @@ async function configFigures(opts: EngineOptions, full: boolean): Promise<Config
     gc();
   }
   return {
-    forecastModel: label, memoryInfo, tick, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
+    forecastModel: label, before, memoryInfo, tick, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
     distinctUsersInStream: ing.distinct,
     hotSet: hot ? { users: 10_000, events: Math.min(N_EVENTS, 2_000_000), distinctUsersInStream: hot.distinct, ingest: hot.results } : undefined,
   };
@@ -349,8 +368,9 @@ async function main(): Promise<void> {
     await configFigures(SERVED, false);
     return;
   }
-  const served = await configFigures(SERVED, true);
-  const hw = await configFigures(HW, false);
+  const beforeWasm = process.env.BENCH_BEFORE_WASM;
+  const served = await configFigures(SERVED, true, beforeWasm);
+  const hw = await configFigures(HW, false, beforeWasm);
   const rssMiB = process.resourceUsage().maxRSS / 1024;
   const s = served.ingest1M;
   const speedup = s.peer.nsPerEvent / s.wasm.nsPerEvent;
@@ -394,14 +414,27 @@ async function main(): Promise<void> {
     targets: { wasmNsPerEvent: 25, speedup: 8, tick1MMs: 150, bytesPerUser: 1024 },
   };
   const dir = join(packageRoot(), "bench", "results");
-  const command = "npm run bench:engine";
+  // The command as run: the BENCH_* settings in effect, then the script.
+  const settings = Object.entries(process.env).filter(([k]) => k.startsWith("BENCH_")).map(([k, v]) => `${k}=${v}`);
+  const command = [...settings, "npm run bench:engine"].join(" ");
   if (process.env.BENCH_SAVE_BASELINE) {
     writeBenchJson(join(dir, "engine-baseline.json"), `${command} (BENCH_SAVE_BASELINE=1, on the code before issue 12)`, body);
     console.log(`\nwrote bench/results/engine-baseline.json`);
     return;
   }
   const basePath = join(dir, "engine-baseline.json");
-  const base = existsSync(basePath) ? (JSON.parse(readFileSync(basePath, "utf8")) as { env: { date: string }; headline: typeof headline }) : undefined;
+  const headlineOf = (f: ConfigFigures["before"], ingestPeer: number) => f && ({
+    tick100kMs: f.tick["100000"]?.busyMs, tick100kIdleMs: f.tick["100000"]?.idleMs,
+    tick1MMs: f.tick["1000000"]?.busyMs, tick1MIdleMs: f.tick["1000000"]?.idleMs,
+    tick100kCpuMs: f.tick["100000"]?.busyCpuMs, tick1MCpuMs: f.tick["1000000"]?.busyCpuMs,
+    ingestCpuNsPerEvent: f.ingest1M.wasm.cpuNsPerEvent,
+    bytesPerUser: f.memoryInfo.bytesPerUser, slotBytes: f.memoryInfo.slotBytes,
+    ingestNsPerEvent: f.ingest1M.wasm.nsPerEvent, speedupOverPeer: ingestPeer / f.ingest1M.wasm.nsPerEvent,
+  });
+  // The build before measured in this run (BENCH_BEFORE_WASM) if given, else the committed baseline run.
+  const base = served.before
+    ? { env: { date: `this run, ${served.before.wasmPath}` }, headline: headlineOf(served.before, s.peer.nsPerEvent)! }
+    : existsSync(basePath) ? (JSON.parse(readFileSync(basePath, "utf8")) as { env: { date: string }; headline: typeof headline }) : undefined;
   let beforeAfter: unknown;
   if (base) {
     const b = base.headline;
@@ -417,7 +450,7 @@ async function main(): Promise<void> {
       ["ingest, 1M Zipf users, CPU (ns/event)", b.ingestCpuNsPerEvent, headline.ingestCpuNsPerEvent],
       ["speed-up over the Map peer", b.speedupOverPeer, headline.speedupOverPeer],
     ];
-    console.log(`\nserved configuration, before (engine-baseline.json, ${base.env.date}) / after:`);
+    console.log(`\nserved configuration, before (${base.env.date}) / after:`);
     const v0 = Math.max(...t.map((r) => r[0].length));
     for (const [k, x, y] of t) console.log(`  ${k.padEnd(v0)}  ${x?.toFixed(1).padStart(8)}  ${y?.toFixed(1).padStart(8)}`);
     beforeAfter = { baselineDate: base.env.date, before: b, after: headline };

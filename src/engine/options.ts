@@ -49,7 +49,7 @@ export interface EngineOptions {
   wasmPath?: string;
   /**
    * Forecast written at every tick: "hw" (Holt-Winters) or "ensemble" (HW, LSTM-lite, naive,
-   * median-3, daily profile, seasonal naive and 3-day slot median combined per user; adds about 350 + 16 x seasonPoints bytes per
+   * median-3, daily profile, seasonal naive and 3-day slot median combined per user; adds align8(236 + 8 x seasonPoints) bytes per
    * user; horizonBuckets must be <= 6). Default "hw".
    */
   forecastModel?: "hw" | "ensemble";
