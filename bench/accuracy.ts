@@ -6,6 +6,7 @@
 // Usage: node --import tsx bench/accuracy.ts [--limit N] [--engine wasm|ts] [--weights file]
 import { existsSync } from "node:fs";
 import { runEval } from "../src/forecast/index.ts";
+import { benchEnv } from "./env.ts";
 
 const arg = (name: string) => {
   const i = process.argv.indexOf(name);
@@ -66,4 +67,5 @@ process.stdout.write(
 const { readFileSync: rf, writeFileSync: wf } = await import("node:fs");
 const outPath = arg("--json") ?? "bench/results/accuracy.json";
 const j = JSON.parse(rf(outPath, "utf8"));
-wf(outPath, JSON.stringify({ ...j, engineCost: cost }, null, 1));
+const argv = process.argv.slice(2).join(" ");
+wf(outPath, JSON.stringify({ env: benchEnv(`npm run bench:accuracy${argv ? ` -- ${argv}` : ""}`), ...j, engineCost: cost }, null, 1));

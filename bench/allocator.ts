@@ -151,12 +151,35 @@ console.log(`checked: typed and plain aggregation agree (max relative difference
 type Hist = ReturnType<typeof hdr.build>;
 const mk = () => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
 const h = { typed: { agg: mk(), policy: mk(), total: mk(), cpu: mk() }, plain: { agg: mk(), policy: mk(), total: mk(), cpu: mk() } };
+// The machine's floor for a pass over the inputs: one sum per pool of one array (no policy). It
+// shows how far the aggregation is from memory speed under the load of the moment.
+const floorWall = mk(), floorCpu = mk();
+const floorSums = new Float64Array(P);
+function floorPass(): void {
+  floorSums.fill(0);
+  const po = membership.poolOf, mean = f.meanPerSec;
+  for (let i = 0; i < N; i++) {
+    const p = po[i];
+    if (p >= 0) floorSums[p] += mean[i];
+  }
+}
 const WARMUP = 5;
 let t0 = 5 * TICK_MS;
 for (let tick = 0; tick < TICKS + WARMUP; tick++) {
   const now = t0 + tick * TICK_MS;
   // Forecasts change every tick: a user's observed rate drifts (one in 64 users touched, cheap).
   for (let i = tick % 64; i < N; i += 64) f.observedPerSec[i] *= 1.01;
+  {
+    const c0 = process.cpuUsage();
+    const a = process.hrtime.bigint();
+    floorPass();
+    const b = process.hrtime.bigint();
+    const cu = process.cpuUsage(c0);
+    if (tick >= WARMUP) {
+      floorWall.recordValue(Number(b - a) / 1000);
+      floorCpu.recordValue(Math.max(1, cu.user + cu.system));
+    }
+  }
   for (const which of tick % 2 === 0 ? (["typed", "plain"] as const) : (["plain", "typed"] as const)) {
     const cpu0 = process.cpuUsage();
     const a = process.hrtime.bigint();
@@ -189,7 +212,11 @@ const row = (name: string, x: { agg: Hist; policy: Hist; total: Hist; cpu: Hist 
   cpuP50Ms: q(x.cpu, 50),
   cpuP99Ms: q(x.cpu, 99),
 });
-const rows = [row("typed arrays (src/allocator)", h.typed), row("plain objects + Map (peer)", h.plain)];
+const rows = [
+  row("typed arrays (src/allocator)", h.typed),
+  row("plain objects + Map (peer)", h.plain),
+  row("floor: one array summed per pool", { agg: floorWall, policy: mk(), total: floorWall, cpu: floorCpu }),
+];
 const speedup = rows[1].totalP50Ms / rows[0].totalP50Ms;
 console.table(rows);
 const targetMs = 20;

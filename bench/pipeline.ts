@@ -11,7 +11,7 @@
 //     here; the rate is read from the child's /metrics.
 // Prints a table and writes bench/results/pipeline.json. Bounded: ~2-4 min on 2 cores.
 import { spawn } from "node:child_process";
-import { mkdirSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,7 +19,8 @@ import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import * as hdr from "hdr-histogram-js";
 import { NatsServer } from "../src/nats/server.ts";
-import { EVENT_RECORD_BYTES } from "../src/engine/layout.ts";
+import { writeBenchJson } from "./env.ts";
+import { EVENT_RECORD_BYTES } from "../src/wire/layout.ts";
 import { userHash } from "../src/telemetry/hash.ts";
 import { encodeFrame, partitionOf } from "../src/telemetry/frame.ts";
 import { writeRecord } from "../src/telemetry/event.ts";
@@ -361,6 +362,5 @@ try {
 
 console.log("\nPipeline: publisher → JetStream (nats-server 2.9, file storage) → processor → WASM engines");
 console.table(rows);
-mkdirSync(join(root, "bench", "results"), { recursive: true });
-writeFileSync(join(root, "bench", "results", "pipeline.json"), JSON.stringify({ ...results, rows }, null, 2) + "\n");
+writeBenchJson(join(root, "bench", "results", "pipeline.json"), "npm run bench:pipeline", { ...results, rows });
 console.log(`wrote bench/results/pipeline.json (${results.seconds} s)`);

@@ -1,5 +1,5 @@
 // Public API of the foresight package (one export line per component).
-export * from "./engine/layout.ts";
+export { EVENT_RECORD_BYTES, EventField, EventFlag, FORECAST_RECORD_BYTES, ForecastField } from "./wire/layout.ts";
 export * from "./telemetry/index.ts";
 export * from "./config/index.ts";
 export * from "./engine/index.ts";
@@ -7,3 +7,4 @@ export * from "./forecast/index.ts";
 export * from "./processor/index.ts";
 export * from "./obs/index.ts";
 export * from "./allocator/index.ts";
+export * from "./throttle/index.ts";

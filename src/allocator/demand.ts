@@ -456,6 +456,36 @@ export function aggregateDemand(f: UserForecastArrays, m: PoolMembership, z: num
   return d;
 }
 
+/**
+ * Sums per-pool partial demands (one per processor partition) into `out` (or a new one): the
+ * leader's aggregation. Sums are additive, variances included (users are disjoint across
+ * partitions). Token sums are kept only when every part has them.
+ */
+export function mergePoolDemand(parts: readonly PoolDemand[], out?: PoolDemand): PoolDemand {
+  if (parts.length === 0 && !out) throw new DemandInputError("no partial demands to merge");
+  const P = out?.poolCount ?? parts[0].poolCount;
+  const withTokens = parts.length > 0 && parts.every((d) => d.tokens !== undefined);
+  const d = out ?? newPoolDemand(P, withTokens);
+  zero(d);
+  for (const part of parts) {
+    if (part.poolCount !== P) throw new DemandInputError(`partial demand has ${part.poolCount} pools, expected ${P}`);
+    for (let p = 0; p < P; p++) {
+      d.meanPerSec[p] += part.meanPerSec[p];
+      d.variance[p] += part.variance[p];
+      d.upperSumPerSec[p] += part.upperSumPerSec[p];
+      d.observedPerSec[p] += part.observedPerSec[p];
+      d.activeUsers[p] += part.activeUsers[p];
+      if (d.tokens && withTokens) {
+        d.tokens.meanPerSec[p] += part.tokens!.meanPerSec[p];
+        d.tokens.variance[p] += part.tokens!.variance[p];
+        d.tokens.upperSumPerSec[p] += part.tokens!.upperSumPerSec[p];
+        d.tokens.observedPerSec[p] += part.tokens!.observedPerSec[p];
+      }
+    }
+  }
+  return d;
+}
+
 /** Options of {@link poolUpperBound}. */
 export interface PoolBoundOptions {
   method: DemandMethod;

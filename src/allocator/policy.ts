@@ -6,6 +6,7 @@
 import { shareBudget, type BudgetRequest, type ClusterBudget } from "./budget.ts";
 import { combineUpper, type DemandMethod, type PoolDemand } from "./demand.ts";
 import { HpaRecommender } from "./hpa.ts";
+import { normalQuantile } from "../engine/options.ts";
 import { calculateRequiredResources, type BandwidthConfig, type CostModel } from "./resources.ts";
 
 /** What the policy reads of a pool's config (config `pools[]` satisfies it). */
@@ -24,6 +25,8 @@ export interface PoolPolicyConfig {
   podStartDelaySec: number;
   decisionIntervalMs: number;
   demandMethod: DemandMethod;
+  /** Quantile of the pool bound ("variance", "blend"); absent = the z passed to decideFromDemand. */
+  upperQuantile?: number;
   blendWeight: number;
   reactive: { targetUtilization: number; metricWindowSec: number };
   bandwidth?: BandwidthConfig;
@@ -42,6 +45,7 @@ export const POOL_POLICY_DEFAULTS = Object.freeze({
   podStartDelaySec: 30,
   decisionIntervalMs: 15_000,
   demandMethod: "variance" as DemandMethod,
+  upperQuantile: 0.99,
   blendWeight: 0.5,
   reactive: Object.freeze({ targetUtilization: 0.7, metricWindowSec: 60 }),
 });
@@ -52,6 +56,12 @@ export interface PoolTickInput {
   upperRequestsPerSec: number;
   /** The same in tokens/s (LLM pools); absent = from costModel.tokensPerRequest, if set. */
   upperTokensPerSec?: number;
+  /**
+   * The pool's upper bound over the stabilization window ahead (the longest look-ahead the
+   * forecasts offer), requests/s: a scale-down never goes below what it needs, so a dip the
+   * forecast already sees ending does not cause a down-then-up inside the window. Absent = not used.
+   */
+  aheadUpperRequestsPerSec?: number;
   /** Demand observed now, requests/s: a sample of the reactive HPA's metric. Absent = samples given to observe(). */
   observedRequestsPerSec?: number;
   /** Demand of the users active now, requests/s (never provision below it); default the observed rate. */
@@ -180,14 +190,19 @@ export class PoolPolicy {
         reason = predictive >= floor ? "up: predictive" : reactive >= active ? "up: reactive floor" : "up: active users";
       }
     } else if (wanted < current) {
-      const stable = this.windowMax(nowMs);
+      const ahead = input.aheadUpperRequestsPerSec;
+      const aheadReplicas = ahead === undefined ? 0 : clamp(calculateRequiredResources({ requestsPerSec: ahead }, c).replicas, c.minReplicas, c.maxReplicas);
+      const stable = Math.max(this.windowMax(nowMs), aheadReplicas);
       if (input.incomplete) reason = "hold: incomplete demand";
-      else if (stable >= current) reason = "hold: stabilization";
+      else if (stable >= current) reason = aheadReplicas >= current ? "hold: forecast rises within the window" : "hold: stabilization";
       else if ((current - stable) / current <= c.tolerance) reason = "hold: tolerance";
       else {
         const step = c.scaleDownMaxStepReplicas ?? Math.max(1, Math.floor((current * c.scaleDownMaxStepPercent) / 100));
-        replicas = Math.max(stable, current - step);
-        reason = replicas > stable ? "down: step-limited" : "down: stabilized";
+        // Land inside the tolerance band above the requirement: a later rise within the band is
+        // then held by the up-tolerance instead of reversing this scale-down.
+        const landing = Math.min(current, Math.ceil(stable * (1 + c.tolerance) - 1e-9));
+        replicas = Math.max(landing, current - step);
+        reason = replicas > landing ? "down: step-limited" : "down: stabilized";
       }
     } else reason = "hold: at requirement";
     return {
@@ -260,9 +275,11 @@ export class ClusterPolicy {
   readonly pools: PoolPolicy[];
   budget: ClusterBudget;
   private readonly index = new Map<string, number>();
+  private readonly poolZ: (number | undefined)[];
 
   constructor(pools: readonly PoolPolicyConfig[], budget: ClusterBudget, initialReplicas?: readonly number[]) {
     this.pools = pools.map((p, i) => new PoolPolicy(p, initialReplicas?.[i]));
+    this.poolZ = pools.map((p) => (p.upperQuantile === undefined ? undefined : normalQuantile(p.upperQuantile)));
     pools.forEach((p, i) => {
       if (this.index.has(p.name)) throw new PolicyInputError(`duplicate pool name "${p.name}"`);
       this.index.set(p.name, i);
@@ -297,14 +314,15 @@ export class ClusterPolicy {
   }
 
   /**
-   * One tick from aggregated demand: pool i's bound is formed by its own demandMethod with `z`;
-   * `incomplete[i]` marks pools whose demand lacks a partition's partial.
+   * One tick from aggregated demand: pool i's bound is formed by its own demandMethod at its own
+   * upperQuantile (else at `z`, e.g. the engine's); `incomplete[i]` marks pools whose demand lacks
+   * a partition's partial.
    */
   decideFromDemand(nowMs: number, demand: PoolDemand, z: number, opts: { incomplete?: ArrayLike<boolean>; currentReplicas?: ArrayLike<number> } = {}): PoolDecision[] {
     if (demand.poolCount !== this.pools.length) throw new PolicyInputError(`demand has ${demand.poolCount} pools, policy ${this.pools.length}`);
     const inputs: PoolTickInput[] = this.pools.map((p, i) => {
       const c = p.config;
-      const bound = { method: c.demandMethod, z, blendWeight: c.blendWeight };
+      const bound = { method: c.demandMethod, z: this.poolZ[i] ?? z, blendWeight: c.blendWeight };
       const t = demand.tokens;
       return {
         upperRequestsPerSec: combineUpper(demand.meanPerSec[i], demand.variance[i], demand.upperSumPerSec[i], bound),

@@ -5,6 +5,7 @@ import { register as registerConfig } from "./commands/config.ts";
 import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
+import { register as registerAllocate } from "./commands/allocate.ts";
 import { register as registerReplay } from "./commands/replay.ts";
 
 const program = new Command()
@@ -18,6 +19,7 @@ registerConfig(program);
 registerServe(program);
 registerEval(program);
 registerTrain(program);
+registerAllocate(program);
 registerReplay(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -3,7 +3,9 @@
 // Objects are strict (an unknown key is an error, which catches typos such as `maxReplica`).
 // Sections use `.prefault({})` so a missing section is parsed from `{}` and gets its defaults.
 import { z } from "zod";
-// The engine's and the processor's own defaults are the single source: the schema imports them.
+// The engine's defaults (src/engine/options.ts, the Engine API's own) are imported; the
+// processor's schedule defaults are defined here and the processor imports them. The schema
+// imports no processor code, so the dependency runs processor -> config -> engine.
 import {
   DEFAULT_ALPHA, DEFAULT_ALPHA_DECAY, DEFAULT_ALPHA_MAX, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_BETA,
   DEFAULT_BUCKET_WIDTH_MS, DEFAULT_CAPACITY_USERS, DEFAULT_COUNTS_CAPACITY, DEFAULT_GAMMA,
@@ -11,7 +13,14 @@ import {
   DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
   DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
 } from "../engine/options.ts";
-import { DEFAULT_LEASE_TTL_MS } from "../processor/leases.ts";
+// So are the defaults of the components that also run without a config (the publisher SDK, the
+// HTTP server, the logger, the connection); settings only the processor reads are defined here.
+import { DEFAULT_NATS_SERVERS } from "../nats/connect.ts";
+import { DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT } from "../obs/http.ts";
+import { DEFAULT_LOG_LEVEL } from "../obs/logger.ts";
+import { DEFAULT_DIRECTORY_BUCKET } from "../telemetry/directory.ts";
+import { DEFAULT_PARTITIONS, DEFAULT_SUBJECT_PREFIX } from "../telemetry/frame.ts";
+import { DEFAULT_TELEMETRY_STREAM } from "../telemetry/stream.ts";
 
 const int = () => z.int();
 /** Names JetStream accepts for streams, KV buckets and object stores. */
@@ -132,11 +141,18 @@ const EngineSchema = z
 // ---------------------------------------------------------------------------------------------
 // schedule: when the processor forecasts, trains and checkpoints.
 
+/** Default interval between forecast ticks, ms (the processor's default too). */
+export const DEFAULT_TICK_INTERVAL_MS = 15_000;
+/** Default interval between engine checkpoints, ms (the processor's default too). */
+export const DEFAULT_CHECKPOINT_INTERVAL_MS = 300_000;
+/** Default partition lease TTL, ms: a dead process's partitions are taken over after this long. */
+export const DEFAULT_LEASE_TTL_MS = 15_000;
+
 const ScheduleSchema = z.strictObject({
   /** Interval between forecast ticks, ms. */
-  tickIntervalMs: int().min(100).max(3_600_000).default(15_000),
+  tickIntervalMs: int().min(100).max(3_600_000).default(DEFAULT_TICK_INTERVAL_MS),
   /** Interval between engine state checkpoints to the object store, ms. */
-  checkpointIntervalMs: int().min(1000).max(86_400_000).default(300_000),
+  checkpointIntervalMs: int().min(1000).max(86_400_000).default(DEFAULT_CHECKPOINT_INTERVAL_MS),
   /** TTL of a processor's partition lease, ms: a dead processor's partitions move after this long. */
   leaseTtlMs: int().min(100).max(600_000).default(DEFAULT_LEASE_TTL_MS),
 });
@@ -241,6 +257,12 @@ const PoolSchema = z
     decisionIntervalMs: int().min(1000).max(3_600_000).default(15_000),
     /** Pool upper bound: "variance" (sum of means + z·√Σσ²), "sum" (sum of per-user bounds), "blend". */
     demandMethod: z.enum(DEMAND_METHODS).default("variance"),
+    /**
+     * Quantile of the pool's bound in "variance" and "blend" (z of Σσ²), in (0.5, 0.9999]. Above the
+     * engine's per-user quantile because users' forecast errors are correlated: at 0.95 the
+     * combined bound covered 88 % of real windows, at 0.99 about 94 % (docs/allocator.md).
+     */
+    upperQuantile: z.number().gt(0.5).max(0.9999).default(0.99),
     /** Weight of the "variance" bound in "blend" (the rest is "sum"), in [0, 1]. */
     blendWeight: z.number().min(0).max(1).default(0.5),
     /** The modelled HPA whose answer is the floor of every allocation. */
@@ -317,8 +339,37 @@ const ThrottleSchema = z
     grantRefreshMs: int().min(100).max(3_600_000).default(10_000),
     /** Burst allowance over the granted rate (token bucket capacity = rate x factor x 1 s). */
     burstFactor: z.number().min(1).max(100).default(1.5),
-    /** Rate-limit response headers: IETF RateLimit draft, X-RateLimit-*, or none. */
+    /** Rate-limit response headers: IETF RateLimit draft (`RateLimit` / `RateLimit-Policy`), X-RateLimit-*, or none. */
     headerStyle: z.enum(["ietf", "x-ratelimit", "none"]).default("ietf"),
+    /** Plan limits, requests/s and tokens/s: the outer bound a user of the plan reaches while its pool has spare; "default" is required and serves plans not listed. */
+    plans: z
+      .record(z.string().min(1), SafeLimitSchema)
+      .superRefine((v, ctx) => {
+        if (!("default" in v)) {
+          ctx.addIssue({ code: "custom", path: ["default"], message: 'required: the plan used for users without a known plan' });
+        }
+      })
+      .default({ default: { requestsPerSec: 50, tokensPerSec: 100_000 } }),
+    /** Shadow mode: decisions are computed, would-throttle events logged and counted, every request allowed. Default false. */
+    shadow: z.boolean().default(false),
+    /** Policy name in the RateLimit-Policy header (IETF style). Default "foresight". */
+    policyName: z.string().regex(/^[a-z][a-z0-9_-]*$/, "must be a token (lowercase letter, then letters, digits, '_', '-')").default("foresight"),
+    /** Request header holding the user key (lowercase). Default "x-user-id". */
+    userKeyHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-user-id"),
+    /** Request header holding an API key used as the user key when userKeyHeader is absent; "authorization" reads a Bearer token. Default "x-api-key". */
+    apiKeyHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-api-key"),
+    /** Request header naming the user's plan (optional; absent = the plan in the grant, else "default"). Default "x-plan". */
+    planHeader: z.string().min(1).regex(/^[a-z0-9-]+$/, "must be a lowercase header name").default("x-plan"),
+    /** Subject token after the prefix for exceedance events: `<prefix>.<token>.<partition>`. Default "exceedances". */
+    exceedanceSubject: z.string().regex(/^[A-Za-z0-9_-]+$/, "must be one subject token").default("exceedances"),
+    /** Full grant snapshot of each partition every this many forecast ticks (deltas in between). Default 4. */
+    snapshotEveryTicks: int().min(1).max(1000).default(4),
+    /** How often the grant service publishes pool allocation and pressure, ms (gateways know a pool is short within this). Default 1000. */
+    poolStateIntervalMs: int().min(100).max(10_000).default(1000),
+    /** How often each gateway reports its per-user demand (Doorman-style share of a user's grant), ms. Default 500. */
+    demandReportIntervalMs: int().min(50).max(60_000).default(500),
+    /** Per-user slots in a gateway's table (power of two is not required; rounded up). Default 2,097,152 (1M users at load 0.5). */
+    maxUsers: int().min(1024).max(67_108_864).default(2_097_152),
   })
   .superRefine((t, ctx) => {
     if (t.grantRefreshMs >= t.grantTtlMs) {
@@ -331,7 +382,7 @@ const ThrottleSchema = z
 
 const NatsConnectionSchema = z.strictObject({
   /** Server URLs. */
-  servers: z.array(z.string().min(1)).min(1).default(["nats://127.0.0.1:4222"]),
+  servers: z.array(z.string().min(1)).min(1).default(() => [...DEFAULT_NATS_SERVERS]),
   /** Connection name shown in the server's monitoring. */
   name: z.string().min(1).default("foresight"),
   /** User for user/password authentication. */
@@ -361,17 +412,24 @@ const NatsConnectionSchema = z.strictObject({
   timeoutMs: int().min(100).max(600_000).default(5000),
 });
 
+/** Default replicas of every stream and bucket (3 or 5 in a cluster); the processor's default too. */
+export const DEFAULT_REPLICAS = 1;
+/** Default max age of telemetry, ms (a day: enough to rebuild from a day-old checkpoint); the processor's default too. */
+export const DEFAULT_TELEMETRY_MAX_AGE_MS = 86_400_000;
+/** Default max bytes of the telemetry stream (8 GiB); the processor's default too. */
+export const DEFAULT_TELEMETRY_MAX_BYTES = 8_589_934_592;
+
 const NatsSchema = z.strictObject({
   connection: NatsConnectionSchema.prefault({}),
   /** First token of every Foresight subject. */
   subjectPrefix: z
     .string()
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, "must be dot-separated tokens without wildcards")
-    .default("foresight"),
+    .default(DEFAULT_SUBJECT_PREFIX),
   streams: z
     .strictObject({
       /** Stream of request telemetry from gateways. */
-      telemetry: natsName().default("FORESIGHT_TELEMETRY"),
+      telemetry: natsName().default(DEFAULT_TELEMETRY_STREAM),
       /** Stream of per-user forecasts. */
       forecasts: natsName().default("FORESIGHT_FORECASTS"),
       /** Stream of throttle events (feedback). */
@@ -381,15 +439,15 @@ const NatsSchema = z.strictObject({
     })
     .prefault({}),
   /** Telemetry partitions (subjects users are hashed onto). */
-  partitions: int().min(1).max(1024).default(8),
+  partitions: int().min(1).max(1024).default(DEFAULT_PARTITIONS),
   /** Stream replicas (3 or 5 in a cluster). */
-  replicas: z.literal([1, 3, 5]).default(1),
+  replicas: z.literal([1, 3, 5]).default(DEFAULT_REPLICAS),
   retention: z
     .strictObject({
       /** Age after which telemetry is dropped, ms (one day). */
-      maxAgeMs: int().positive().default(86_400_000),
+      maxAgeMs: int().positive().default(DEFAULT_TELEMETRY_MAX_AGE_MS),
       /** Size of the telemetry stream above which the oldest messages are dropped, bytes (8 GiB). */
-      maxBytes: int().positive().default(8_589_934_592),
+      maxBytes: int().positive().default(DEFAULT_TELEMETRY_MAX_BYTES),
     })
     .prefault({}),
   kv: z
@@ -397,7 +455,7 @@ const NatsSchema = z.strictObject({
       /** KV bucket holding the central configuration. */
       configBucket: natsName().default("foresight-config"),
       /** KV bucket of the user directory (user -> plan). */
-      directoryBucket: natsName().default("foresight-users"),
+      directoryBucket: natsName().default(DEFAULT_DIRECTORY_BUCKET),
       /** KV bucket of partition and leader leases. */
       leasesBucket: natsName().default("foresight-leases"),
       /** KV bucket of per-user grants. */
@@ -434,14 +492,14 @@ const EnvoySchema = z.strictObject({
 
 const HttpSchema = z.strictObject({
   /** Address the HTTP server (metrics, health) binds. */
-  host: z.string().min(1).default("0.0.0.0"),
+  host: z.string().min(1).default(DEFAULT_HTTP_HOST),
   /** Port of /metrics and /healthz (0 = disabled). */
-  metricsPort: int().min(0).max(65_535).default(9464),
+  metricsPort: int().min(0).max(65_535).default(DEFAULT_HTTP_PORT),
 });
 
 const LogSchema = z.strictObject({
   /** pino log level. */
-  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  level: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_LOG_LEVEL),
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 // KV revision is its version. Writes validate first and compare-and-set on the revision, so of
 // two concurrent writers based on the same revision exactly one wins.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV, type KvEntry } from "@nats-io/kv";
+import { isRevisionConflict } from "../nats/errors.ts";
 import { ConfigConflictError, ConfigStoreError } from "./errors.ts";
 import { diffConfigs, type ConfigChange } from "./merge.ts";
 import { DEFAULT_CONFIG, type ForesightConfig } from "./schema.ts";
@@ -118,11 +118,7 @@ export class ConfigStore {
         ? await this.kv.create(this.key, data)
         : await this.kv.update(this.key, data, expectedRevision);
     } catch (err) {
-      if (
-        err instanceof JetStreamApiError &&
-        (err.code === JetStreamApiCodes.StreamWrongLastSequence ||
-          err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-      ) {
+      if (isRevisionConflict(err)) {
         const actual = (await this.getEntry())?.revision ?? 0;
         throw new ConfigConflictError(expectedRevision, actual, { cause: err });
       }

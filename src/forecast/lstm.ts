@@ -15,6 +15,8 @@
  * request (log1p / 10); throttled share. Training: truncated BPTT over a window of buckets, Adam,
  * gradient-norm clipping; offline by `foresight train` and online on a sample of users per tick.
  */
+// One gradient clip for offline pre-training and the engine's online training.
+import { LSTM_GRAD_CLIP } from "../engine/options.ts";
 import { WeightsFormatError } from "./errors.ts";
 import type { BucketContext, UserForecaster } from "./models.ts";
 import { DEFAULT_SEASON_BUCKETS } from "./models.ts";
@@ -34,8 +36,6 @@ export const LSTM_PROFILE_GAMMA = 0.3;
 export const DEFAULT_BPTT_WINDOW = 24;
 /** Default Adam learning rate. */
 export const DEFAULT_LEARNING_RATE = 0.003;
-/** Default gradient-norm clip. */
-export const DEFAULT_GRAD_CLIP = 1.0;
 
 const H = LSTM_HIDDEN;
 const X = LSTM_INPUTS;
@@ -231,7 +231,7 @@ export interface TrainOptions {
   bpttWindow?: number;
   /** Adam learning rate. Default {@link DEFAULT_LEARNING_RATE}. */
   learningRate?: number;
-  /** Gradient L2-norm clip. Default {@link DEFAULT_GRAD_CLIP}. */
+  /** Gradient L2-norm clip. Default {@link LSTM_GRAD_CLIP}. */
   gradClip?: number;
   /** Seed of the initialisation and the shuffling. Default 1. */
   seed?: number;
@@ -288,7 +288,7 @@ export function trainLstm(weights: LstmWeights, seqs: TrainSequence[], opts: Tra
   const epochs = opts.epochs ?? 3;
   const W = opts.bpttWindow ?? DEFAULT_BPTT_WINDOW;
   const lr = opts.learningRate ?? DEFAULT_LEARNING_RATE;
-  const clip = opts.gradClip ?? DEFAULT_GRAD_CLIP;
+  const clip = opts.gradClip ?? LSTM_GRAD_CLIP;
   const m = opts.seasonBuckets ?? DEFAULT_SEASON_BUCKETS;
   const prepared = seqs.map((s) => prepare(s, m));
   const trainer = new BpttTrainer(weights, { learningRate: lr, gradClip: clip });
@@ -337,7 +337,7 @@ function forwardStates(p: Float64Array, xs: Float64Array, T: number, hs: Float64
 export interface TrainerOptions {
   /** Adam learning rate. Default {@link DEFAULT_LEARNING_RATE}. */
   learningRate?: number;
-  /** Gradient L2-norm clip. Default {@link DEFAULT_GRAD_CLIP}. */
+  /** Gradient L2-norm clip. Default {@link LSTM_GRAD_CLIP}. */
   gradClip?: number;
 }
 
@@ -354,7 +354,7 @@ export class BpttTrainer {
     opts: TrainerOptions = {},
   ) {
     this.lr = opts.learningRate ?? DEFAULT_LEARNING_RATE;
-    this.clip = opts.gradClip ?? DEFAULT_GRAD_CLIP;
+    this.clip = opts.gradClip ?? LSTM_GRAD_CLIP;
   }
 
   /**

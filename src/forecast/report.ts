@@ -1,19 +1,12 @@
-/** Text table and reference figures for the evaluation harness. */
+/**
+ * Text table of the evaluation harness. Every figure it shows is measured by this repository on
+ * the same protocol: the baselines (naive, EWMA, seasonal naive) by the harness itself, R's
+ * stlf / auto.arima by bench/r-reference.R (bench/results/r-reference.json). Figures quoted from
+ * elsewhere without a run that reproduces them are not shown.
+ */
 import { existsSync, readFileSync } from "node:fs";
 import { median, mean } from "./metrics.ts";
 import type { EvalResult } from "./evaluate.ts";
-
-/**
- * Published reference figures of the protocol (median MASE at h = 1/3/6 over the 272 clients),
- * shown beside our own numbers; see docs/forecasting.md for where they come from.
- */
-export const REFERENCE_FIGURES: Record<string, Record<string, number>> = {
-  "ref naive": { "1": 0.43, "3": 0.71, "6": 0.95 },
-  "ref EWMA (alpha fit on train)": { "1": 0.48, "3": 0.7, "6": 0.95 },
-  "ref seasonal naive": { "1": 1.2, "3": 1.2, "6": 1.21 },
-  "ref R stlf (refit daily)": { "1": 0.58, "3": 0.74, "6": 0.92 },
-  "ref statsmodels HW damped (refit daily)": { "1": 0.52, "3": 0.75, "6": 0.92 },
-};
 
 /** What bench/r-reference.R writes: per method, per horizon, MASE per client key. */
 export interface RReferenceFile {
@@ -85,8 +78,5 @@ export function formatTable(result: EvalResult, rRef?: ReturnType<typeof summari
   } else {
     lines.push(`R stlf / auto.arima+Fourier: not run (${rReason ?? "no reference file"})`);
   }
-  lines.push("");
-  lines.push("Published reference figures (median MASE, 272 clients):");
-  for (const [name, v] of Object.entries(REFERENCE_FIGURES)) lines.push(`  ${name.padEnd(42)} ${H.map((h) => (v[String(h)] ?? NaN).toFixed(2)).join(" / ")}`);
   return lines.join("\n");
 }

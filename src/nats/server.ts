@@ -45,6 +45,11 @@ export interface NatsServerOptions {
   serverName?: string;
   /** Reuse this directory for the config, ports file and JetStream store (restart keeps data). */
   dir?: string;
+  /**
+   * Extra environment variables of the server process, added to this process's environment
+   * (the config resolves `$NAME` references from it, e.g. passwords). Default none.
+   */
+  env?: Record<string, string>;
 }
 
 /** One running nats-server. */
@@ -97,7 +102,10 @@ export class NatsServer {
     for (const f of readdirSync(this.dir)) if (f.endsWith(".ports")) rmSync(join(this.dir, f));
     const conf = join(this.dir, "server.conf");
     writeFileSync(conf, this.configText());
-    const proc = spawn(NATS_SERVER_BIN, ["-c", conf], { stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(NATS_SERVER_BIN, ["-c", conf], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: this.opts.env ? { ...process.env, ...this.opts.env } : process.env,
+    });
     this.proc = proc;
     live.add(proc);
     proc.stdout?.on("data", (d) => (this.log += d));

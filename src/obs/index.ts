@@ -1,4 +1,6 @@
 // Observability: structured logs, Prometheus metrics, and the /metrics /healthz /readyz server.
-export * from "./logger.ts";
-export * from "./metrics.ts";
-export * from "./http.ts";
+export { DEFAULT_LOG_LEVEL, createLogger, type LogLevel, type LoggerOptions } from "./logger.ts";
+export { METRIC_PREFIX, ProcessorMetrics } from "./metrics.ts";
+export {
+  DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, ObsServer, ObsServerListenError, type CheckResult, type ObsServerOptions,
+} from "./http.ts";

@@ -3,7 +3,7 @@
 // and the forecast output is read through a zero-copy view.
 import { readFileSync } from "node:fs";
 import { Engine, EngineOptionsError, type EngineOptions } from "../engine/index.ts";
-import { FORECAST_RECORD_BYTES } from "../engine/layout.ts";
+import { FORECAST_RECORD_BYTES } from "../wire/layout.ts";
 import type { ForesightConfig } from "../config/index.ts";
 import type { PartitionEngine, PartitionEngineFactory, PartitionEngineStats } from "./engine-port.ts";
 

@@ -18,7 +18,7 @@ export interface PartitionEngineStats {
 
 /** One partition's engine. */
 export interface PartitionEngine {
-  /** Applies `count` 48-byte event records (src/engine/layout.ts) from `records`. */
+  /** Applies `count` 48-byte event records (src/wire/layout.ts) from `records`. */
   ingest(records: Uint8Array, count: number): void;
   /** Largest `count` one {@link ingest} call accepts. */
   readonly ingressCapacityRecords: number;

@@ -1,8 +1,8 @@
 // The forecast message published at every tick on `<prefix>.forecasts.<partition>`: a 32-byte
 // little-endian header followed by `count` 32-byte forecast records (layout: ForecastField in
-// src/engine/layout.ts). A tick with more records than fit under the server's max payload is split
+// src/wire/layout.ts). A tick with more records than fit under the server's max payload is split
 // into chunks sharing `tickTimeMs`; `chunkIndex`/`chunkCount` let a reader know it has them all.
-import { FORECAST_RECORD_BYTES } from "../engine/layout.ts";
+import { FORECAST_RECORD_BYTES } from "../wire/layout.ts";
 
 /** Magic of a forecast message: ASCII "FSFC" as little-endian u32. */
 export const FORECAST_MAGIC = 0x43465346;

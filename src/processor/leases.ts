@@ -8,10 +8,10 @@
 // well under the TTL).
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Kvm, type KV } from "@nats-io/kv";
+import { DEFAULT_LEASE_TTL_MS } from "../config/schema.ts";
+import { isRevisionConflict } from "../nats/errors.ts";
+import { hash32 } from "../telemetry/hash.ts";
 import type { ProcessorNames } from "./names.ts";
-
-/** Default lease TTL, ms: a dead process's partitions are taken over after this long. */
-export const DEFAULT_LEASE_TTL_MS = 15_000;
 
 /** The value stored under `partition.<n>`. */
 /** The owner named by a lease entry's JSON ("" when unreadable). */
@@ -192,7 +192,7 @@ export class LeaseManager {
       return result;
     }
     // Start the scan at a per-process offset so simultaneous starters do not all race for 0.
-    const offset = hashString(this.processId) % P;
+    const offset = hash32(this.processId) % P;
     for (let i = 0; i < P && this.held.size < share; i++) {
       const p = (offset + i) % P;
       if (this.held.has(p)) continue;
@@ -255,15 +255,3 @@ export class LeaseManager {
   }
 }
 
-function isRevisionConflict(err: unknown): boolean {
-  // The server answers "wrong last sequence" (10071) or "key exists" when the revision moved.
-  const msg = String((err as Error)?.message ?? "");
-  const code = (err as { code?: number; api_error?: { err_code?: number } })?.api_error?.err_code;
-  return code === 10071 || /wrong last sequence|key exists/i.test(msg);
-}
-
-function hashString(s: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 16777619);
-  return h >>> 0;
-}

@@ -9,7 +9,7 @@
 import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg, type ConsumerMessages } from "@nats-io/jetstream";
 import { headers, type NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
-import { EVENT_RECORD_BYTES } from "../engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../wire/layout.ts";
 import { BadFrameError, decodeFrame, DEAD_LETTER_DETAIL_HEADER, DEAD_LETTER_REASON_HEADER, deadLetterHeaderValues } from "../telemetry/frame.ts";
 import type { ProcessorMetrics } from "../obs/metrics.ts";
 import type { PartitionEngine, PartitionEngineStats } from "./engine-port.ts";
@@ -68,6 +68,8 @@ export interface PartitionWorkerDeps {
   onError: (err: unknown, source: string) => void;
   /** Called after records reached the engine (benchmarks measure latency here). */
   onApplied?: (partition: number, records: Uint8Array, count: number) => void;
+  /** Called with every tick's forecast records after they were published (the allocator's demand partials). */
+  onForecasts?: (partition: number, tickTimeMs: number, records: Uint8Array, count: number) => void;
 }
 
 /** Consumes one partition into its engine. */
@@ -330,6 +332,13 @@ export class PartitionWorker {
       this.d.nc.publish(this.d.names.forecastsSubject(this.partition), msg);
     }
     this.d.metrics.forecastsOut.inc(this.label, count);
+    if (this.d.onForecasts) {
+      try {
+        this.d.onForecasts(this.partition, nowMs, records, count);
+      } catch (err) {
+        this.d.onError(err, "on-forecasts");
+      }
+    }
     this.updateStats();
     this.d.metrics.tickDuration.observe((performance.now() - t0) / 1000);
     return count;

@@ -8,6 +8,8 @@ import { randomBytes } from "node:crypto";
 import { jetstream, jetstreamManager, type JetStreamClient } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
 import type { Logger } from "pino";
+// Every default of a setting the config schema has comes from the schema (one source of truth).
+import { DEFAULT_CHECKPOINT_INTERVAL_MS, DEFAULT_CONFIG, DEFAULT_LEASE_TTL_MS, DEFAULT_TICK_INTERVAL_MS } from "../config/schema.ts";
 import { connectNats, type NatsConnectionSettings } from "../nats/connect.ts";
 import { createLogger } from "../obs/logger.ts";
 import { ProcessorMetrics } from "../obs/metrics.ts";
@@ -16,18 +18,12 @@ import { DEFAULT_PARTITIONS } from "../telemetry/frame.ts";
 import { CheckpointStore, type Checkpoint } from "./checkpoints.ts";
 import type { PartitionEngineFactory } from "./engine-port.ts";
 import { DEFAULT_FORECAST_MAX_PAYLOAD_BYTES } from "./forecasts.ts";
-import { DEFAULT_LEASE_TTL_MS, LeaseManager } from "./leases.ts";
+import { LeaseManager } from "./leases.ts";
 import { processorNames, type ProcessorNameOverrides, type ProcessorNames } from "./names.ts";
 import { PartitionWorker } from "./partition.ts";
 import { PeriodicTask } from "./periodic.ts";
 import { ensureStreams, type StreamSettings } from "./streams.ts";
 
-/** Default engine tick interval, ms. */
-export const DEFAULT_TICK_INTERVAL_MS = 1_000;
-/** Default checkpoint interval, ms. */
-export const DEFAULT_CHECKPOINT_INTERVAL_MS = 10_000;
-/** Default total user capacity, split evenly over partitions. */
-export const DEFAULT_TOTAL_CAPACITY_USERS = 100_000;
 /** Longest one checkpoint or lease round may take before it is reported as stuck, ms. */
 export const DEFAULT_TASK_TIMEOUT_MS = 30_000;
 
@@ -43,7 +39,7 @@ export interface ProcessorOptions {
   partitions?: number;
   /** Stream limits and replicas. */
   streams?: StreamSettings;
-  /** Total users tracked over all partitions; each engine gets ceil(capacityUsers / P). Default {@link DEFAULT_TOTAL_CAPACITY_USERS}. */
+  /** Total users tracked over all partitions; each engine gets ceil(capacityUsers / P). Default: the schema's `engine.capacityUsers`. */
   capacityUsers?: number;
   /** Makes one partition's engine (the WASM engine adapter in production). */
   engineFactory: PartitionEngineFactory;
@@ -67,6 +63,8 @@ export interface ProcessorOptions {
   log?: Logger;
   /** Called after records reached an engine (benchmarks). */
   onApplied?: (partition: number, records: Uint8Array, count: number) => void;
+  /** Called with each partition's forecast records at every tick, after they were published (the allocator's demand partials; see src/allocator/kube/partials.ts). */
+  onForecasts?: (partition: number, tickTimeMs: number, records: Uint8Array, count: number) => void;
 }
 
 /** Processor state for readiness. */
@@ -258,7 +256,7 @@ export class Processor {
   private async startPartition(p: number): Promise<void> {
     this.starting.add(p);
     try {
-      const cap = Math.ceil((this.opts.capacityUsers ?? DEFAULT_TOTAL_CAPACITY_USERS) / this.P);
+      const cap = this.capacityPerPartition();
       let engine = await this.opts.engineFactory(p, cap);
       if (this.engineLive && engine.reconfigure) {
         try {
@@ -282,6 +280,7 @@ export class Processor {
         maxPayloadBytes: Math.min(DEFAULT_FORECAST_MAX_PAYLOAD_BYTES, this.nc.info?.max_payload ?? DEFAULT_FORECAST_MAX_PAYLOAD_BYTES),
         onError: this.onError,
         onApplied: this.opts.onApplied,
+        onForecasts: this.opts.onForecasts,
       });
       if (cp) w.lastCheckpointMs = cp.timeMs;
       this.log.info({ partition: p, restoredSeq: cp?.lastSeq ?? 0, checkpointTimeMs: cp?.timeMs }, "partition acquired");
@@ -352,6 +351,24 @@ export class Processor {
   /** The processor's NATS connection (for the config watcher; do not close it). */
   get connection(): NatsConnection {
     return this.nc;
+  }
+
+  /**
+   * The intervals in effect (after defaults and live changes), ms, and the user capacity each
+   * partition's engine is created with.
+   */
+  get settings(): { tickIntervalMs: number; checkpointIntervalMs: number; leaseTtlMs: number; capacityUsersPerPartition: number } {
+    const [, tick, cp] = this.tasks;
+    return {
+      tickIntervalMs: tick?.intervalMs ?? this.opts.tickIntervalMs ?? DEFAULT_TICK_INTERVAL_MS,
+      checkpointIntervalMs: cp?.intervalMs ?? this.opts.checkpointIntervalMs ?? DEFAULT_CHECKPOINT_INTERVAL_MS,
+      leaseTtlMs: this.leases?.ttlMs ?? this.opts.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS,
+      capacityUsersPerPartition: this.capacityPerPartition(),
+    };
+  }
+
+  private capacityPerPartition(): number {
+    return Math.ceil((this.opts.capacityUsers ?? DEFAULT_CONFIG.engine.capacityUsers) / this.P);
   }
 
   /** Applies live settings (config changes that need no restart). */

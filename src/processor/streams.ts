@@ -9,19 +9,14 @@ import {
   type StreamConfig,
 } from "@nats-io/jetstream";
 import { nanos } from "@nats-io/transport-node";
+import { DEFAULT_REPLICAS, DEFAULT_TELEMETRY_MAX_AGE_MS, DEFAULT_TELEMETRY_MAX_BYTES } from "../config/schema.ts";
 import { DEFAULT_DUPLICATE_WINDOW_MS } from "../telemetry/stream.ts";
 import type { ProcessorNames } from "./names.ts";
 
-/** Default max age of telemetry, ms (24 h: enough to rebuild from a day-old checkpoint). */
-export const DEFAULT_TELEMETRY_MAX_AGE_MS = 24 * 3600_000;
-/** Default max bytes of the telemetry stream (8 GiB; -1 = unlimited). */
-export const DEFAULT_TELEMETRY_MAX_BYTES = 8 * 1024 ** 3;
 /** Default max age of forecasts, ms (10 min: consumers want the latest, not history). */
 export const DEFAULT_FORECASTS_MAX_AGE_MS = 10 * 60_000;
 /** Default max age of dead letters, ms (7 days: time for a human to look). */
 export const DEFAULT_DEADLETTER_MAX_AGE_MS = 7 * 24 * 3600_000;
-/** Default replicas of every stream and bucket (3 in a cluster). */
-export const DEFAULT_REPLICAS = 1;
 
 /** Stream settings (the `streams` section of the config). */
 export interface StreamSettings {

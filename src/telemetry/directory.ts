@@ -2,8 +2,8 @@
 // grants and reports that only carry the 64-bit hash can name users. Publishers write each user
 // once (KV create: the first writer wins, later writers see "exists" and stop); readers look up.
 import type { NatsConnection } from "@nats-io/transport-node";
-import { JetStreamApiCodes, JetStreamApiError } from "@nats-io/jetstream";
 import { Kvm, type KV } from "@nats-io/kv";
+import { isRevisionConflict } from "../nats/errors.ts";
 import { parseUserHashHex } from "./hash.ts";
 
 /** Default KV bucket of the user directory. */
@@ -80,7 +80,8 @@ export class UserDirectory {
       await this.kv.create(hashHex.toLowerCase(), encoder.encode(JSON.stringify(value)));
       return true;
     } catch (err) {
-      if (isAlreadyExists(err)) return false;
+      // A create conflicts exactly when the key exists: the expected outcome for a known user.
+      if (isRevisionConflict(err)) return false;
       throw err;
     }
   }
@@ -118,12 +119,4 @@ export class UserDirectory {
     this.young.set(key, e.user);
     return e.user;
   }
-}
-
-/** True if a KV create failed because the key exists (the expected outcome for a known user). */
-export function isAlreadyExists(err: unknown): boolean {
-  return (
-    err instanceof JetStreamApiError &&
-    (err.code === JetStreamApiCodes.StreamWrongLastSequence || err.code === JetStreamApiCodes.StreamWrongLastSequenceUnknown)
-  );
 }

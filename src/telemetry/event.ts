@@ -1,7 +1,7 @@
 // One request's telemetry as a caller gives it (TelemetryEvent) and as the wire carries it (the
-// 48-byte record of src/engine/layout.ts). Validation and the record writer live here so the
+// 48-byte record of src/wire/layout.ts). Validation and the record writer live here so the
 // publisher, the JSON decoder and the synthetic generator produce byte-identical records.
-import { EVENT_RECORD_BYTES, EventField, EventFlag } from "../engine/layout.ts";
+import { EVENT_RECORD_BYTES, EventField, EventFlag } from "../wire/layout.ts";
 
 /** Largest value of the i32 record fields (tokens, latency, bytes). */
 export const I32_MAX = 0x7fffffff;

@@ -4,7 +4,7 @@
 // buffer. Every way a frame can be bad has its own error class with a short `reason` code, used as
 // the dead-letter header value and as the metric label.
 import { z } from "zod";
-import { EVENT_RECORD_BYTES } from "../engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../wire/layout.ts";
 import { hash32, userHash, userHashHex } from "./hash.ts";
 import {
   I32_MAX,
@@ -175,7 +175,7 @@ export interface DecodedFrame {
   /** Number of records. */
   count: number;
   /**
-   * The records, count × 48 bytes, layout of src/engine/layout.ts. For a binary frame a view into
+   * The records, count × 48 bytes, layout of src/wire/layout.ts. For a binary frame a view into
    * the input bytes (no copy): copy it before the input buffer is reused.
    */
   records: Uint8Array;

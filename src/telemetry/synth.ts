@@ -4,7 +4,7 @@
 import { FRAME_HEADER_BYTES, FRAME_RECORD_BYTES, writeFrameHeader } from "./frame.ts";
 import { hash32, userHash, type UserHash } from "./hash.ts";
 import { writeRecord, type TelemetryEvent } from "./event.ts";
-import { EventFlag } from "../engine/layout.ts";
+import { EventFlag } from "../wire/layout.ts";
 import { mulberry32 } from "../util/random.ts";
 
 /** Default number of distinct users. */

@@ -1,7 +1,7 @@
 // Pool membership rules and demand aggregation, against per-user sums computed by hand.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { aggregateDemand, combineUpper, DemandInputError, NO_POOL, PoolMatcher, PoolMembership, poolTokenUpperBound, poolUpperBound, type PoolMatchRules } from "../../src/allocator/demand.ts";
+import { aggregateDemand, combineUpper, mergePoolDemand, DemandInputError, NO_POOL, PoolMatcher, PoolMembership, poolTokenUpperBound, poolUpperBound, type PoolMatchRules } from "../../src/allocator/demand.ts";
 
 const rules = (name: string, m: Partial<PoolMatchRules["match"]>): PoolMatchRules => ({
   name,
@@ -95,6 +95,29 @@ test("aggregation: per-pool sums equal hand sums; split users add w·μ and w²�
   assert.equal([...d.meanPerSec], [19, 24]);
   assert.throws(() => aggregateDemand({ ...f, count: 9 }, mb, z), /9 users/);
   assert.throws(() => aggregateDemand(f, mb, 0), /z must be > 0/);
+});
+
+test("partitions' partial demands merge to the whole", () => {
+  const N = 1000;
+  const f = { count: N, meanPerSec: new Float64Array(N), upperPerSec: new Float64Array(N), observedPerSec: new Float64Array(N) };
+  for (let i = 0; i < N; i++) {
+    f.meanPerSec[i] = (i % 7) + 0.5;
+    f.upperPerSec[i] = f.meanPerSec[i] * 1.5;
+    f.observedPerSec[i] = i % 3;
+  }
+  const all = new PoolMembership(N, 3);
+  for (let i = 0; i < N; i++) all.set(i, i % 3);
+  // Two partitions: even and odd users.
+  const parts = [0, 1].map((r) => {
+    const m = new PoolMembership(N, 3);
+    for (let i = r; i < N; i += 2) m.set(i, i % 3);
+    return aggregateDemand(f, m, 1.5);
+  });
+  const whole = aggregateDemand(f, all, 1.5);
+  const merged = mergePoolDemand(parts);
+  for (const k of ["meanPerSec", "variance", "upperSumPerSec", "observedPerSec", "activeUsers"] as const)
+    for (let p = 0; p < 3; p++) assert.ok(Math.abs(merged[k][p] - whole[k][p]) < 1e-9 * Math.max(1, whole[k][p]), `${k}[${p}]`);
+  assert.throws(() => mergePoolDemand([parts[0], aggregateDemand(f, new PoolMembership(N, 2), 1.5)]), /2 pools, expected 3/);
 });
 
 test("variance bound of N alike users grows as √N, the naive sum as N", () => {

@@ -139,8 +139,21 @@ test("policy: scale down only after the stabilization window, by at most a step"
   // Held until the 22 left the 60 s window (t = 60: sample at 0 is not after the cutoff), then −4 per decision
   // until the reactive floor: the modelled HPA went 1 → 5 (rate limit) → 8 (mean of 100 and 1 req/s over
   // its 60 s window: ceil(50.5 / 7)) and its own 300 s window holds it there.
-  assert.equal(seen, [22, 22, 22, 18, 14, 10, 8, 8, 8, 8]);
+  // It lands inside the tolerance band above that floor: ceil(8 × 1.1) = 9.
+  assert.equal(seen, [22, 22, 22, 18, 14, 10, 9, 9, 9, 9]);
   assert.is(d.reactiveReplicas, 8);
+});
+
+test("policy: a scale-down is held when the forecast over the window ahead needs the replicas", () => {
+  const p = new PoolPolicy(cfg({ maxReplicas: 100, stabilizationWindowSec: 30 }), 20);
+  // Now 8 req/s (wants 2), but the window ahead needs 120 req/s × 1.1 / 8 = 17 → down only to ceil(17 × 1.1) = 19.
+  let d = p.decide(0, { upperRequestsPerSec: 8, aheadUpperRequestsPerSec: 120, observedRequestsPerSec: 0 });
+  assert.is(d.reason, "down: stabilized");
+  assert.is(d.replicas, 19);
+  p.settle(19);
+  d = p.decide(15 * S, { upperRequestsPerSec: 8, aheadUpperRequestsPerSec: 160, observedRequestsPerSec: 0 });
+  assert.is(d.replicas, 19);
+  assert.is(d.reason, "hold: forecast rises within the window");
 });
 
 test("policy: tolerance band, bounds, incomplete demand holds", () => {

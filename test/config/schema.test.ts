@@ -126,6 +126,7 @@ test("pools: allocator fields default, modes are shadow/scale/hpa-floor/resize, 
   assert.is(p.targetUtilization, 0.8);
   assert.is(p.decisionIntervalMs, 15_000);
   assert.is(p.demandMethod, "variance");
+  assert.is(p.upperQuantile, 0.99);
   assert.is(p.scaleDownMaxStepPercent, 50);
   assert.is(p.scaleDownMaxStepReplicas, undefined);
   assert.equal(p.reactive, { targetUtilization: 0.7, metricWindowSec: 60 });

@@ -9,10 +9,9 @@ import {
   LstmLiteModel,
   LstmWeights,
   WeightsFormatError,
-  gruOutput,
-  gruStep,
   trainLstm,
 } from "../../src/forecast/index.ts";
+import { gruOutput, gruStep } from "../../src/forecast/lstm.ts";
 import { xorshift32 } from "../../src/util/random.ts";
 
 /** xorshift32 centred on 0: deterministic noise in [-0.5, 0.5). */

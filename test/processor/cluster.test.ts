@@ -1,13 +1,15 @@
 // A 3-node JetStream cluster loses a node while telemetry is published to an R3 stream and the
-// processor consumes it: nothing is lost, nothing is applied twice.
+// processor consumes it: nothing is lost, nothing is applied twice. Checked per user (each
+// user's totals in the live engines equal what was published), so a lost event and a duplicate
+// cannot cancel out as they would in a sum.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect } from "@nats-io/transport-node";
 import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { NatsCluster } from "../../src/nats/server.ts";
 import { createLogger } from "../../src/obs/logger.ts";
-import { Processor, createWasmEngineFactory, ensureStreams, processorNames } from "../../src/processor/index.ts";
-import { buildFrames, lastSeqs, makeUsers, publishFrames, waitFor } from "./support.ts";
+import { Processor, createWasmEngineFactory, ensureStreams, processorNames, type WasmPartitionEngine } from "../../src/processor/index.ts";
+import { buildFrames, lastSeqs, makeUsers, publishFrames, totalsObject, waitFor, type Totals } from "./support.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -34,7 +36,8 @@ test("R3 stream on a 3-node cluster: a node dies mid-publish, every event is app
       clock: () => T0,
       log: createLogger({ level: process.env.FORESIGHT_TEST_LOG === "1" ? "debug" : "silent" }),
     });
-    const set = buildFrames(makeUsers(60, P, "clu"), P, 8000, 50, T0 + 1, 900);
+    const users = makeUsers(60, P, "clu");
+    const set = buildFrames(users, P, 8000, 50, T0 + 1, 900);
     const js = jetstream(nc);
     const third = Math.floor(set.frames.length / 3);
     await publishFrames(js, names, set.frames, { to: third, retry: true });
@@ -60,6 +63,14 @@ test("R3 stream on a 3-node cluster: a node dies mid-publish, every event is app
     let applied = 0;
     for (let p = 0; p < P; p++) applied += proc.worker(p)!.engine.stats().eventsApplied;
     assert.is(applied, set.events);
+    // Per-user cumulative totals held by the running engines (every event applied, whatever its bucket).
+    const got = new Map<string, Totals>();
+    for (const u of users) {
+      const t = (proc.worker(u.partition)!.engine as WasmPartitionEngine).engine.userTotals({ lo: u.lo, hi: u.hi });
+      if (t && t.requests > 0) got.set(u.hex, { requests: t.requests, inputTokens: t.inputTokens, outputTokens: t.outputTokens });
+    }
+    assert.is(got.size, set.totals.size, "every published user is in an engine");
+    assert.equal(totalsObject(got), totalsObject(set.totals), "per-user totals equal what was published");
   } finally {
     await proc?.stop();
     await nc.close();

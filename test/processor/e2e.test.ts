@@ -8,7 +8,7 @@ import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { NatsServer } from "../../src/nats/server.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { encodeFrame, DEAD_LETTER_REASON_HEADER } from "../../src/telemetry/frame.ts";
-import { EVENT_RECORD_BYTES } from "../../src/engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../../src/wire/layout.ts";
 import { writeRecord } from "../../src/telemetry/event.ts";
 import {
   Processor,
@@ -81,10 +81,25 @@ test("publish → forecasts: each user's observed rate and a sensible forecast a
     const got = new Map<string, ForecastMessageRecord>();
     const ticked = new Map<number, Set<number>>(); // tick time -> partitions seen
     let waiter: { t: number; resolve: () => void } | undefined;
+    // The callback only collects (an assertion thrown there could not fail the test); problems
+    // are recorded and asserted in the test body below.
+    const problems: string[] = [];
+    let messages = 0;
     const sub = nc.subscribe(`${prefix}.forecasts.*`, {
-      callback: (_err, m) => {
-        const fm = decodeForecastMessage(m.data);
-        assert.is(m.subject, `${prefix}.forecasts.${fm.partition}`);
+      callback: (err, m) => {
+        if (err) {
+          problems.push(`subscription error: ${err.message}`);
+          return;
+        }
+        messages++;
+        let fm: ReturnType<typeof decodeForecastMessage>;
+        try {
+          fm = decodeForecastMessage(m.data);
+        } catch (e) {
+          problems.push(`${m.subject}: undecodable forecast message: ${(e as Error).message}`);
+          return;
+        }
+        if (m.subject !== `${prefix}.forecasts.${fm.partition}`) problems.push(`partition ${fm.partition} published on ${m.subject}`);
         for (const r of forecastRecords(fm)) got.set(`${r.userHashHi}:${r.userHashLo}:${fm.tickTimeMs}`, r);
         if (fm.chunkIndex + 1 !== fm.chunkCount) return;
         const seen = ticked.get(fm.tickTimeMs) ?? new Set<number>();
@@ -120,6 +135,8 @@ test("publish → forecasts: each user's observed rate and a sensible forecast a
     const tickAt = T0 + 20_000 + 2_000 + 1;
     await tickTo(tickAt); // closes the last second
     sub.unsubscribe();
+    assert.equal(problems, [], "every forecast message decodes and arrives on its partition's subject");
+    assert.ok(messages >= 21 * P, `a forecast message per partition per tick (${messages})`);
     for (const [i, u] of users.entries()) {
       const r = got.get(`${u.hi}:${u.lo}:${tickAt}`);
       assert.ok(r, `forecast for ${u.key}`);

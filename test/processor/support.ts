@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { NatsConnection } from "@nats-io/transport-node";
-import { EVENT_RECORD_BYTES } from "../../src/engine/layout.ts";
+import { EVENT_RECORD_BYTES } from "../../src/wire/layout.ts";
 import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
 import { encodeFrame, partitionOf } from "../../src/telemetry/frame.ts";
 import { writeRecord } from "../../src/telemetry/event.ts";

@@ -1,6 +1,6 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { EVENT_RECORD_BYTES, EventFlag } from "../../src/engine/layout.ts";
+import { EVENT_RECORD_BYTES, EventFlag } from "../../src/wire/layout.ts";
 import { hash32, userHash, userHashHex } from "../../src/telemetry/hash.ts";
 import { InvalidEventError, readRecord } from "../../src/telemetry/event.ts";
 import {

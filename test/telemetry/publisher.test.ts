@@ -4,7 +4,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { jetstreamManager } from "@nats-io/jetstream";
 import { NatsServer } from "../../src/nats/server.ts";
-import { EventField } from "../../src/engine/layout.ts";
+import { EventField } from "../../src/wire/layout.ts";
 import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
 import { InvalidEventError, readRecord } from "../../src/telemetry/event.ts";
 import { decodeFrame, partitionOf } from "../../src/telemetry/frame.ts";

@@ -104,7 +104,8 @@ async function withStore<T>(
   const local = await loadConfig(layerOptions(o));
   const nc = await connectNats({ ...local.config.nats.connection, maxReconnectAttempts: 0 });
   try {
-    const store = await ConfigStore.open(nc, { bucket: local.config.nats.kv.configBucket });
+    // replicas: a bucket this creates gets the cluster's replication (nats.replicas: 3 in production).
+    const store = await ConfigStore.open(nc, { bucket: local.config.nats.kv.configBucket, replicas: local.config.nats.replicas });
     return await fn(store, nc, local);
   } finally {
     await nc.close();

@@ -1,9 +1,11 @@
 // `foresight serve`: runs the processor until SIGTERM/SIGINT, then shuts down in order
 // (stop consuming → final tick and checkpoint → release leases → drain NATS) and exits 0.
 import type { Command } from "commander";
-import { loadConfig, ConfigWatcher, type ForesightConfig } from "../../config/index.ts";
+import { loadConfig, ConfigWatcher, DEFAULT_LEASE_TTL_MS, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
-import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig, DEFAULT_LEASE_TTL_MS } from "../../processor/index.ts";
+import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from "../../processor/index.ts";
+import { normalQuantile } from "../../engine/options.ts";
+import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -67,6 +69,10 @@ async function serve(f: ServeFlags): Promise<void> {
   // Names someone set are used as given; defaulted ones follow the subject prefix, so two
   // prefixes on one server never share (or overlap) streams and buckets.
   const explicit = (path: string, value: string) => (loaded.sources.get(path) === "default" ? undefined : value);
+  // With pools configured, each tick's forecasts are also summed per pool and published as the
+  // partition's partial demand for the allocator leader.
+  const partials = config.pools.length ? new DemandPartialBuilder(config.pools, normalQuantile(config.engine.upperQuantile)) : undefined;
+  let processorRef: Processor | undefined;
   const processor = await Processor.start({
     nats: n.connection,
     prefix: n.subjectPrefix,
@@ -88,7 +94,11 @@ async function serve(f: ServeFlags): Promise<void> {
     httpPort,
     httpHost: config.http.host,
     log,
+    onForecasts: partials
+      ? (p, tickTimeMs, records, count) => processorRef?.connection.publish(demandSubject(n.subjectPrefix, p), encodeDemandPartial(partials.build(p, tickTimeMs, records, count)))
+      : undefined,
   });
+  processorRef = processor;
 
   let watcher: ConfigWatcher | undefined;
   if (f.kv) {

@@ -1,0 +1,350 @@
+// The allocator service (`foresight allocate`): one leader (KV lease `allocator.leader`) sums the
+// processors' partial demand, runs the pure policy (src/allocator/policy.ts) every decision
+// interval, hands each pool's decision to the actuator, exports the pool series for Prometheus,
+// and publishes pool state on `<prefix>.pools.state` for the gateways' throttling.
+// Safety: a missing or stale partial is held and flags the pools incomplete (never a scale-down
+// on it); a new leader holds scale-downs for one stabilization window (its history is empty);
+// with NATS disconnected no decision is made at all (the current allocation stays); with the
+// Kubernetes API unreachable the actuator keeps retrying and the allocation stays as it is.
+import { hostname } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { NatsConnection, Subscription } from "@nats-io/transport-node";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
+import { connectNats, type NatsConnectionSettings } from "../../nats/connect.ts";
+import { createLogger } from "../../obs/logger.ts";
+import { ObsServer, DEFAULT_HTTP_HOST, type CheckResult } from "../../obs/http.ts";
+import { PeriodicTask } from "../../processor/periodic.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../../config/schema.ts";
+import { processorNames } from "../../processor/names.ts";
+import { normalQuantile } from "../../engine/options.ts";
+import { DEFAULT_PARTITIONS } from "../../telemetry/frame.ts";
+import { ClusterPolicy, type PoolDecision, type PoolPolicyConfig } from "../policy.ts";
+import { combineUpper } from "../demand.ts";
+import type { ClusterBudget } from "../budget.ts";
+import { poolCapacityPerSec } from "../users.ts";
+import { Actuator, type ActuatorOptions } from "./actuator.ts";
+import { KubeClient } from "./client.ts";
+import { LeaderLease } from "./leader.ts";
+import { AllocatorMetrics } from "./metrics.ts";
+import { BadDemandPartialError, decodeDemandPartial, DemandSummer, type DemandSum } from "./partials.ts";
+import type { PoolTarget } from "./types.ts";
+
+/** Default age after which a partition's partial counts as stale, ms (a few processor ticks). */
+export const DEFAULT_STALE_AFTER_MS = 10_000;
+/** Version of the pools-state JSON. */
+export const POOLS_STATE_VERSION = 1;
+
+/** Subject of the pool state. */
+export function poolsStateSubject(prefix: string): string {
+  return `${prefix}.pools.state`;
+}
+
+/** A pool as the allocator reads it from config (config `pools[]` satisfies it). */
+export interface AllocatorPoolConfig extends PoolPolicyConfig {
+  mode: PoolTarget["mode"];
+  workload: { kind: "Deployment" | "StatefulSet"; namespace: string; name: string; container?: string; hpaName?: string };
+  match: { routes: readonly string[]; models: readonly string[]; plans: readonly string[]; segments: readonly string[]; users: readonly string[]; default: boolean };
+}
+
+/** One pool in `<prefix>.pools.state` (schema in docs/allocator-kube.md). */
+export interface PoolStateEntry {
+  pool: string;
+  mode: PoolTarget["mode"];
+  /** Replicas the workload runs as last read (the decided count until the first read). */
+  replicasAllocated: number;
+  /** Replicas decided this tick. */
+  replicasDecided: number;
+  /** Requests/s the allocated replicas serve at full utilization (replicas × requestsPerSecPerReplica). */
+  capacityRequestsPerSec: number;
+  /** Observed pool load now, requests/s. */
+  loadRequestsPerSec: number;
+  /** Forecast pool demand (mean), requests/s. */
+  forecastRequestsPerSec: number;
+  /** Upper bound of the pool demand, requests/s. */
+  upperRequestsPerSec: number;
+  /** Users with traffic in the pool. */
+  activeUsers: number;
+  /** Actuation state: ok, backoff, unreachable, forbidden, gone, field-conflict, invalid. */
+  actuation: string;
+  /** Why the decision is what it is. */
+  reason: string;
+}
+
+/** The message on `<prefix>.pools.state`. */
+export interface PoolsState {
+  v: 1;
+  /** Decision time, ms since the epoch. */
+  timeMs: number;
+  /** Leader process id. */
+  leader: string;
+  /** False when a partition's partial is missing or stale (held values in the sums). */
+  dataComplete: boolean;
+  missingPartitions: number[];
+  stalePartitions: number[];
+  pools: PoolStateEntry[];
+}
+
+export interface AllocatorServiceOptions {
+  /** NATS connection settings. Default nats://127.0.0.1:4222. */
+  nats?: NatsConnectionSettings;
+  /** Subject prefix. Default "foresight". */
+  prefix?: string;
+  /** Lease bucket (shared with the processors). Default: derived from the prefix. */
+  leaseBucket?: string;
+  /** Partitions P (partials expected from 0..P−1). Default {@link DEFAULT_PARTITIONS}. */
+  partitions?: number;
+  /** Pools (config `pools`). */
+  pools: readonly AllocatorPoolConfig[];
+  /** Cluster budget (config `cluster`). */
+  cluster: ClusterBudget;
+  /** Quantile of the engine's upper bound (config engine.upperQuantile); z of the pool bound. Default 0.95. */
+  upperQuantile?: number;
+  /** Forecast horizon, s, as the metric's `horizon` label. Default 60. */
+  horizonSec?: number;
+  /** Kubernetes access (client-node KubeConfig: --kubeconfig, in-cluster, or the test server). */
+  kubeConfig: KubeConfig;
+  /** Process id in the leader lease. Default `<hostname>-<pid>-<random>`. */
+  processId?: string;
+  /** Leader lease TTL, ms; renewed every TTL/3. Default {@link DEFAULT_LEASE_TTL_MS}. */
+  leaseTtlMs?: number;
+  /** Interval between decisions, ms. Default: the smallest of the pools' decisionIntervalMs. */
+  decisionIntervalMs?: number;
+  /** A partial older than this is stale (held and flagged), ms. Default {@link DEFAULT_STALE_AFTER_MS}. */
+  staleAfterMs?: number;
+  /** Port of /metrics /healthz /readyz; 0 = free port; -1 = none. Default -1. */
+  httpPort?: number;
+  /** HTTP bind address. Default 0.0.0.0. */
+  httpHost?: string;
+  /** Logger. Default pino "allocator". */
+  log?: Logger;
+  /** Extra actuator options (forceConflicts, backoff, events). */
+  actuator?: Partial<Omit<ActuatorOptions, "client" | "metrics" | "log">>;
+  /** Wall clock, ms since the epoch. Default Date.now. */
+  clock?: () => number;
+  /** Called after every decision tick of the leader (tests). */
+  onDecisions?: (decisions: PoolDecision[], sum: DemandSum) => void;
+}
+
+/** See the module comment. */
+export class AllocatorService {
+  readonly metrics: AllocatorMetrics;
+  readonly actuator: Actuator;
+  readonly log: Logger;
+  readonly processId: string;
+  readonly prefix: string;
+  httpPort = 0;
+  /** Partials refused (malformed or for other pools), by reason. */
+  readonly badPartials = new Map<string, number>();
+  private nc!: NatsConnection;
+  private lease!: LeaderLease;
+  private sub: Subscription | undefined;
+  private readonly summer: DemandSummer;
+  private policy: ClusterPolicy | undefined;
+  private leaderSinceMs = 0;
+  private natsConnected = false;
+  private tasks: PeriodicTask[] = [];
+  private http: ObsServer | undefined;
+  private readonly clock: () => number;
+  private readonly z: number;
+  private lastState: PoolsState | undefined;
+  private lastGap = "[[],[]]";
+  private stopPromise: Promise<void> | undefined;
+
+  private constructor(private readonly opts: AllocatorServiceOptions) {
+    if (opts.pools.length === 0) throw new RangeError("the allocator needs at least one pool (config pools)");
+    this.prefix = opts.prefix ?? "foresight";
+    this.metrics = new AllocatorMetrics();
+    this.log = opts.log ?? createLogger({ name: "allocator" });
+    this.processId = opts.processId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    this.clock = opts.clock ?? Date.now;
+    this.z = normalQuantile(opts.upperQuantile ?? 0.95);
+    this.summer = new DemandSummer(opts.pools.map((p) => p.name), opts.partitions ?? DEFAULT_PARTITIONS, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+    this.actuator = new Actuator({ client: new KubeClient(opts.kubeConfig), metrics: this.metrics, log: this.log.child({ component: "actuator" }), ...opts.actuator });
+    this.actuator.setTargets(opts.pools.map((p) => ({ pool: p.name, mode: p.mode, ...p.workload })));
+  }
+
+  /** Connects, opens the lease and starts the lease and decision loops. */
+  static async start(opts: AllocatorServiceOptions): Promise<AllocatorService> {
+    const s = new AllocatorService(opts);
+    try {
+      await s.init();
+    } catch (err) {
+      await s.stop().catch(() => undefined);
+      throw err;
+    }
+    return s;
+  }
+
+  private readonly onError = (err: unknown, source: string): void => {
+    try {
+      this.log.error({ err, source }, "allocator error");
+    } catch {
+      /* never throw from here */
+    }
+  };
+
+  private async init(): Promise<void> {
+    const o = this.opts;
+    if (o.httpPort !== undefined && o.httpPort !== -1) {
+      this.http = new ObsServer({ port: o.httpPort, host: o.httpHost ?? DEFAULT_HTTP_HOST, registry: this.metrics.registry, health: () => this.health(), ready: () => this.readiness() });
+      this.httpPort = await this.http.start();
+    }
+    this.nc = await connectNats({ name: `foresight-allocator-${this.processId}`, ...o.nats });
+    this.natsConnected = true;
+    void this.followStatus().catch((err) => this.onError(err, "nats-status"));
+    const names = processorNames(this.prefix, { leaseBucket: o.leaseBucket });
+    this.lease = await LeaderLease.open(this.nc, names.leaseBucket, { processId: this.processId, ttlMs: o.leaseTtlMs });
+    this.sub = this.nc.subscribe(`${this.prefix}.demand.*`, {
+      callback: (err, msg) => {
+        if (err) return this.onError(err, "demand-subscription");
+        try {
+          this.summer.accept(decodeDemandPartial(msg.data), this.clock());
+        } catch (e) {
+          const reason = e instanceof BadDemandPartialError ? e.reason : "other";
+          this.badPartials.set(reason, (this.badPartials.get(reason) ?? 0) + 1);
+          this.log.warn({ subject: msg.subject, reason, err: (e as Error).message }, "demand partial refused");
+        }
+      },
+    });
+    const ttl = this.lease.ttlMs;
+    const interval = o.decisionIntervalMs ?? Math.min(...o.pools.map((p) => p.decisionIntervalMs));
+    const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRound(), onError: this.onError });
+    const decideTask = new PeriodicTask({ name: "allocator-decide", intervalMs: interval, timeoutMs: Math.max(interval, 10_000), run: () => void this.decideNow(), onError: this.onError });
+    this.tasks = [leaseTask, decideTask];
+    await leaseTask.runNow();
+    leaseTask.start();
+    decideTask.start();
+    this.log.info({ processId: this.processId, leader: this.lease.isLeader(), pools: o.pools.map((p) => `${p.name}:${p.mode}`), decisionIntervalMs: interval }, "allocator started");
+  }
+
+  private async followStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === "disconnect") {
+        this.natsConnected = false;
+        this.log.warn({ server: s.server }, "NATS disconnected: no decisions, keeping the current allocation");
+      } else if (s.type === "reconnect") {
+        this.natsConnected = true;
+        this.log.info({ server: s.server }, "NATS reconnected");
+      }
+    }
+  }
+
+  private async leaseRound(): Promise<void> {
+    const was = this.lease.isLeader();
+    let now = false;
+    try {
+      now = await this.lease.round();
+    } finally {
+      now = this.lease.isLeader();
+      this.metrics.leader.set(now ? 1 : 0);
+      if (now && !was) {
+        this.leaderSinceMs = this.clock();
+        // A new leader starts the policy afresh; scale-downs wait one stabilization window (below).
+        this.policy = new ClusterPolicy(this.opts.pools, this.opts.cluster);
+        this.log.info({ processId: this.processId }, "allocator leadership acquired");
+      } else if (!now && was) {
+        this.policy = undefined;
+        this.log.warn({ processId: this.processId }, "allocator leadership lost: not deciding");
+      }
+    }
+  }
+
+  /** True while this process leads. */
+  isLeader(): boolean {
+    return this.lease?.isLeader() ?? false;
+  }
+
+  /** The last pool state published. */
+  state(): PoolsState | undefined {
+    return this.lastState;
+  }
+
+  /**
+   * One decision tick (the periodic task runs it; tests may call it). Returns the decisions, or
+   * undefined when this process does not lead or NATS is disconnected.
+   */
+  decideNow(): PoolDecision[] | undefined {
+    const policy = this.policy;
+    if (!policy || !this.lease.isLeader()) return undefined;
+    if (!this.natsConnected) {
+      this.log.warn("NATS unreachable: keeping the current allocation (no decision this tick)");
+      return undefined;
+    }
+    const now = this.clock();
+    const sum = this.summer.sum(now);
+    this.metrics.demandPartialsMissing.set(sum.missing.length + sum.stale.length);
+    const gap = JSON.stringify([sum.missing, sum.stale]);
+    if (gap !== this.lastGap) {
+      // Logged when the set of missing/stale partitions changes, not every tick.
+      if (sum.incomplete) this.log.warn({ missing: sum.missing, stale: sum.stale }, "demand partials missing or stale: last values held, no scale-down");
+      else this.log.info("demand partials complete");
+      this.lastGap = gap;
+    }
+    const pools = this.opts.pools;
+    const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
+    const incomplete = pools.map((p) => sum.incomplete || now - this.leaderSinceMs < p.stabilizationWindowSec * 1000);
+    const current = pools.map((p) => statuses.get(p.name)?.currentReplicas ?? policy.pools[policy.indexOf(p.name)].replicas);
+    const decisions = policy.decideFromDemand(now, sum.demand, this.z, { incomplete, currentReplicas: current });
+    const horizon = `${this.opts.horizonSec ?? 60}s`;
+    const entries: PoolStateEntry[] = [];
+    decisions.forEach((d, i) => {
+      const p = pools[i];
+      const upper = combineUpper(sum.demand.meanPerSec[i], sum.demand.variance[i], sum.demand.upperSumPerSec[i], { method: p.demandMethod, z: this.z, blendWeight: p.blendWeight });
+      this.metrics.demandForecast.set({ pool: p.name, horizon }, sum.demand.meanPerSec[i]);
+      this.metrics.demandUpper.set({ pool: p.name, horizon }, upper);
+      this.metrics.demandObserved.set({ pool: p.name }, sum.demand.observedPerSec[i]);
+      this.actuator.submit({
+        pool: d.pool, replicas: d.replicas, predictiveReplicas: d.predictiveReplicas, reactiveReplicas: d.reactiveReplicas,
+        cpuMillicores: d.cpuMillicores, memoryMiB: d.memoryMiB, annotations: Object.keys(d.annotations).length ? d.annotations : undefined,
+        reason: d.reason, direction: d.direction,
+      });
+      const st = statuses.get(p.name);
+      const allocated = st?.currentReplicas ?? d.replicas;
+      entries.push({
+        pool: p.name, mode: p.mode, replicasAllocated: allocated, replicasDecided: d.replicas,
+        capacityRequestsPerSec: poolCapacityPerSec(allocated, p.costModel.requestsPerSecPerReplica),
+        loadRequestsPerSec: sum.demand.observedPerSec[i], forecastRequestsPerSec: sum.demand.meanPerSec[i], upperRequestsPerSec: upper,
+        activeUsers: sum.demand.activeUsers[i], actuation: st?.state ?? "ok", reason: d.reason,
+      });
+    });
+    const state: PoolsState = { v: 1, timeMs: now, leader: this.processId, dataComplete: !sum.incomplete, missingPartitions: sum.missing, stalePartitions: sum.stale, pools: entries };
+    this.lastState = state;
+    try {
+      this.nc.publish(poolsStateSubject(this.prefix), JSON.stringify(state));
+    } catch (err) {
+      this.onError(err, "pools-state");
+    }
+    this.opts.onDecisions?.(decisions, sum);
+    return decisions;
+  }
+
+  health(): CheckResult {
+    const nats = this.natsConnected && !!this.nc && !this.nc.isClosed();
+    return { ok: nats, checks: { nats } };
+  }
+
+  readiness(): CheckResult {
+    const h = this.health();
+    return { ok: h.ok && this.tasks.length > 0, checks: { ...h.checks, leader: this.isLeader() } };
+  }
+
+  /** The NATS connection (tests). */
+  get connection(): NatsConnection {
+    return this.nc;
+  }
+
+  /** Stops deciding, lets requests in flight finish, releases the lease, drains NATS. */
+  stop(): Promise<void> {
+    this.stopPromise ??= (async () => {
+      for (const t of this.tasks) await t.stop();
+      await this.actuator.stop();
+      this.sub?.unsubscribe();
+      if (this.lease) await this.lease.release().catch(() => undefined);
+      this.metrics.leader.set(0);
+      if (this.nc && !this.nc.isClosed()) await this.nc.drain().catch((err) => this.onError(err, "drain"));
+      await this.http?.stop();
+    })();
+    return this.stopPromise;
+  }
+}

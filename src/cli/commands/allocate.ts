@@ -1,0 +1,150 @@
+// `foresight allocate`: runs the allocator (leader lease, partial demand → policy → Kubernetes) until
+// SIGTERM/SIGINT. Kubernetes access as client-node loads it: --kubeconfig <file>, else $KUBECONFIG /
+// ~/.kube/config / the in-cluster service account; --sim starts the Kubernetes API test server
+// in-process (seeded with the pools' workloads) for demos without a cluster.
+import type { Command } from "commander";
+import { KubeConfig } from "@kubernetes/client-node";
+import { loadConfig, type ForesightConfig } from "../../config/index.ts";
+import { createLogger } from "../../obs/logger.ts";
+import { DEFAULT_LEASE_TTL_MS } from "../../config/index.ts";
+import { KubeSim } from "../../kube-sim/index.ts";
+import { AllocatorService } from "../../allocator/kube/service.ts";
+
+interface AllocateFlags {
+  config?: string;
+  servers?: string;
+  prefix?: string;
+  partitions?: string;
+  kubeconfig?: string;
+  context?: string;
+  sim: boolean;
+  httpPort?: string;
+  processId?: string;
+  leaseTtlMs?: string;
+  decisionIntervalMs?: string;
+  forceConflicts: boolean;
+  logLevel?: string;
+  kv: boolean;
+}
+
+/** A command-line value that is not what it should be. */
+export class AllocateOptionError extends Error {
+  override name = "AllocateOptionError";
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+function int(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new AllocateOptionError(`--${name} must be an integer >= ${min}, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Loads Kubernetes access the way client-node does: a file, else KUBECONFIG / ~/.kube/config / in-cluster. */
+export function loadKubeConfig(file: string | undefined, context: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromDefault();
+  if (context) kc.setCurrentContext(context);
+  if (!kc.getCurrentCluster()) throw new AllocateOptionError("no Kubernetes cluster configured: pass --kubeconfig, set KUBECONFIG, run in a pod with a service account, or use --sim");
+  return kc;
+}
+
+/** Seeds the test server with each pool's workload (and its HPA in hpa-floor mode). */
+export function seedSim(sim: KubeSim, config: ForesightConfig): void {
+  for (const p of config.pools) {
+    const w = p.workload;
+    const labels = { app: w.name };
+    sim.create({
+      apiVersion: "apps/v1", kind: w.kind, metadata: { name: w.name, namespace: w.namespace, labels },
+      spec: { replicas: Math.max(1, p.minReplicas), selector: { matchLabels: labels }, template: { metadata: { labels }, spec: { containers: [{ name: w.container ?? "server", image: "registry.example/server:demo" }] } } },
+    });
+    if (p.mode === "hpa-floor") {
+      sim.create({
+        apiVersion: "autoscaling/v2", kind: "HorizontalPodAutoscaler", metadata: { name: w.hpaName ?? w.name, namespace: w.namespace },
+        spec: { scaleTargetRef: { apiVersion: "apps/v1", kind: w.kind, name: w.name }, minReplicas: Math.max(1, p.minReplicas), maxReplicas: p.maxReplicas },
+      });
+    }
+  }
+}
+
+async function allocate(f: AllocateFlags): Promise<void> {
+  const overrides: Record<string, unknown> = {};
+  const nats: Record<string, unknown> = {};
+  if (f.servers) nats.connection = { servers: f.servers.split(",").map((s) => s.trim()).filter(Boolean) };
+  if (f.prefix) nats.subjectPrefix = f.prefix;
+  const partitions = int("partitions", f.partitions, 1);
+  if (partitions !== undefined) nats.partitions = partitions;
+  if (Object.keys(nats).length) overrides.nats = nats;
+  if (f.logLevel) overrides.log = { level: f.logLevel };
+  const loaded = await loadConfig({ file: f.config, overrides, kv: f.kv ? {} : undefined });
+  const config = loaded.config;
+  const log = createLogger({ level: config.log.level, name: "allocator" });
+  if (config.pools.length === 0) throw new AllocateOptionError("the config has no pools: nothing to allocate (see docs/allocator-kube.md)");
+  let sim: KubeSim | undefined;
+  let kc: KubeConfig;
+  if (f.sim) {
+    sim = new KubeSim();
+    await sim.start();
+    seedSim(sim, config);
+    kc = new KubeConfig();
+    kc.loadFromOptions(sim.kubeConfigOptions());
+    log.info({ url: sim.url }, "Kubernetes API test server started (--sim)");
+  } else kc = loadKubeConfig(f.kubeconfig, f.context);
+  const httpPortFlag = int("http-port", f.httpPort, 0);
+  const n = config.nats;
+  const service = await AllocatorService.start({
+    nats: n.connection,
+    prefix: n.subjectPrefix,
+    leaseBucket: loaded.sources.get("nats.kv.leasesBucket") === "default" ? undefined : n.kv.leasesBucket,
+    partitions: n.partitions,
+    pools: config.pools.map((p) => ({ ...p, workload: { kind: p.workload.kind, namespace: p.workload.namespace, name: p.workload.name, container: p.workload.container, hpaName: p.workload.hpaName } })),
+    cluster: config.cluster,
+    upperQuantile: config.engine.upperQuantile,
+    horizonSec: (config.engine.horizonBuckets * config.engine.bucketWidthMs) / 1000,
+    kubeConfig: kc,
+    processId: f.processId,
+    leaseTtlMs: int("lease-ttl-ms", f.leaseTtlMs, 100) ?? config.schedule.leaseTtlMs,
+    decisionIntervalMs: int("decision-interval-ms", f.decisionIntervalMs, 100),
+    httpPort: httpPortFlag ?? (config.http.metricsPort === 0 ? -1 : config.http.metricsPort),
+    httpHost: config.http.host,
+    log,
+    actuator: { forceConflicts: f.forceConflicts },
+  });
+  log.info({ processId: service.processId, httpPort: service.httpPort }, "allocator running");
+  await new Promise<void>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      log.info({ signal: sig }, "shutting down");
+      resolve();
+    };
+    process.once("SIGTERM", onSignal);
+    process.once("SIGINT", onSignal);
+  });
+  await service.stop();
+  await sim?.stop();
+  process.exit(0);
+}
+
+/** Registers `foresight allocate`. */
+export function register(program: Command): void {
+  program
+    .command("allocate")
+    .description("Run the allocator: sum the processors' partial demand, decide per pool, and patch Kubernetes by each pool's mode (one leader).")
+    .option("--config <file>", "config file (YAML or JSON)")
+    .option("--servers <urls>", "NATS servers, comma-separated (overrides the config)")
+    .option("--prefix <prefix>", "subject prefix (overrides nats.subjectPrefix)")
+    .option("--partitions <n>", "number of partitions (overrides nats.partitions)")
+    .option("--kubeconfig <file>", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+    .option("--context <name>", "kubeconfig context")
+    .option("--sim", "start the Kubernetes API test server in-process, seeded with the pools' workloads (demo)", false)
+    .option("--http-port <n>", "port of /metrics /healthz /readyz (0 = any free port; default: config http.metricsPort)")
+    .option("--process-id <id>", "this process's id in the leader lease (default host-pid-random)")
+    .option("--lease-ttl-ms <ms>", `leader lease TTL (default schedule.leaseTtlMs, ${DEFAULT_LEASE_TTL_MS})`)
+    .option("--decision-interval-ms <ms>", "interval between decisions (default: the smallest pools[].decisionIntervalMs)")
+    .option("--force-conflicts", "take fields owned by other field managers (server-side apply force); default: report the owner", false)
+    .option("--log-level <level>", "log level (overrides log.level)")
+    .option("--no-kv", "do not read the config KV bucket")
+    .action((flags: AllocateFlags) => allocate(flags));
+}
