@@ -4,6 +4,11 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { HpaRecommender } from "../../src/allocator/hpa.ts";
+import { POOL_POLICY_DEFAULTS, PoolPolicy } from "../../src/allocator/policy.ts";
+import { normalQuantile } from "../../src/engine/options.ts";
+import { aggregateDemand, poolUpperBound } from "../../src/allocator/demand.ts";
+import { UserAllocations } from "../../src/allocator/users.ts";
+import { computeGrants, enforcedRate, poolPressure, refillBucket } from "../../src/throttle/grants.ts";
 import {
   DEFAULT_PARAMS, LIVE_MODULES, POLICY_SOURCES, ReplayDataError, ReplayOptionError, loadPoolTraces, refillGaps, replaySummary, runReplay, windowArrivals,
   type ReplayParams,
@@ -94,6 +99,14 @@ test("determinism: same seed → same figures; another seed → other figures", 
 
 test("policy modules are the live ones", () => {
   assert.is(POLICY_SOURCES.HpaRecommender, HpaRecommender);
+  assert.is(POLICY_SOURCES.PoolPolicy, PoolPolicy);
+  assert.is(POLICY_SOURCES.aggregateDemand, aggregateDemand);
+  assert.is(POLICY_SOURCES.poolUpperBound, poolUpperBound);
+  assert.is(POLICY_SOURCES.UserAllocations, UserAllocations);
+  assert.is(POLICY_SOURCES.computeGrants, computeGrants);
+  assert.is(POLICY_SOURCES.poolPressure, poolPressure);
+  assert.is(POLICY_SOURCES.enforcedRate, enforcedRate);
+  assert.is(POLICY_SOURCES.refillBucket, refillBucket);
   // The adapter's decisions are the module's own on the same inputs.
   const viaReplay = LIVE_MODULES.hpa({ replicaRatePerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
   const direct = new HpaRecommender({ capacityPerReplicaPerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
@@ -107,6 +120,38 @@ test("policy modules are the live ones", () => {
       const b = direct.recommend((t + 1) * 1000, undefined, existing).replicas;
       assert.is(a, b);
       existing = a;
+    }
+  }
+});
+
+test("Foresight's decisions are the live PoolPolicy's on the same inputs", () => {
+  const n = 3;
+  const users = { count: n, meanPerSec: Float64Array.from([10, 20, 5]), upperPerSec: Float64Array.from([14, 30, 9]), observedPerSec: Float64Array.from([9, 22, 4]) };
+  const viaReplay = LIVE_MODULES.foresight({ replicaRatePerSec: 5, settings: { headroom: 0.2, quantile: 0.9, floorTarget: 0.7 }, startDelaySec: 120, decisionSec: 15, initialReplicas: 4, userAllocation: true });
+  const direct = new PoolPolicy(
+    { ...POOL_POLICY_DEFAULTS, name: "x", costModel: { requestsPerSecPerReplica: 5, cpuPerReplicaMillicores: 1000, memoryPerReplicaMiB: 1024 }, maxReplicas: 10_000, headroom: 0.2, podStartDelaySec: 120, decisionIntervalMs: 15_000 },
+    4,
+  );
+  let existing = 4;
+  for (let t = 0; t < 600; t++) {
+    const rate = 30 + 20 * Math.sin(t / 40);
+    viaReplay.observe((t + 1) * 1000, rate);
+    direct.observe((t + 1) * 1000, rate);
+    if (t % 15 === 14) {
+      users.meanPerSec[1] = 20 + (t % 60);
+      users.upperPerSec[1] = 30 + (t % 60);
+      const a = viaReplay.decide((t + 1) * 1000, users, existing);
+      // The pool bound the replay sizes from: Σμ + z·√Σσ² with σ = (upper − mean) / z.
+      const z = normalQuantile(0.9);
+      let m = 0, v = 0;
+      for (let i = 0; i < n; i++) (m += users.meanPerSec[i]), (v += ((users.upperPerSec[i] - users.meanPerSec[i]) / z) ** 2);
+      const b = direct.decide((t + 1) * 1000, { upperRequestsPerSec: m + z * Math.sqrt(v), currentReplicas: existing });
+      direct.settle(b.replicas);
+      assert.is(a.replicas, b.replicas);
+      assert.is(a.predictiveReplicas, b.predictiveReplicas);
+      assert.is(a.reactiveReplicas, b.reactiveReplicas);
+      assert.ok(a.userAllocPerSec && a.userAllocPerSec.length === n);
+      existing = a.replicas;
     }
   }
 });
