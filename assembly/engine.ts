@@ -12,7 +12,7 @@ import {
 } from "./slot";
 import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
-import { modelsOnBucketClose, modelsRate, modelsUpper } from "./models";
+import { modelsExtBytes, modelsOnBucketClose, modelsRate, modelsTickStart, modelsUpper } from "./models";
 
 /** Bytes per scratch entry (season position of one bucket closed in a tick). */
 const SCRATCH_BYTES: u32 = 24;
@@ -56,7 +56,7 @@ export function init(
   if (ring > 8) ring = 8;
   let indexEntries: u32 = 16;
   while (<u64>indexEntries < <u64>capacity * 2) indexEntries <<= 1;
-  const slotBytes = slotLayout(seasonPoints, ring);
+  const slotBytes = slotLayout(seasonPoints, ring, modelsExtBytes(seasonPoints));
 
   // Regions: [stub heap reserve][ingress][counts][output][scratch][hints][state: params, globals, index, slab]
   const base = align(<u64>__heap_base + 65536, 65536);
@@ -575,6 +575,7 @@ export function tick(nowMs: f64): u32 {
     start = end - Params.maxCatchUp;
   }
   const nClose = end - start;
+  if (nClose != 0) modelsTickStart();
   for (let k: u32 = 0; k < nClose; k++) positionOf(start + k, Regions.scratch + <usize>k * SCRATCH_BYTES);
   const newClosed = end;
   // Season position of the forecast target bucket (newClosed - 1 + horizon).

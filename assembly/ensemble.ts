@@ -7,7 +7,8 @@
 import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { Lstm, lastCount, lstmBytes, lstmForecastCount, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { decU16, encU16 } from "./codec";
+import { Lstm, lastCount, lstmBucketInputs, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -20,9 +21,9 @@ export const QUANTILE_STEP: f64 = 0.05;
 export const SCALE_DECAY: f64 = 0.998;
 
 // Ensemble offsets, after the LSTM-lite bytes (E0 = lstmBytes(P)).
-const E_PEND: u32 = 0; // RING x EJ f32 member forecasts by target slot
-const E_PCOMB: u32 = E_PEND + RING * EJ * 4; // RING x f32 combined forecasts
-const E_ERR: u32 = E_PCOMB + RING * 4; // EJ x f32 EW absolute errors
+const E_PEND: u32 = 0; // RING x EJ u16 (encU16) member forecasts by target slot
+const E_PCOMB: u32 = E_PEND + RING * EJ * 2; // RING x u16 (encU16) combined forecasts
+const E_ERR: u32 = (E_PCOMB + RING * 2 + 3) & ~3; // EJ x f32 EW absolute errors
 const E_Q: u32 = E_ERR + EJ * 4; // f32 bound offset
 const E_MAE: u32 = E_Q + 4; // f32 bound error scale (NaN before the first score)
 const E_COMB: u32 = E_MAE + 4; // f32 current combined forecast
@@ -114,12 +115,12 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   if (nBefore >= h) {
     const slot = c % RING;
     for (let j: u32 = 0; j < EJ; j++) {
-      const pj = <f64>load<f32>(e + E_PEND + (slot * EJ + j) * 4);
+      const pj = decU16(load<u16>(e + E_PEND + (slot * EJ + j) * 2));
       const ej = e + E_ERR + j * 4;
       const a = Math.abs(count - pj);
       store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
     }
-    const fc = <f64>load<f32>(e + E_PCOMB + slot * 4);
+    const fc = decU16(load<u16>(e + E_PCOMB + slot * 2));
     const err = Math.abs(count - fc);
     const mae0 = <f64>load<f32>(e + E_MAE);
     const mae = isNaN(mae0) ? err : SCALE_DECAY * mae0 + (1.0 - SCALE_DECAY) * err;
@@ -149,6 +150,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
       if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
     }
   }
+  lstmBucketInputs(c, c % D, (c / D) % 7, D);
   const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
   if (train && nBefore >= 1) {
     Fc.trainedThisBucket++;
@@ -160,9 +162,14 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   members(sp, target, h, ti0, ti1, tf);
   const comb = combine(e);
   const ts = target % RING;
-  for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_PEND + (ts * EJ + j) * 4, <f32>load<f64>(VAL + (<usize>j << 3)));
-  store<f32>(e + E_PCOMB + ts * 4, <f32>comb);
+  for (let j: u32 = 0; j < EJ; j++) store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>encU16(load<f64>(VAL + (<usize>j << 3))));
+  store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
   store<f32>(e + E_COMB, <f32>comb);
+}
+
+/** Start of a tick that closes buckets: the GRU's packed weights follow the current ones. */
+export function fcTickStart(): void {
+  lstmPack();
 }
 
 /** Ensemble forecast at the configured horizon, req/s. */

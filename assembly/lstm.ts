@@ -4,6 +4,8 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
+import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
+import { decLog, decU16, encLog, encU16 } from "./codec";
 
 // Shapes (must equal src/forecast/lstm.ts).
 export const LH: i32 = 8; // hidden units
@@ -42,10 +44,10 @@ export const F_H: u32 = 8; // 8 x f32 hidden
 export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
 export const F_PREV_X: u32 = 64; // 2 x f32 inputs 0 and 1 of the last step (online training)
 export const F_LAST3: u32 = 72; // 3 x f32 last three counts (ring by n % 3)
-export const F_PROFILE: u32 = 84; // P x f32 daily log profile, then 3P x f32 counts per point and day (mod 3)
+export const F_PROFILE: u32 = 84; // P x u16 daily log profile (encLog), then 3P x u16 counts per point and day mod 3 (encU16)
 /** Bytes of LSTM-lite state per user for P profile points (log profile + 3-day count ring per point). */
 export function lstmBytes(points: u32): u32 {
-  return F_PROFILE + points * 16;
+  return F_PROFILE + points * 8;
 }
 
 /** Learning settings of the online rule (set by fcConfigure). */
@@ -58,50 +60,133 @@ export class Lstm {
 @inline function P(i: i32): f64 {
   return load<f64>(PARAMS + (<usize>i << 3));
 }
-// @ts-ignore: decorator
-@inline function sigmoid(v: f64): f64 {
-  return 1.0 / (1.0 + Math.exp(-v));
-}
+/**
+ * Inputs 2..5 (sin/cos of time of day and day of week) depend only on the bucket, not on the
+ * user: computed once per closed bucket (lstmBucketInputs) instead of four trig calls per user.
+ */
+const TRIG: usize = memory.data(4 * 8, 16);
+let trigBucket: u32 = 0xffffffff;
 
-/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts). */
-function fillInput(ly: f64, sNext: f64, level: f64, slotOfDay: u32, dayOfWeek: u32, period: u32, cv: f64, tokPerReq: f64, throttled: f64): void {
+/** Sets TRIG for the closed bucket c (no-op when it is already set for c). */
+export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period: u32): void {
+  if (c == trigBucket) return;
+  trigBucket = c;
   const tod = (2.0 * Math.PI * <f64>slotOfDay) / <f64>period;
   const dow = (2.0 * Math.PI * (<f64>dayOfWeek + <f64>slotOfDay / <f64>period)) / 7.0;
+  store<f64>(TRIG, Math.sin(tod), 0);
+  store<f64>(TRIG, Math.cos(tod), 8);
+  store<f64>(TRIG, Math.sin(dow), 16);
+  store<f64>(TRIG, Math.cos(dow), 24);
+}
+
+/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts); inputs 2..5 from TRIG. */
+function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
   store<f64>(XB, ly - level, 0);
   store<f64>(XB, sNext - level, 8);
-  store<f64>(XB, Math.sin(tod), 16);
-  store<f64>(XB, Math.cos(tod), 24);
-  store<f64>(XB, Math.sin(dow), 32);
-  store<f64>(XB, Math.cos(dow), 40);
+  store<f64>(XB, load<f64>(TRIG), 16);
+  store<f64>(XB, load<f64>(TRIG, 8), 24);
+  store<f64>(XB, load<f64>(TRIG, 16), 32);
+  store<f64>(XB, load<f64>(TRIG, 24), 40);
   store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
   store<f64>(XB, Math.log1p(Math.max(0.0, tokPerReq)) / 10.0, 56);
   store<f64>(XB, throttled, 64);
 }
 
-/** One GRU step from hidden h (f32 at hp) and input XB into HN (f64). */
-function gruStep(hp: usize): void {
-  for (let i = 0; i < LH; i++) {
-    let az = P(OFF_Z + LH * LX + LH * LH + i);
-    let ar = P(OFF_R + LH * LX + LH * LH + i);
-    let an = P(OFF_N + LH * LX + LH * LH + i);
-    let un = P(OFF_BU + i);
-    for (let k = 0; k < LX; k++) {
-      const xk = load<f64>(XB + (<usize>k << 3));
-      az += P(OFF_Z + i * LX + k) * xk;
-      ar += P(OFF_R + i * LX + k) * xk;
-      an += P(OFF_N + i * LX + k) * xk;
+// The gates' weights as f32, transposed (input-major, unit-minor) so four units' sums are one
+// f32x4: per gate g (z, r, n): W^T (LX x LH), U^T (LH x LH), bias (LH); then bu (LH). The gate
+// weights change only when weights are loaded or restored (online training moves the output head
+// only), so lstmPack runs at the start of each tick that closes buckets.
+const PK_GATE: i32 = LX * LH + LH * LH + LH;
+const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
+/** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
+const XF: usize = memory.data(LX * 4, 16);
+const HF: usize = memory.data(LH * 4, 16);
+
+/** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
+export function lstmPack(): void {
+  trigBucket = 0xffffffff;
+  for (let g = 0; g < 3; g++) {
+    const src = g * GATE;
+    const dst = PACK + <usize>(g * PK_GATE) * 4;
+    for (let i = 0; i < LH; i++) {
+      for (let k = 0; k < LX; k++) store<f32>(dst + <usize>(k * LH + i) * 4, <f32>P(src + i * LX + k));
+      for (let k = 0; k < LH; k++) store<f32>(dst + <usize>(LX * LH + k * LH + i) * 4, <f32>P(src + LH * LX + i * LH + k));
+      store<f32>(dst + <usize>(LX * LH + LH * LH + i) * 4, <f32>P(src + LH * LX + LH * LH + i));
     }
-    for (let k = 0; k < LH; k++) {
-      const hk = <f64>load<f32>(hp + (<usize>k << 2));
-      az += P(OFF_Z + LH * LX + i * LH + k) * hk;
-      ar += P(OFF_R + LH * LX + i * LH + k) * hk;
-      un += P(OFF_N + LH * LX + i * LH + k) * hk;
-    }
-    const z = sigmoid(az);
-    const r = sigmoid(ar);
-    const n = Math.tanh(an + r * un);
-    store<f64>(HN + (<usize>i << 3), (1.0 - z) * n + z * <f64>load<f32>(hp + (<usize>i << 2)));
   }
+  for (let i = 0; i < LH; i++) store<f32>(PACK + <usize>(3 * PK_GATE + i) * 4, <f32>P(OFF_BU + i));
+}
+
+/**
+ * One GRU step from hidden h (f32 at hp) and input XB into HN (f64), in single precision (the
+ * hidden state is stored as f32 anyway). Per unit i, every operation rounded to f32, in this
+ * order: a = bias_i, then a += W[i][k] x[k] (k ascending), then a += U[i][k] h[k], for the z and
+ * r gates; the candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
+ * r = sigmoid(a_r), n = tanh(a_n + r u_n), h'_i = (1 - z) n + z h_i. The SIMD form runs units
+ * 4q..4q+3 in the lanes of one f32x4 with the same operations in the same order per lane;
+ * src/engine/fc-mirror.ts reproduces it with Math.fround.
+ */
+function gruStep(hp: usize): void {
+  for (let k = 0; k < LX; k++) store<f32>(XF + (<usize>k << 2), <f32>load<f64>(XB + (<usize>k << 3)));
+  const WZ = PACK, WR = PACK + <usize>PK_GATE * 4, WN = PACK + <usize>(2 * PK_GATE) * 4;
+  const BU = PACK + <usize>(3 * PK_GATE) * 4;
+  const UO: usize = <usize>(LX * LH) * 4; // U^T after W^T
+  const BO: usize = <usize>(LX * LH + LH * LH) * 4; // bias after U^T
+  if (ASC_FEATURE_SIMD) {
+    for (let q = 0; q < LH / 4; q++) {
+      const o = <usize>q << 4; // byte offset of units 4q..4q+3 in a row of LH f32
+      let az = v128.load(WZ + BO + o);
+      let ar = v128.load(WR + BO + o);
+      let an = v128.load(WN + BO + o);
+      let un = v128.load(BU + o);
+      for (let k = 0; k < LX; k++) {
+        const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
+        const row = (<usize>(k * LH) << 2) + o;
+        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), xk));
+        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), xk));
+        an = f32x4.add(an, f32x4.mul(v128.load(WN + row), xk));
+      }
+      for (let k = 0; k < LH; k++) {
+        const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
+        const row = UO + (<usize>(k * LH) << 2) + o;
+        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), hk));
+        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), hk));
+        un = f32x4.add(un, f32x4.mul(v128.load(WN + row), hk));
+      }
+      const z = sigmoidF4(az);
+      const r = sigmoidF4(ar);
+      const n = tanhF4(f32x4.add(an, f32x4.mul(r, un)));
+      const hv = v128.load(hp + o);
+      v128.store(HF + o, f32x4.add(f32x4.mul(f32x4.sub(f32x4.splat(1.0), z), n), f32x4.mul(z, hv)));
+    }
+  } else {
+    for (let i = 0; i < LH; i++) {
+      const o = <usize>i << 2;
+      let az = load<f32>(WZ + BO + o);
+      let ar = load<f32>(WR + BO + o);
+      let an = load<f32>(WN + BO + o);
+      let un = load<f32>(BU + o);
+      for (let k = 0; k < LX; k++) {
+        const xk = load<f32>(XF + (<usize>k << 2));
+        const row = (<usize>(k * LH) << 2) + o;
+        az = az + load<f32>(WZ + row) * xk;
+        ar = ar + load<f32>(WR + row) * xk;
+        an = an + load<f32>(WN + row) * xk;
+      }
+      for (let k = 0; k < LH; k++) {
+        const hk = load<f32>(hp + (<usize>k << 2));
+        const row = UO + (<usize>(k * LH) << 2) + o;
+        az = az + load<f32>(WZ + row) * hk;
+        ar = ar + load<f32>(WR + row) * hk;
+        un = un + load<f32>(WN + row) * hk;
+      }
+      const z = sigmoidF(az);
+      const r = sigmoidF(ar);
+      const n = tanhF(an + r * un);
+      store<f32>(HF + o, (<f32>1.0 - z) * n + z * load<f32>(hp + o));
+    }
+  }
+  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(HF + (<usize>k << 2)));
 }
 
 /** Output o from hidden HN (f64) and input XB. */
@@ -164,7 +249,8 @@ const HEAD_PARAMS: i32 = 3 + LH;
 }
 
 /**
- * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features.
+ * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features
+ * (lstmBucketInputs must have been called for the bucket).
  * When `train` is set and a previous step exists, first runs the online rule on that step.
  * Returns |error| of the training step (0 if none).
  */
@@ -180,18 +266,20 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
   if (n == 0) {
-    for (let i: u32 = 0; i < points; i++) store<f32>(prof + (<usize>i << 2), <f32>ly);
-    for (let i: u32 = 0; i < 3 * points; i++) store<f32>(prof + (<usize>(points + i) << 2), <f32>count);
+    const cl = <u16>encLog(ly);
+    const cc = <u16>encU16(count);
+    for (let i: u32 = 0; i < points; i++) store<u16>(prof + (<usize>i << 1), cl);
+    for (let i: u32 = 0; i < 3 * points; i++) store<u16>(prof + (<usize>(points + i) << 1), cc);
   }
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  const pi = prof + (<usize>point << 2);
-  const pv = <f64>load<f32>(pi);
-  store<f32>(pi, <f32>(pv + PROFILE_GAMMA * (ly - pv)));
+  const pi = prof + (<usize>point << 1);
+  const pv = decLog(load<u16>(pi));
+  store<u16>(pi, <u16>encLog(pv + PROFILE_GAMMA * (ly - pv)));
   // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
-  store<f32>(prof + (<usize>(points + point * 3 + day3) << 2), <f32>count);
+  store<u16>(prof + (<usize>(points + point * 3 + day3) << 1), <u16>encU16(count));
   const next = (slotOfDay + 1) % period;
-  const sNext = <f64>load<f32>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 2));
-  fillInput(ly, sNext, level, slotOfDay, dayOfWeek, period, cv, tokPerReq, throttled);
+  const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
+  fillInput(ly, sNext, level, cv, tokPerReq, throttled);
   gruStep(e + F_H);
   for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
   store<f32>(e + F_PREV_X, <f32>load<f64>(XB));
@@ -217,7 +305,7 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
 export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const v = Math.expm1(<f64>load<f32>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 2)));
+  const v = Math.expm1(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
   return v > 0.0 ? v : 0.0;
 }
 
@@ -229,7 +317,7 @@ export function seasonalLastCount(sp: usize, slotOfDay: u32, day3: u32, period: 
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  return <f64>load<f32>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 2));
+  return decU16(load<u16>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 1)));
 }
 
 /** Median of the counts stored at the point of `slotOfDay` for the last three days. */
@@ -237,10 +325,10 @@ export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points:
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  const q = e + F_PROFILE + (<usize>(points + point * 3) << 2);
-  const a = <f64>load<f32>(q);
-  const b = <f64>load<f32>(q, 4);
-  const c = <f64>load<f32>(q, 8);
+  const q = e + F_PROFILE + (<usize>(points + point * 3) << 1);
+  const a = decU16(load<u16>(q));
+  const b = decU16(load<u16>(q, 2));
+  const c = decU16(load<u16>(q, 4));
   return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 

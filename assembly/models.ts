@@ -4,7 +4,17 @@
 // reference (src/engine/reference.ts, same function names) in step.
 import { Params } from "./params";
 import { hwForecastAt, hwUpdate, hwUpperAt } from "./hw";
-import { Fc, fcOnClose, fcRate, fcUpper } from "./ensemble";
+import { Fc, fcExtBytes, fcOnClose, fcRate, fcTickStart, fcUpper } from "./ensemble";
+
+/** Bytes the models need after the slot's ring (Slot.ext) for P season points. */
+export function modelsExtBytes(seasonPoints: u32): u32 {
+  return Fc.enabled ? fcExtBytes(seasonPoints) : 0;
+}
+
+/** Called once at the start of a tick that closes buckets, before any modelsOnBucketClose. */
+export function modelsTickStart(): void {
+  if (Fc.enabled) fcTickStart();
+}
 
 /**
  * Runs every model on one closed bucket of one user.

@@ -3,11 +3,11 @@
 // A slot is `Slot.bytes` bytes in the slab (slot s at Regions.slab + s * Slot.bytes). The header
 // offsets are constants; the variable-size parts (season profile of P points, ring of R buckets)
 // get offsets computed by `slotLayout` at init. A model added later (assembly/lstm.ts,
-// assembly/ensemble.ts) reserves its own bytes by extending `slotLayout` after the ring
-// (see `Slot.ext`) and reads/writes them through its own offsets, never through the header.
+// assembly/ensemble.ts) has its bytes reserved after the ring (see `Slot.ext`; init passes their
+// count, so this file imports no model) and reads/writes them through its own offsets, never
+// through the header.
 // src/engine/regions.ts mirrors this file for the TypeScript reference.
 import { NIL } from "./records";
-import { Fc, fcExtBytes } from "./ensemble";
 
 // --- header. Slots are a multiple of 64 bytes and the slab is 64-byte aligned, so line k of a
 // slot is bytes [64k, 64k + 64). Every event touches line 0 (key check, last time, last seen,
@@ -104,8 +104,8 @@ const CELL_OFFSETS = memory.data(<i32>MAX_RING * 4);
   return <usize>load<u32>(CELL_OFFSETS + (<usize>k << 2));
 }
 
-/** Computes the slot layout for P season points and R ring buckets; returns the slot size. */
-export function slotLayout(seasonPoints: u32, ring: u32): u32 {
+/** Computes the slot layout for P season points, R ring buckets and `extBytes` model bytes; returns the slot size. */
+export function slotLayout(seasonPoints: u32, ring: u32, extBytes: u32): u32 {
   Slot.season = HEADER_AND_TOD_BYTES;
   const seasonEnd = align8(Slot.season + seasonPoints * 4);
   // Cells 3.. (only when lateness needs R > 3): 104-byte stride keeps them 4 past an 8-byte boundary.
@@ -116,7 +116,7 @@ export function slotLayout(seasonPoints: u32, ring: u32): u32 {
     store<u32>(CELL_OFFSETS + (<usize>k << 2), off);
   }
   // Whole cache lines: with the 64-byte aligned slab every slot's line 0 is one line.
-  Slot.bytes = align64(Slot.ext + (Fc.enabled ? fcExtBytes(seasonPoints) : 0));
+  Slot.bytes = align64(Slot.ext + extBytes);
   return Slot.bytes;
 }
 

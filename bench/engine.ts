@@ -1,17 +1,28 @@
 /**
- * Engine benchmark (npm run bench:engine): ingest ns/event for (a) the WASM engine fed from
- * JS-filled buffers, (b) the TypeScript reference, (c) an idiomatic Map-of-objects peer
- * (bench/engine-peer.ts), all on the same Zipf-skewed event records over 1M distinct users;
- * tick time for 100k and 1M active users; bytes of state per user; peak RSS. Ingest is timed
- * twice per implementation: a first pass in which users enter the table, then the same events
- * again with later times (steady state, the headline figure). Before timing, the
- * three implementations must agree on every user's features (fails loudly otherwise).
- * Prints a table and writes bench/results/engine.json. Env: BENCH_EVENTS (default 4 000 000).
+ * Engine benchmark (npm run bench:engine), on the configuration `foresight serve` runs (the
+ * config defaults, i.e. forecastModel "ensemble": the headline rows) and on forecastModel "hw"
+ * (a second set): ingest ns/event for (a) the WASM engine fed from JS-filled buffers, (b) the
+ * TypeScript reference, (c) an idiomatic Map-of-objects peer (bench/engine-peer.ts), all on the
+ * same Zipf-skewed event records over 1M distinct users; tick time for 100k and 1M active users
+ * (a bucket in which every user had an event, and an idle bucket); memoryInfo() per
+ * configuration; peak RSS. Ingest is timed twice per implementation: a first pass in which users
+ * enter the table, then the same events again with later times (steady state, the headline).
+ * Agreement is checked on the timed input itself: after the timed runs, a sample of the stream's
+ * users is compared across WASM, reference and peer (features), and WASM against the reference
+ * (every forecast record of the last tick); the 100k-user tick engines are compared likewise.
+ * Nothing is written unless they agree. Prints a table and writes bench/results/engine.json,
+ * with the figures of bench/results/engine-baseline.json (the same bench on the code before
+ * issue 12) beside them. Env: BENCH_EVENTS (default 4 000 000), BENCH_USERS (1 000 000),
+ * BENCH_TICK_USERS (100000,1000000), BENCH_SAVE_BASELINE=1 (write engine-baseline.json instead),
+ * BENCH_QUICK=1 (development aid: WASM figures of the served config only, nothing written).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { Engine, type EngineOptions } from "../src/engine/index.ts";
+import { DEFAULT_CONFIG } from "../src/config/schema.ts";
+import { engineOptionsFromConfig } from "../src/processor/engine-adapter.ts";
+import { writeBenchJson } from "./env.ts";
 import { EVENT_RECORD_BYTES, EventField as EV } from "../src/engine/layout.ts";
 import { packageRoot } from "../src/engine/wasm.ts";
 import { userHash } from "../src/telemetry/hash.ts";
@@ -28,6 +39,12 @@ const T0 = Date.UTC(2025, 0, 6, 9);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {});
 
 const rng = mulberry32;
+
+/** Process CPU time (user + system) since `from`, ns. */
+const cpuNsSince = (from: NodeJS.CpuUsage) => {
+  const d = process.cpuUsage(from);
+  return (d.user + d.system) * 1000;
+};
 
 /** Event records: users Zipf(1.0) over nUsers distinct user hashes, event time advancing. */
 function generate(nEvents: number, nUsers: number, seed: number): Uint8Array {
@@ -75,8 +92,8 @@ const timeOf = (bytes: Uint8Array, i: number) =>
 
 interface Impl {
   name: string;
-  /** Copies records [from, from+n) in and applies them; returns ns spent in (copy, apply). */
-  ingest(bytes: Uint8Array, from: number, n: number): [number, number];
+  /** Copies records [from, from+n) in and applies them; returns ns spent in (copy, apply) and the process CPU ns of both. */
+  ingest(bytes: Uint8Array, from: number, n: number): [number, number, number];
   tick(now: number): void;
 }
 
@@ -84,13 +101,14 @@ function engineImpl(e: Engine, name: string): Impl {
   return {
     name,
     ingest(bytes, from, n) {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       const ib = e.ingressBuffer();
       ib.bytes.set(bytes.subarray(from * EVENT_RECORD_BYTES, (from + n) * EVENT_RECORD_BYTES));
       const t1 = process.hrtime.bigint();
       e.ingestFilled(n);
       const t2 = process.hrtime.bigint();
-      return [Number(t1 - t0), Number(t2 - t1)];
+      return [Number(t1 - t0), Number(t2 - t1), cpuNsSince(c0)];
     },
     tick: (now) => void e.tick(now),
   };
@@ -100,208 +118,312 @@ function peerImpl(p: MapPeer): Impl {
   return {
     name: "JS Map-of-objects peer",
     ingest(bytes, from, n) {
+      const c0 = process.cpuUsage();
       const t0 = process.hrtime.bigint();
       p.ingest(new DataView(bytes.buffer, bytes.byteOffset + from * EVENT_RECORD_BYTES, n * EVENT_RECORD_BYTES), n);
-      return [0, Number(process.hrtime.bigint() - t0)];
+      return [0, Number(process.hrtime.bigint() - t0), cpuNsSince(c0)];
     },
     tick: (now) => p.tick(now),
   };
 }
 
-const OPTS: EngineOptions = { capacityUsers: 1 << 20, bucketWidthMs: WIDTH, allowedLatenessMs: LATENESS, ingressCapacity: 8192, wasmPath: process.env.BENCH_WASM };
+/** What `foresight serve` builds from the config defaults (src/processor/engine-adapter.ts), for 2^20 users. */
+const SERVED: EngineOptions = { ...engineOptionsFromConfig(DEFAULT_CONFIG.engine), capacityUsers: 1 << 20, wasmPath: process.env.BENCH_WASM };
+/** The same with Holt-Winters alone. */
+const HW: EngineOptions = { ...SERVED, forecastModel: "hw" };
+if (SERVED.bucketWidthMs !== WIDTH || SERVED.allowedLatenessMs !== LATENESS) throw new Error("bench: the config's bucket width / lateness changed; update WIDTH and LATENESS");
 
 /** Feeds all records in batches, ticking every 5 s of event time (ticks not timed). */
-function run(impl: Impl, bytes: Uint8Array): { nsPerEvent: number; copyNsPerEvent: number; applyNsPerEvent: number } {
+function run(impl: Impl, bytes: Uint8Array): { nsPerEvent: number; copyNsPerEvent: number; applyNsPerEvent: number; cpuNsPerEvent: number } {
   const n = bytes.byteLength / EVENT_RECORD_BYTES;
-  let copy = 0, apply = 0;
+  let copy = 0, apply = 0, cpu = 0;
   let nextTick = timeOf(bytes, 0) + 5000;
   for (let i = 0; i < n; i += BATCH) {
     const k = Math.min(BATCH, n - i);
-    const [c, a] = impl.ingest(bytes, i, k);
+    const [c, a, u] = impl.ingest(bytes, i, k);
     copy += c;
     apply += a;
+    cpu += u;
     const t = timeOf(bytes, i + k - 1);
     if (t >= nextTick) {
       impl.tick(t);
       nextTick = t + 5000;
     }
   }
-  return { nsPerEvent: (copy + apply) / n, copyNsPerEvent: copy / n, applyNsPerEvent: apply / n };
+  return { nsPerEvent: (copy + apply) / n, copyNsPerEvent: copy / n, applyNsPerEvent: apply / n, cpuNsPerEvent: cpu / n };
 }
 
-/** (a), (b), (c) must produce the same per-user features before anything is timed. */
-async function checkAgreement(): Promise<number> {
-  const bytes = generate(300_000, 30_000, 7);
-  const opts = { ...OPTS, capacityUsers: 1 << 15 };
-  const w = await Engine.create(opts);
-  const r = Engine.createReference(opts);
-  const p = new MapPeer(opts.capacityUsers!, WIDTH, LATENESS);
-  const n = 300_000;
+const close = (u: number, v: number) => u === v || Math.abs(u - v) <= 1e-9 * Math.max(Math.abs(u), Math.abs(v));
+
+/**
+ * Agreement on the timed input: the users in `sample` have the same last-closed-bucket features
+ * in the WASM engine, the reference and the peer, and the two engines' last tick wrote the same
+ * forecast records (every one of them). Returns the user feature sets compared.
+ */
+function checkAgreement(w: Engine, r: Engine, p: MapPeer | undefined, sample: [number, number][]): number {
+  const closed = w.stats().closedBucket;
   let compared = 0;
-  let lastClosed = -1;
-  const seen = new Map<number, [number, number]>();
-  const dv = new DataView(bytes.buffer);
-  for (let i = 0; i < n; i++) seen.set(dv.getUint32(i * 48, true) * 7 + dv.getUint32(i * 48 + 4, true), [dv.getUint32(i * 48, true), dv.getUint32(i * 48 + 4, true)]);
-  const compareAll = () => {
-    const closed = w.stats().closedBucket;
-    if (closed === lastClosed) return;
-    lastClosed = closed;
-    for (const [lo, hi] of seen.values()) {
-      const a = w.userFeatures({ lo, hi }), b = r.userFeatures({ lo, hi }), c = p.features(lo, hi, closed - 1);
-      if (!a && !b && !c) continue;
-      if (!a || !b || !c) throw new Error(`agreement: user ${hi}:${lo} tracked by ${[a, b, c].map((x) => (x ? 1 : 0)).join("")}`);
-      for (const k of Object.keys(a) as (keyof typeof a)[]) {
-        const x = a[k], y = b[k], z = c[k];
-        const ok = (u: number, v: number) => u === v || Math.abs(u - v) <= 1e-9 * Math.max(Math.abs(u), Math.abs(v));
-        if (!ok(x, y) || !ok(x, z)) throw new Error(`agreement: user ${hi}:${lo} bucket ${closed - 1} ${k}: wasm ${x}, reference ${y}, peer ${z}`);
-      }
-      compared++;
+  for (const [lo, hi] of sample) {
+    const a = w.userFeatures({ lo, hi }), b = r.userFeatures({ lo, hi }), c = p ? p.features(lo, hi, closed - 1) : a;
+    if (!a && !b && !c) continue;
+    if (!a || !b || !c) throw new Error(`agreement: user ${hi}:${lo} tracked by ${[a, b, c].map((x) => (x ? 1 : 0)).join("")}`);
+    for (const k of Object.keys(a) as (keyof typeof a)[]) {
+      const x = a[k], y = b[k], z = c[k];
+      if (!close(x, y) || !close(x, z)) throw new Error(`agreement: user ${hi}:${lo} bucket ${closed - 1} ${k}: wasm ${x}, reference ${y}, peer ${z}`);
     }
-  };
-  let nextTick = timeOf(bytes, 0) + 5000;
-  for (let i = 0; i < n; i += BATCH) {
-    const k = Math.min(BATCH, n - i);
-    const chunk = bytes.subarray(i * 48, (i + k) * 48);
-    w.ingestRecords(chunk);
-    r.ingestRecords(chunk);
-    p.ingest(new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength), k);
-    const t = timeOf(bytes, i + k - 1);
-    if (t >= nextTick) {
-      w.tick(t);
-      r.tick(t);
-      p.tick(t);
-      compareAll();
-      nextTick = t + 5000;
-    }
+    compared++;
   }
-  const sw = w.stats();
-  if (sw.eventsApplied !== p.applied || sw.late !== p.late || sw.early !== p.early || sw.invalid !== p.invalid)
+  const sw = w.stats(), sr = r.stats();
+  if (JSON.stringify(sw) !== JSON.stringify(sr)) throw new Error(`agreement: wasm and reference stats differ: ${JSON.stringify(sw)} vs ${JSON.stringify(sr)}`);
+  if (p && (sw.eventsApplied !== p.applied || sw.late !== p.late || sw.early !== p.early || sw.invalid !== p.invalid))
     throw new Error(`agreement: counters differ: ${JSON.stringify(sw)} vs peer ${p.applied}/${p.late}/${p.early}/${p.invalid}`);
-  if (JSON.stringify(sw) !== JSON.stringify(r.stats())) throw new Error("agreement: wasm and reference stats differ");
-  if (compared < 10_000) throw new Error(`agreement: only ${compared} user-buckets compared`);
+  const fw = w.forecastView(), fr = r.forecastView();
+  if (fw.count !== fr.count) throw new Error(`agreement: ${fw.count} forecast records from wasm, ${fr.count} from the reference`);
+  for (let i = 0; i < fw.count; i++) {
+    if (fw.u32[i * 8] !== fr.u32[i * 8] || fw.u32[i * 8 + 1] !== fr.u32[i * 8 + 1]) throw new Error(`agreement: forecast record ${i} is for another user`);
+    for (let f = 1; f < 4; f++)
+      if (!close(fw.f64[i * 4 + f], fr.f64[i * 4 + f])) throw new Error(`agreement: forecast record ${i} field ${f}: wasm ${fw.f64[i * 4 + f]}, reference ${fr.f64[i * 4 + f]}`);
+  }
   return compared;
 }
 
-/** Median tick time (ms) closing one bucket over `users` active users (release WASM). */
-async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>): Promise<number> {
+interface TickResult {
+  /** Median ms of ticks closing a bucket in which every user had an event (the headline). */
+  busyMs: number;
+  /** Median ms of ticks closing a bucket without events. */
+  idleMs: number;
+  /** The same as process CPU time (robust against other processes on the machine). */
+  busyCpuMs: number;
+  idleCpuMs: number;
+  busyAllMs: number[];
+  idleAllMs: number[];
+  engine: Engine;
+}
+
+/**
+ * Tick time over `users` active users: each rep first gives every user one event in the next
+ * bucket (not timed), then times the tick that closes it (busy), then times the tick closing the
+ * following, empty bucket (idle). Medians of `reps`.
+ */
+async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>): Promise<TickResult> {
   const e = await makeEngine();
   const cap = e.ingressCapacity;
+  const hashes = new Uint32Array(users * 2);
+  for (let i = 0; i < users; i++) {
+    const h = userHash(`tick-user-${i}`);
+    hashes[2 * i] = h.lo;
+    hashes[2 * i + 1] = h.hi;
+  }
   let t = T0;
-  for (let i = 0; i < users; i += cap) {
-    const n = Math.min(cap, users - i);
-    const { view } = e.ingressBuffer();
-    for (let k = 0; k < n; k++) {
-      const h = userHash(`tick-user-${i + k}`);
-      view.setUint32(k * 48, h.lo, true);
-      view.setUint32(k * 48 + 4, h.hi, true);
-      view.setFloat64(k * 48 + 8, t + (k % 1000), true);
-      for (let f = 16; f < 48; f += 4) view.setUint32(k * 48 + f, 0, true);
+  const fill = (bucketStart: number) => {
+    for (let i = 0; i < users; i += cap) {
+      const n = Math.min(cap, users - i);
+      const { view } = e.ingressBuffer();
+      for (let k = 0; k < n; k++) {
+        view.setUint32(k * 48, hashes[2 * (i + k)], true);
+        view.setUint32(k * 48 + 4, hashes[2 * (i + k) + 1], true);
+        view.setFloat64(k * 48 + 8, bucketStart + ((i + k) % 1000), true);
+        for (let f = 16; f < 48; f += 4) view.setUint32(k * 48 + f, 0, true);
+      }
+      if (e.ingestFilled(n) !== n) throw new Error("tick bench: events not applied");
     }
-    e.ingestFilled(n);
-  }
-  if (e.stats().usersTracked !== users) throw new Error(`tick bench: ${e.stats().usersTracked} users tracked, wanted ${users}`);
-  const times: number[] = [];
-  for (let r = 0; r < reps; r++) {
-    t += WIDTH;
+  };
+  const busy: number[] = [], idle: number[] = [], busyCpu: number[] = [], idleCpu: number[] = [];
+  const timed = (now: number, wall: number[], cpu: number[]) => {
+    const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
-    const out = e.tick(t + LATENESS);
-    times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    const out = e.tick(now);
+    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    cpu.push(cpuNsSince(c0) / 1e6);
     if (out !== users) throw new Error(`tick bench: ${out} records`);
+  };
+  for (let r = 0; r < reps; r++) {
+    fill(t);
+    if (e.stats().usersTracked !== users) throw new Error(`tick bench: ${e.stats().usersTracked} users tracked, wanted ${users}`);
+    timed(t + WIDTH + LATENESS, busy, busyCpu); // closes bucket [t, t + W) with one event per user
+    timed(t + 2 * WIDTH + LATENESS, idle, idleCpu); // closes [t + W, t + 2W): no events
+    t += 2 * WIDTH;
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  return { busyMs: med(busy), idleMs: med(idle), busyCpuMs: med(busyCpu), idleCpuMs: med(idleCpu), busyAllMs: busy, idleAllMs: idle, engine: e };
 }
+
+type IngestFigures = { nsPerEvent: number; eventsPerSec: number; copyNsPerEvent: number; applyNsPerEvent: number; cpuNsPerEvent: number };
+type IngestResults = Record<string, IngestFigures & { firstPass: IngestFigures }>;
+
+/**
+ * Times every implementation on nEvents events over nUsers users (a first pass, then the same
+ * again later), then checks agreement on that input. `which` limits the implementations.
+ */
+async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number, which: ("wasm" | "reference" | "peer")[]): Promise<{ results: IngestResults; distinct: number; agreedUsers: number }> {
+  const makers: Record<string, () => Promise<[Impl, Engine | MapPeer]>> = {
+    wasm: async () => { const e = await Engine.create(opts); return [engineImpl(e, "WASM engine (release)"), e]; },
+    reference: async () => { const e = Engine.createReference(opts); return [engineImpl(e, "TS reference"), e]; },
+    peer: async () => { const p = new MapPeer(opts.capacityUsers!, WIDTH, LATENESS); return [peerImpl(p), p]; },
+  };
+  const bytes = generate(nEvents, nUsers, 1);
+  const distinct = new Map<number, [number, number]>();
+  const dv = new DataView(bytes.buffer);
+  for (let i = 0; i < nEvents; i++) distinct.set(dv.getUint32(i * 48, true), [dv.getUint32(i * 48, true), dv.getUint32(i * 48 + 4, true)]);
+  // Second pass: the same users and order, event time continuing after the first pass.
+  const bytes2 = bytes.slice();
+  const dv2 = new DataView(bytes2.buffer);
+  const span = timeOf(bytes, nEvents - 1) - timeOf(bytes, 0) + 1000;
+  for (let i = 0; i < nEvents; i++) dv2.setFloat64(i * 48 + EV.timeMs, dv2.getFloat64(i * 48 + EV.timeMs, true) + span, true);
+  const results: IngestResults = {};
+  const kept: Record<string, Engine | MapPeer> = {};
+  for (const key of which) {
+    // Warm-up on a prefix with a fresh instance (JIT), then the timed runs on another fresh one.
+    run((await makers[key]())[0], bytes.subarray(0, Math.min(nEvents, 400_000) * EVENT_RECORD_BYTES));
+    gc();
+    const [impl, inst] = await makers[key]();
+    const first = run(impl, bytes); // users enter the table (insert-heavy)
+    const r = run(impl, bytes2); // the same users again (steady state)
+    kept[key] = inst;
+    results[key] = { ...r, eventsPerSec: 1e9 / r.nsPerEvent, firstPass: { ...first, eventsPerSec: 1e9 / first.nsPerEvent } };
+    console.log(`  ${nUsers.toLocaleString()} users, ${opts.forecastModel}, ${impl.name}: ${r.nsPerEvent.toFixed(1)} ns/event steady (apply ${r.applyNsPerEvent.toFixed(1)}; CPU ${r.cpuNsPerEvent.toFixed(1)}), ${first.nsPerEvent.toFixed(1)} ns/event first pass; load ${loadavg()[0].toFixed(1)}`);
+    gc();
+  }
+  let agreedUsers = 0;
+  if (kept.wasm && kept.reference) {
+    // Every 50th distinct user of the timed stream (hot and cold users alike), at least 20k when there are.
+    const all = [...distinct.values()];
+    const stride = Math.max(1, Math.floor(all.length / 20_000));
+    const sample = all.filter((_, i) => i % stride === 0);
+    agreedUsers = checkAgreement(kept.wasm as Engine, kept.reference as Engine, kept.peer as MapPeer | undefined, sample);
+    console.log(`  agreement on the timed input: ${agreedUsers.toLocaleString()} sampled users' features (wasm${kept.peer ? ", reference, peer" : ", reference"}) and all ${(kept.wasm as Engine).forecastView().count.toLocaleString()} forecast records (wasm, reference) agree`);
+  }
+  return { results, distinct: distinct.size, agreedUsers };
+}
+
+interface ConfigFigures {
+  forecastModel: string;
+  memoryInfo: ReturnType<Engine["memoryInfo"]>;
+  tick: Record<string, Omit<TickResult, "engine">>;
+  referenceTick100k?: { busyMs: number; idleMs: number; agreedForecastRecords: number };
+  ingest1M: IngestResults;
+  ingestAgreedUsers: number;
+  distinctUsersInStream: number;
+  hotSet?: { users: number; events: number; distinctUsersInStream: number; ingest: IngestResults };
+}
+
+async function configFigures(opts: EngineOptions, full: boolean): Promise<ConfigFigures> {
+  const label = opts.forecastModel!;
+  const ing = await ingestBench(opts, N_USERS, N_EVENTS, full ? ["wasm", "reference", "peer"] : ["wasm"]);
+  const hot = full ? await ingestBench(opts, 10_000, Math.min(N_EVENTS, 2_000_000), ["wasm", "reference", "peer"]) : undefined;
+  const memoryInfo = (await Engine.create(opts)).memoryInfo();
+  gc();
+  const tick: ConfigFigures["tick"] = {};
+  let referenceTick100k: ConfigFigures["referenceTick100k"];
+  for (const users of TICK_USERS) {
+    const w = await tickTime(users, 5, () => Engine.create(opts));
+    const { engine: we, ...rest } = w;
+    tick[String(users)] = rest;
+    console.log(`  tick ${label}, ${users.toLocaleString()} users: ${w.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${w.busyCpuMs.toFixed(1)}; ${w.busyAllMs.map((x) => x.toFixed(0)).join(", ")}), ${w.idleMs.toFixed(1)} ms an idle bucket (CPU ${w.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
+    if (full && users === 100_000) {
+      // The reference on the same input; its output must equal the WASM engine's.
+      const r = await tickTime(users, 3, async () => Engine.createReference(opts));
+      // Same users and times, but 5 vs 3 reps: compare with a WASM engine that ran 3 reps too.
+      const w3 = await tickTime(users, 3, () => Engine.create(opts));
+      checkAgreement(w3.engine, r.engine, undefined, []);
+      referenceTick100k = { busyMs: r.busyMs, idleMs: r.idleMs, agreedForecastRecords: r.engine.forecastView().count };
+      console.log(`  reference tick ${label}, 100,000 users: ${r.busyMs.toFixed(1)} / ${r.idleMs.toFixed(1)} ms; its ${users.toLocaleString()} forecast records equal the WASM engine's`);
+    }
+    gc();
+  }
+  return {
+    forecastModel: label, memoryInfo, tick, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
+    distinctUsersInStream: ing.distinct,
+    hotSet: hot ? { users: 10_000, events: Math.min(N_EVENTS, 2_000_000), distinctUsersInStream: hot.distinct, ingest: hot.results } : undefined,
+  };
+}
+
+const TICK_USERS = (process.env.BENCH_TICK_USERS ?? "100000,1000000").split(",").map(Number);
 
 async function main(): Promise<void> {
   const started = Date.now();
   console.log(`engine bench: ${N_EVENTS.toLocaleString()} events over ${N_USERS.toLocaleString()} distinct users (Zipf 1.0), batches of ${BATCH}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), load average ${loadavg()[0].toFixed(1)}`);
-  const compared = await checkAgreement();
-  console.log(`agreement check: wasm, reference and Map peer agree on ${compared.toLocaleString()} user-bucket feature sets`);
-  type R = { nsPerEvent: number; eventsPerSec: number; copyNsPerEvent: number; applyNsPerEvent: number };
-  type Res = Record<string, R & { firstPass: R }>;
-  const makers: [string, () => Promise<Impl>][] = [
-    ["wasm", async () => engineImpl(await Engine.create(OPTS), "WASM engine (release)")],
-    ["reference", async () => engineImpl(Engine.createReference(OPTS), "TS reference")],
-    ["peer", async () => peerImpl(new MapPeer(OPTS.capacityUsers!, WIDTH, LATENESS))],
-  ];
-  /** Times every implementation on nEvents events over nUsers users: a first pass, then the same again later. */
-  const ingestBench = async (nUsers: number, nEvents: number, quick = false): Promise<{ results: Res; distinct: number }> => {
-    const bytes = generate(nEvents, nUsers, 1);
-    const distinct = new Set<number>();
-    const dv = new DataView(bytes.buffer);
-    for (let i = 0; i < nEvents; i++) distinct.add(dv.getUint32(i * 48, true));
-    // Second pass: the same users and order, event time continuing after the first pass.
-    const bytes2 = bytes.slice();
-    const dv2 = new DataView(bytes2.buffer);
-    const span = timeOf(bytes, nEvents - 1) - timeOf(bytes, 0) + 1000;
-    for (let i = 0; i < nEvents; i++) dv2.setFloat64(i * 48 + EV.timeMs, dv2.getFloat64(i * 48 + EV.timeMs, true) + span, true);
-    const results: Res = {};
-    for (const [key, make] of quick ? makers.slice(0, 1) : makers) {
-      // Warm-up on a prefix with a fresh instance (JIT), then the timed runs on another fresh one.
-      if (!quick) run(await make(), bytes.subarray(0, Math.min(nEvents, 400_000) * EVENT_RECORD_BYTES));
-      gc();
-      const impl = await make();
-      const first = run(impl, bytes); // users enter the table (insert-heavy)
-      const r = run(impl, bytes2); // the same users again (steady state)
-      results[key] = { ...r, eventsPerSec: 1e9 / r.nsPerEvent, firstPass: { ...first, eventsPerSec: 1e9 / first.nsPerEvent } };
-      console.log(`  ${nUsers.toLocaleString()} users, ${impl.name}: ${r.nsPerEvent.toFixed(1)} ns/event steady (apply ${r.applyNsPerEvent.toFixed(1)}), ${first.nsPerEvent.toFixed(1)} ns/event first pass`);
-      gc();
-    }
-    return { results, distinct: distinct.size };
-  };
+  console.log(`served configuration (config defaults): ${JSON.stringify({ ...SERVED, wasmPath: undefined })}`);
   if (process.env.BENCH_QUICK) {
-    // Development aid: only the WASM ingest figures.
-    await ingestBench(N_USERS, N_EVENTS, true);
+    // Development aid: WASM figures of the served config only; nothing written.
+    await configFigures(SERVED, false);
     return;
   }
-  const { results, distinct } = await ingestBench(N_USERS, N_EVENTS);
-  const hot = await ingestBench(10_000, Math.min(N_EVENTS, 2_000_000));
-  let bytesPerUser = 0, slotBytes = 0;
-  {
-    const e = await Engine.create(OPTS);
-    const m = e.memoryInfo();
-    bytesPerUser = m.bytesPerUser;
-    slotBytes = m.slotBytes;
-  }
-  gc();
-  const tick100k = await tickTime(100_000, 5, () => Engine.create(OPTS));
-  gc();
-  const tick1m = await tickTime(1_000_000, 5, () => Engine.create(OPTS));
-  gc();
-  const tickRef100k = await tickTime(100_000, 3, async () => Engine.createReference(OPTS));
-  gc();
+  const served = await configFigures(SERVED, true);
+  const hw = await configFigures(HW, false);
   const rssMiB = process.resourceUsage().maxRSS / 1024;
-  const speedup = results.peer.nsPerEvent / results.wasm.nsPerEvent;
-
+  const s = served.ingest1M;
+  const speedup = s.peer.nsPerEvent / s.wasm.nsPerEvent;
+  const hot = served.hotSet!.ingest;
   const rows: [string, string, string][] = [
-    ["(a) WASM ingest, copy + apply, batches of 4096", `${results.wasm.nsPerEvent.toFixed(1)} ns/event`, `${(results.wasm.eventsPerSec / 1e6).toFixed(1)} M events/s; target <= 25 ns`],
-    ["    of which copy into linear memory / apply", `${results.wasm.copyNsPerEvent.toFixed(1)} / ${results.wasm.applyNsPerEvent.toFixed(1)} ns`, ""],
-    ["(b) TS reference ingest", `${results.reference.nsPerEvent.toFixed(1)} ns/event`, `${(results.reference.eventsPerSec / 1e6).toFixed(1)} M events/s`],
-    ["(c) JS Map-of-objects peer ingest", `${results.peer.nsPerEvent.toFixed(1)} ns/event`, `${(results.peer.eventsPerSec / 1e6).toFixed(1)} M events/s`],
-    ["WASM speed-up over the Map peer", `${speedup.toFixed(1)}x`, "target >= 8x"],
-    ["first pass (users entering): WASM / ref / peer", `${results.wasm.firstPass.nsPerEvent.toFixed(0)} / ${results.reference.firstPass.nsPerEvent.toFixed(0)} / ${results.peer.firstPass.nsPerEvent.toFixed(0)} ns`, `speed-up ${(results.peer.firstPass.nsPerEvent / results.wasm.firstPass.nsPerEvent).toFixed(1)}x`],
-    ["hot set, 10k users: WASM / ref / peer (steady)", `${hot.results.wasm.nsPerEvent.toFixed(1)} / ${hot.results.reference.nsPerEvent.toFixed(1)} / ${hot.results.peer.nsPerEvent.toFixed(1)} ns`, `speed-up ${(hot.results.peer.nsPerEvent / hot.results.wasm.nsPerEvent).toFixed(1)}x`],
-    ["WASM tick, 100k active users (1 bucket)", `${tick100k.toFixed(1)} ms`, ""],
-    ["WASM tick, 1M active users (1 bucket)", `${tick1m.toFixed(1)} ms`, "target <= 150 ms"],
-    ["TS reference tick, 100k active users", `${tickRef100k.toFixed(1)} ms`, ""],
-    ["state per user (slot + index + output)", `${bytesPerUser.toFixed(1)} B`, `slot ${slotBytes} B; target <= 1024 B`],
-    ["peak RSS (whole bench process)", `${rssMiB.toFixed(0)} MiB`, ""],
+    ["served config (forecastModel \"ensemble\")", "", ""],
+    ["(a) WASM ingest, 1M users, copy + apply, batches of 4096", `${s.wasm.nsPerEvent.toFixed(1)} ns/event`, `${(s.wasm.eventsPerSec / 1e6).toFixed(1)} M events/s; CPU ${s.wasm.cpuNsPerEvent.toFixed(1)} ns; target <= 25 ns`],
+    ["    of which copy into linear memory / apply", `${s.wasm.copyNsPerEvent.toFixed(1)} / ${s.wasm.applyNsPerEvent.toFixed(1)} ns`, ""],
+    ["(b) TS reference ingest", `${s.reference.nsPerEvent.toFixed(1)} ns/event`, `${(s.reference.eventsPerSec / 1e6).toFixed(1)} M events/s`],
+    ["(c) JS Map-of-objects peer ingest", `${s.peer.nsPerEvent.toFixed(1)} ns/event`, `${(s.peer.eventsPerSec / 1e6).toFixed(1)} M events/s; CPU ${s.peer.cpuNsPerEvent.toFixed(1)} ns`],
+    ["WASM speed-up over the Map peer", `${speedup.toFixed(1)}x`, `CPU time ${(s.peer.cpuNsPerEvent / s.wasm.cpuNsPerEvent).toFixed(1)}x; target >= 8x`],
+    ["first pass (users entering): WASM / ref / peer", `${s.wasm.firstPass.nsPerEvent.toFixed(0)} / ${s.reference.firstPass.nsPerEvent.toFixed(0)} / ${s.peer.firstPass.nsPerEvent.toFixed(0)} ns`, `speed-up ${(s.peer.firstPass.nsPerEvent / s.wasm.firstPass.nsPerEvent).toFixed(1)}x`],
+    ["hot set, 10k users: WASM / ref / peer (steady)", `${hot.wasm.nsPerEvent.toFixed(1)} / ${hot.reference.nsPerEvent.toFixed(1)} / ${hot.peer.nsPerEvent.toFixed(1)} ns`, `speed-up ${(hot.peer.nsPerEvent / hot.wasm.nsPerEvent).toFixed(1)}x`],
   ];
+  for (const [label, f] of [["served", served], ["hw", hw]] as const) {
+    if (label === "hw") {
+      rows.push(["forecastModel \"hw\" (Holt-Winters alone)", "", ""]);
+      rows.push(["WASM ingest, 1M users", `${f.ingest1M.wasm.nsPerEvent.toFixed(1)} ns/event`, ""]);
+    }
+    for (const u of TICK_USERS)
+      rows.push([`WASM tick, ${u.toLocaleString()} active users (bucket with events / idle)`, `${f.tick[u].busyMs.toFixed(1)} / ${f.tick[u].idleMs.toFixed(1)} ms`, `CPU ${f.tick[u].busyCpuMs.toFixed(1)} / ${f.tick[u].idleCpuMs.toFixed(1)} ms${u === 1_000_000 ? "; target <= 150 ms" : ""}`]);
+    if (f.referenceTick100k) rows.push(["TS reference tick, 100k active users", `${f.referenceTick100k.busyMs.toFixed(1)} / ${f.referenceTick100k.idleMs.toFixed(1)} ms`, ""]);
+    rows.push(["state per user (slot + index + output)", `${f.memoryInfo.bytesPerUser.toFixed(1)} B`, `slot ${f.memoryInfo.slotBytes} B; target <= 1024 B`]);
+  }
+  rows.push(["peak RSS (whole bench process)", `${rssMiB.toFixed(0)} MiB`, ""]);
   const w0 = Math.max(...rows.map((r) => r[0].length)), w1 = Math.max(...rows.map((r) => r[1].length));
   console.log("\n" + rows.map(([a, b, c]) => `${a.padEnd(w0)}  ${b.padStart(w1)}  ${c}`).join("\n"));
-  const json = {
-    date: new Date().toISOString(), node: process.version, cpus: cpus().length, cpuModel: cpus()[0]?.model,
-    events: N_EVENTS, distinctUsersUniverse: N_USERS, distinctUsersInStream: distinct, zipfExponent: 1.0, batch: BATCH,
-    agreementUserBuckets: compared, ingest: results, wasmSpeedupOverPeer: speedup,
-    hotSet: { users: 10_000, events: Math.min(N_EVENTS, 2_000_000), distinctUsersInStream: hot.distinct, ingest: hot.results },
-    tickMs: { wasm100k: tick100k, wasm1M: tick1m, reference100k: tickRef100k }, bytesPerUser, slotBytes,
-    peakRssMiB: rssMiB, seconds: (Date.now() - started) / 1000, loadAverageAtEnd: loadavg()[0],
+
+  const headline = {
+    tick100kMs: served.tick["100000"]?.busyMs, tick100kIdleMs: served.tick["100000"]?.idleMs,
+    tick1MMs: served.tick["1000000"]?.busyMs, tick1MIdleMs: served.tick["1000000"]?.idleMs,
+    tick100kCpuMs: served.tick["100000"]?.busyCpuMs, tick1MCpuMs: served.tick["1000000"]?.busyCpuMs,
+    ingestCpuNsPerEvent: s.wasm.cpuNsPerEvent,
+    bytesPerUser: served.memoryInfo.bytesPerUser, slotBytes: served.memoryInfo.slotBytes,
+    ingestNsPerEvent: s.wasm.nsPerEvent, speedupOverPeer: speedup,
+  };
+  const body = {
+    events: N_EVENTS, distinctUsersUniverse: N_USERS, zipfExponent: 1.0, batch: BATCH,
+    servedOptions: { ...SERVED, wasmPath: undefined }, headline, served, hw,
+    peakRssMiB: rssMiB, seconds: (Date.now() - started) / 1000,
     targets: { wasmNsPerEvent: 25, speedup: 8, tick1MMs: 150, bytesPerUser: 1024 },
   };
   const dir = join(packageRoot(), "bench", "results");
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, "engine.json"), JSON.stringify(json, null, 2) + "\n");
-  console.log(`\nwrote bench/results/engine.json (${json.seconds.toFixed(0)} s)`);
+  const command = "npm run bench:engine";
+  if (process.env.BENCH_SAVE_BASELINE) {
+    writeBenchJson(join(dir, "engine-baseline.json"), `${command} (BENCH_SAVE_BASELINE=1, on the code before issue 12)`, body);
+    console.log(`\nwrote bench/results/engine-baseline.json`);
+    return;
+  }
+  const basePath = join(dir, "engine-baseline.json");
+  const base = existsSync(basePath) ? (JSON.parse(readFileSync(basePath, "utf8")) as { env: { date: string }; headline: typeof headline }) : undefined;
+  let beforeAfter: unknown;
+  if (base) {
+    const b = base.headline;
+    const t: [string, number, number][] = [
+      ["tick, 100k users, bucket with events (ms)", b.tick100kMs, headline.tick100kMs],
+      ["tick, 100k users, idle bucket (ms)", b.tick100kIdleMs, headline.tick100kIdleMs],
+      ["tick, 1M users, bucket with events (ms)", b.tick1MMs, headline.tick1MMs],
+      ["tick, 1M users, idle bucket (ms)", b.tick1MIdleMs, headline.tick1MIdleMs],
+      ["tick, 100k users, bucket with events, CPU (ms)", b.tick100kCpuMs, headline.tick100kCpuMs],
+      ["tick, 1M users, bucket with events, CPU (ms)", b.tick1MCpuMs, headline.tick1MCpuMs],
+      ["state per user (B)", b.bytesPerUser, headline.bytesPerUser],
+      ["ingest, 1M Zipf users (ns/event)", b.ingestNsPerEvent, headline.ingestNsPerEvent],
+      ["ingest, 1M Zipf users, CPU (ns/event)", b.ingestCpuNsPerEvent, headline.ingestCpuNsPerEvent],
+      ["speed-up over the Map peer", b.speedupOverPeer, headline.speedupOverPeer],
+    ];
+    console.log(`\nserved configuration, before (engine-baseline.json, ${base.env.date}) / after:`);
+    const v0 = Math.max(...t.map((r) => r[0].length));
+    for (const [k, x, y] of t) console.log(`  ${k.padEnd(v0)}  ${x?.toFixed(1).padStart(8)}  ${y?.toFixed(1).padStart(8)}`);
+    beforeAfter = { baselineDate: base.env.date, before: b, after: headline };
+  }
+  writeBenchJson(join(dir, "engine.json"), command, { ...body, beforeAfter });
+  console.log(`\nwrote bench/results/engine.json (${body.seconds.toFixed(0)} s)`);
 }
 
 await main();

@@ -6,7 +6,10 @@ import { register as registerServe } from "./commands/serve.ts";
 import { register as registerEval } from "./commands/eval.ts";
 import { register as registerTrain } from "./commands/train.ts";
 import { register as registerAllocate } from "./commands/allocate.ts";
+import { register as registerRls } from "./commands/rls.ts";
 import { register as registerReplay } from "./commands/replay.ts";
+import { register as registerStart } from "./commands/start.ts";
+import { register as registerModels } from "./commands/models.ts";
 
 const program = new Command()
   .name("foresight")
@@ -20,7 +23,10 @@ registerServe(program);
 registerEval(program);
 registerTrain(program);
 registerAllocate(program);
+registerRls(program);
 registerReplay(program);
+registerStart(program);
+registerModels(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   const e = err as Error;

@@ -75,6 +75,31 @@ const LstmSchema = z.strictObject({
   trainUsersPerBucket: int().min(0).max(1_048_576).default(DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET),
   /** Adam learning rate of the online training, > 0. */
   learningRate: z.number().positive().max(1).default(DEFAULT_LSTM_LEARNING_RATE),
+  /**
+   * Version of the shared weights in the model registry (nats.objectStore.models) that engines run,
+   * e.g. "v3"; unset = weightsFile or the built-in initialisation. Live: engines swap weights in
+   * place without losing per-user state; setting an older version is the rollback.
+   */
+  modelVersion: z.string().regex(/^v[1-9][0-9]*$/, 'must look like "v1", "v2", ...').optional(),
+  /** Scheduled retraining of the shared weights from recent history (`foresight models retrain`). */
+  retrain: z
+    .strictObject({
+      /** Period of retraining, ms; 0 = only when run by hand. */
+      intervalMs: int().min(0).max(30 * 86_400_000).default(0),
+      /** Buckets of recent history (forecast ticks kept in JetStream) a candidate trains and is scored on. */
+      historyBuckets: int().min(24).max(100_000).default(2016),
+      /** Most recent buckets held out for the promotion test (never trained on). */
+      holdoutBuckets: int().min(6).max(10_000).default(144),
+      /** Weight of the windows around exceedances (observed above the upper bound) in training, >= 1. */
+      exceedanceWeight: int().min(1).max(20).default(3),
+      /** Training passes over the history. */
+      epochs: int().min(1).max(50).default(2),
+      /** Users sampled for training (the busiest ones), bounding the retraining cost. */
+      maxUsers: int().min(1).max(1_000_000).default(2000),
+      /** Relative holdout error reduction a candidate needs to be promoted (0.01 = 1 %). */
+      minImprovement: z.number().min(0).max(1).default(0.01),
+    })
+    .prefault({}),
 });
 
 /** Milliseconds in a day: bucket widths divide it, so a season is a whole number of buckets. */
@@ -466,26 +491,99 @@ const NatsSchema = z.strictObject({
     .strictObject({
       /** Object store of engine checkpoints. */
       checkpoints: natsName().default("foresight-checkpoints"),
+      /** Object store of every version of the shared LSTM-lite weights (the model registry). */
+      models: natsName().default("foresight-models"),
     })
     .prefault({}),
 });
 
 // ---------------------------------------------------------------------------------------------
-// envoy: how Envoy rate-limit descriptors map onto Foresight users and plans.
+// envoy: Envoy's rate limit service (`foresight rls`): how descriptors map onto Foresight users,
+// plans and pools, and how the gRPC server behaves (docs/envoy.md).
+
+const DescriptorRuleSchema = z.strictObject({
+  /**
+   * Descriptor entry key the rule reads, as Envoy's rate-limit actions produce it: "user_id" or
+   * "api_key" (request_headers / metadata actions with that descriptor_key), "remote_address",
+   * "generic_key", "header_match", "destination_cluster", or any request_headers descriptor_key.
+   */
+  key: z.string().min(1),
+  /** Only entries with exactly this value match (e.g. generic_key "llm-chat"); absent = any value. */
+  value: z.string().min(1).optional(),
+  /** What a matching entry sets for its descriptor: the user key, the plan, or the pool. */
+  sets: z.enum(["user", "plan", "pool"]),
+  /** For sets "user": text put before the value so identity sources never collide ("ip:" gives "ip:10.0.0.1"). Default "". */
+  prefix: z.string().default(""),
+  /** Name set instead of the entry's value (e.g. generic_key "llm-chat" sets pool "chat"); absent = the value itself. */
+  to: z.string().min(1).optional(),
+});
+
+/** The default rules: a user id beats an API key beats the client address; plan and pool by key. */
+const DEFAULT_DESCRIPTOR_RULES = [
+  { key: "user_id", sets: "user", prefix: "" },
+  { key: "api_key", sets: "user", prefix: "key:" },
+  { key: "remote_address", sets: "user", prefix: "ip:" },
+  { key: "plan", sets: "plan", prefix: "" },
+  { key: "pool", sets: "pool", prefix: "" },
+] as const;
+
+const FixedWindowPlanSchema = z.strictObject({
+  /** Requests a user of this plan may send per window, > 0. */
+  requestsPerWindow: z.number().positive(),
+  /** Tokens a user of this plan may use per window; absent = tokens not limited. */
+  tokensPerWindow: z.number().positive().optional(),
+});
 
 const EnvoySchema = z.strictObject({
-  /** Rate-limit domain the RLS answers for. */
+  /** Rate-limit domain the RLS answers for; requests naming another domain get INVALID_ARGUMENT. */
   domain: z.string().min(1).default("foresight"),
+  /** Address the RLS gRPC server binds. */
+  host: z.string().min(1).default("0.0.0.0"),
   /** Port of the Envoy RLS gRPC server (0 = disabled). */
   grpcPort: int().min(0).max(65_535).default(8081),
   descriptors: z
     .strictObject({
-      /** Descriptor key whose value is the user key. */
-      userKey: z.string().min(1).default("user_id"),
-      /** Descriptor key whose value is the plan / segment. */
-      planKey: z.string().min(1).default("plan"),
-      /** Plan assumed when no plan descriptor is sent; must be a throttle.safeLimits plan. */
+      /**
+       * Mapping rules, in priority order: for each descriptor, the first rule (in this list) that
+       * matches one of its entries sets the user, likewise the plan and the pool. A descriptor
+       * no rule gives a user is answered OK without a limit (as Envoy's reference service does
+       * for a descriptor without a configured limit) and counted.
+       */
+      rules: z.array(DescriptorRuleSchema).min(1).default(DEFAULT_DESCRIPTOR_RULES.map((r) => ({ ...r }))),
+      /** Plan assumed when no rule sets one (unknown users get it too); must be a throttle.safeLimits plan. */
       defaultPlan: z.string().min(1).default("default"),
+      /** Pool assumed when no rule sets one; absent = none (then `hitsAddend` applies). */
+      defaultPool: z.string().min(1).optional(),
+      /**
+       * How hits_addend counts: "requests" (Envoy's meaning: the request adds hits_addend hits,
+       * unset = 1) or "tokens" (LLM pools: the request counts 1 request and hits_addend tokens,
+       * unset = 0 tokens). A descriptor's own hits_addend replaces the request's.
+       */
+      hitsAddend: z.enum(["requests", "tokens"]).default("requests"),
+      /** Per-pool override of `hitsAddend` (e.g. { chat: "tokens" }). Default {}. */
+      poolHitsAddend: z.record(z.string().min(1), z.enum(["requests", "tokens"])).default({}),
+      /** Most descriptors one request may carry (more is INVALID_ARGUMENT). */
+      maxDescriptors: int().min(1).max(1024).default(64),
+    })
+    .prefault({}),
+  /** Rate-limit headers returned in response_headers_to_add: IETF RateLimit/RateLimit-Policy, X-RateLimit-*, both, or none. */
+  headerStyle: z.enum(["ietf", "x-ratelimit", "both", "none"]).default("ietf"),
+  /** ShouldRateLimit calls in flight above which new calls are refused with RESOURCE_EXHAUSTED (not queued). */
+  maxConcurrentRequests: int().min(1).max(1_000_000).default(1024),
+  /** On shutdown, time health reports NOT_SERVING while calls are still served (lets Envoy and Kubernetes stop sending), ms. */
+  drainDelayMs: int().min(0).max(300_000).default(2000),
+  /** On shutdown, time in-flight calls get to finish before they are cancelled, ms. */
+  shutdownGraceMs: int().min(0).max(300_000).default(10_000),
+  /**
+   * The fixed-window limiter `foresight rls` serves with until the throttle component's client
+   * is wired: one counter per user per window, as Envoy's reference ratelimit service counts.
+   */
+  fixedWindow: z
+    .strictObject({
+      /** Window length, ms (windows start at multiples of it since the epoch). */
+      windowMs: int().min(1).max(86_400_000).default(1000),
+      /** Limits per plan; a plan not listed gets throttle.safeLimits scaled to the window. Default {}. */
+      plans: z.record(z.string().min(1), FixedWindowPlanSchema).default({}),
     })
     .prefault({}),
 });
@@ -562,6 +660,8 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.allowedLatenessMs": "restart",
   "engine.forecastModel": "restart",
   "engine.lstm": "restart",
+  "engine.lstm.modelVersion": "live",
+  "engine.lstm.retrain": "live",
   "engine.ingressCapacity": "restart",
   "engine.countsCapacity": "restart",
   schedule: "live",
@@ -572,6 +672,10 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   nats: "restart",
   envoy: "live",
   "envoy.grpcPort": "restart",
+  "envoy.host": "restart",
+  "envoy.fixedWindow": "restart",
+  "envoy.drainDelayMs": "restart",
+  "envoy.shutdownGraceMs": "restart",
   http: "restart",
   log: "live",
 });

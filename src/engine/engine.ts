@@ -11,7 +11,7 @@ import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolve
 import { ReferenceCore } from "./reference.ts";
 import { COUNTS_RECORD_BYTES, GlobalIndex as GI, MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex, GLOBALS_BYTES } from "./regions.ts";
 import { instantiateWasmCore, wasmPath } from "./wasm.ts";
-import { LSTM_PARAM_COUNT, LstmWeights } from "../forecast/lstm.ts";
+import { LSTM_PARAM_COUNT, LstmWeights } from "./gru.ts";
 
 /** One request event, as the convenience API takes it (missing numbers are 0). */
 export interface EventInput {
@@ -189,6 +189,21 @@ export class Engine {
     this.fresh();
     const p = this.core.fcTrainBlockPtr() >> 3;
     return new LstmWeights(this.f64.slice(p, p + LSTM_PARAM_COUNT)).toBytes();
+  }
+
+  /**
+   * Replaces the shared LSTM-lite weights in place (a model hot swap): every user's state (features,
+   * Holt-Winters, hidden vectors, ensemble weights) is kept; the online trainer's optimizer moments
+   * restart, since they belong to the old weights. Throws {@link EngineOptionsError} with "hw".
+   */
+  setLstmWeights(bytes: Uint8Array): void {
+    if (this.options.forecastModel !== "ensemble") throw new EngineOptionsError(`setLstmWeights needs forecastModel "ensemble" (this engine runs "${this.options.forecastModel}")`);
+    const w = LstmWeights.fromBytes(bytes);
+    this.fresh();
+    const p = this.core.fcTrainBlockPtr() >> 3;
+    this.f64.set(w.params, p);
+    // Adam's first and second moments and its step count follow the parameters.
+    this.f64.fill(0, p + LSTM_PARAM_COUNT, p + 3 * LSTM_PARAM_COUNT + 1);
   }
 
   /** LSTM-lite forecast of the user's request count h buckets after the last closed one; undefined if untracked or "hw". */

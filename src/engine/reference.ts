@@ -5,7 +5,7 @@
  * through Float32Array stores, i.e. Math.fround). Used by differential tests and as a baseline.
  */
 import type { EngineCore } from "./core.ts";
-import { FcMirror, fcExtBytes, TRAIN_BLOCK_BYTES as FC_TRAIN_BLOCK_BYTES } from "../forecast/engine-mirror.ts";
+import { FcMirror, fcExtBytes, TRAIN_BLOCK_BYTES as FC_TRAIN_BLOCK_BYTES } from "./fc-mirror.ts";
 import {
   CELL_BYTES, CellField as C, COUNTS_RECORD_BYTES, GLOBALS_BYTES, GlobalIndex as GI, LAYOUT_VERSION,
   MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex as PI, SCRATCH_BYTES, SlotField as S, indexEntriesFor,
@@ -51,7 +51,7 @@ export class ReferenceCore implements EngineCore {
   private f32 = new Float32Array(this.buf);
   private f64 = new Float64Array(this.buf);
   private ready = false;
-  /** LSTM-lite + ensemble mirror (src/forecast/engine-mirror.ts) and its training block's offset. */
+  /** LSTM-lite + ensemble mirror (src/engine/fc-mirror.ts) and its training block's offset. */
   private readonly fc = new FcMirror();
   private rFcBlock = 0;
 

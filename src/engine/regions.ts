@@ -31,7 +31,7 @@ export const ParamIndex = {
   varianceSmoothing: 19, todAlpha: 20, expireAfterBuckets: 21, maxCatchUpBuckets: 22,
 } as const;
 export const PARAMS_BYTES = 192;
-export const LAYOUT_VERSION = 5;
+export const LAYOUT_VERSION = 6;
 
 /** Globals block (32 f64) after the params block; index of each f64. */
 export const GlobalIndex = {

@@ -16,10 +16,5 @@ export class ForecastOptionError extends Error {
   }
 }
 
-/** A serialised LSTM-lite weight blob is truncated, has the wrong magic or a different shape. */
-export class WeightsFormatError extends Error {
-  override name = "WeightsFormatError";
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
-}
+/** A serialised LSTM-lite weight blob is truncated, has the wrong magic or a different shape (defined with the weights). */
+export { WeightsFormatError } from "../engine/gru.ts";

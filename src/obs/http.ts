@@ -1,6 +1,6 @@
 // The operational HTTP surface: /metrics (Prometheus text format), /healthz (liveness) and
 // /readyz (readiness). Checks are callbacks so the server knows nothing about the processor.
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
 
@@ -29,6 +29,8 @@ export interface ObsServerOptions {
   health: () => CheckResult;
   /** Readiness: connected, streams ensured, owned partitions restored. */
   ready: () => CheckResult;
+  /** Extra GET routes by exact path (e.g. the dashboard's page and event stream). Default none. */
+  routes?: Record<string, (req: IncomingMessage, res: ServerResponse) => void>;
 }
 
 /** The HTTP server could not listen (port in use, permission). */
@@ -51,6 +53,11 @@ export class ObsServer {
   async start(): Promise<number> {
     const server = createServer((req, res) => {
       const path = (req.url ?? "/").split("?")[0];
+      const route = this.opts.routes?.[path];
+      if (route && req.method === "GET") {
+        route(req, res);
+        return;
+      }
       if (req.method !== "GET" && req.method !== "HEAD") {
         res.writeHead(405, { allow: "GET, HEAD" }).end();
         return;
@@ -95,7 +102,8 @@ export class ObsServer {
     this.server = undefined;
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
-      server.closeIdleConnections();
+      // Long-lived responses (server-sent events) would hold close() open forever.
+      server.closeAllConnections();
     });
   }
 }

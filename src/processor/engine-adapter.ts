@@ -98,6 +98,10 @@ export class WasmPartitionEngine implements PartitionEngine {
     this.engine.restore(bytes);
   }
 
+  setLstmWeights(bytes: Uint8Array): void {
+    this.engine.setLstmWeights(bytes);
+  }
+
   async reconfigure(options: EngineOptions): Promise<() => PartitionEngine> {
     const next = await this.engine.reconfigured(options);
     return () => {

@@ -47,6 +47,8 @@ export interface PartitionEngine {
    * this engine's state into the new one and returns it. Rejects options that need a restart.
    */
   reconfigure?(options: Record<string, unknown>): Promise<() => PartitionEngine>;
+  /** Optional model hot swap: replaces the shared LSTM-lite weights, keeping every user's state. */
+  setLstmWeights?(bytes: Uint8Array): void;
 }
 
 /** Makes the engine of one partition; `capacityUsers` = ceil(total capacity / partitions). */

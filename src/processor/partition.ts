@@ -362,6 +362,14 @@ export class PartitionWorker {
    * and its state moves over, so no event is applied twice or lost. False when the engine cannot
    * be reconfigured (or the worker is stopping).
    */
+  /** Swaps the model weights between batches (staged records go in first); false when unsupported. */
+  setLstmWeights(bytes: Uint8Array): boolean {
+    if (!this.engine.setLstmWeights || this.stopping) return false;
+    this.flush();
+    this.engine.setLstmWeights(bytes);
+    return true;
+  }
+
   async reconfigureEngine(options: Record<string, unknown>): Promise<boolean> {
     if (!this.engine.reconfigure || this.stopping) return false;
     const adopt = await this.engine.reconfigure(options);

@@ -86,6 +86,7 @@ export class Processor {
   private readonly workers = new Map<number, PartitionWorker>();
   /** Live engine options applied since start (also given to engines of partitions acquired later). */
   private engineLive: Record<string, unknown> | undefined;
+  private model: { version: string; weights: Uint8Array } | undefined;
   /** Partitions being started (restored) but not yet consuming. */
   private readonly starting = new Set<number>();
   /** Per-partition chain of checkpoint writes, so they land in the order they were taken. */
@@ -267,6 +268,8 @@ export class Processor {
       }
       const cp = await this.checkpoints.load(p);
       if (cp) engine.restore(cp.engineState);
+      // The model the processor runs now, not the one in the checkpoint (it may have changed since).
+      if (this.model) engine.setLstmWeights?.(this.model.weights);
       const w = new PartitionWorker({
         partition: p,
         nc: this.nc,
@@ -369,6 +372,28 @@ export class Processor {
 
   private capacityPerPartition(): number {
     return Math.ceil((this.opts.capacityUsers ?? DEFAULT_CONFIG.engine.capacityUsers) / this.P);
+  }
+
+  /** The model version engines run (set by {@link applyModel}); undefined = from the engine options. */
+  get modelVersion(): string | undefined {
+    return this.model?.version;
+  }
+
+  /**
+   * Hot-swaps the shared LSTM-lite weights into every owned partition's engine (and partitions
+   * acquired later), keeping all per-user state. Throws when an engine refuses the blob; the
+   * engines that took it keep it and the error names the partition.
+   */
+  applyModel(version: string, weights: Uint8Array): void {
+    for (const w of this.workers.values()) {
+      try {
+        w.setLstmWeights(weights);
+      } catch (err) {
+        throw new Error(`partition ${w.partition}: model ${version} refused: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    this.model = { version, weights };
+    this.log.info({ version, partitions: [...this.workers.keys()] }, "model swapped");
   }
 
   /** Applies live settings (config changes that need no restart). */

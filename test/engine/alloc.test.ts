@@ -1,14 +1,16 @@
 // The hot path allocates nothing: the runtime stub's bump-allocator top and the memory size stay
-// the same across a million events over a stable user set and the ticks between them. Also:
-// a 2^21-user table initialises (memory sized once).
+// the same across a million events over a stable user set and the ticks between them, with
+// Holt-Winters alone and with the ensemble `serve` runs (LSTM-lite with online training, every
+// member, the combination). Also: a 2^21-user table initialises (memory sized once).
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { Engine } from "../../src/engine/index.ts";
 import { EVENT_RECORD_BYTES, EventField as EV } from "../../src/engine/layout.ts";
 import { EPOCH0, rng, users, zipf } from "./_util.ts";
 
-test("1M events + ticks: heap top and memory pages unchanged (debug build)", async () => {
-  const e = await Engine.create({ debug: true, capacityUsers: 1 << 14, ingressCapacity: 8192 });
+for (const forecastModel of ["hw", "ensemble"] as const)
+test(`1M events + ticks, forecastModel "${forecastModel}": heap top and memory pages unchanged (debug build)`, async () => {
+  const e = await Engine.create({ debug: true, capacityUsers: 1 << 14, ingressCapacity: 8192, forecastModel, lstmTrainUsersPerBucket: 64 });
   const ids = users(10_000, "alloc-");
   const rand = rng(77);
   const pick = zipf(ids.length, 1.1, rand);
@@ -54,6 +56,10 @@ test("1M events + ticks: heap top and memory pages unchanged (debug build)", asy
   assert.is(e.core.memoryPages(), pages0, "memory grew");
   assert.ok(e.stats().usersTracked >= tracked0 * 0.98, "stable user set");
   assert.ok(e.stats().ticks > 10);
+  // The ticks closed buckets for every user (so the models ran), and with the ensemble the online
+  // training took steps.
+  assert.ok(e.stats().bucketsClosed >= 5, `buckets closed: ${e.stats().bucketsClosed}`);
+  if (forecastModel === "ensemble") assert.ok(e.lstmTrainingStats().steps > 0, "LSTM-lite trained online");
 });
 
 test("the heapTop probe is stable and reads the stub's bump top below the engine's regions", async () => {

@@ -6,6 +6,7 @@ import { createLogger } from "../../obs/logger.ts";
 import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from "../../processor/index.ts";
 import { normalQuantile } from "../../engine/options.ts";
 import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
+import { ModelRegistry } from "../../models/index.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -84,7 +85,15 @@ async function serve(f: ServeFlags): Promise<void> {
       checkpointBucket: explicit("nats.objectStore.checkpoints", n.objectStore.checkpoints),
     },
     partitions: n.partitions,
-    streams: { replicas: n.replicas, telemetryMaxAgeMs: n.retention.maxAgeMs, telemetryMaxBytes: n.retention.maxBytes },
+    streams: {
+      replicas: n.replicas,
+      telemetryMaxAgeMs: n.retention.maxAgeMs,
+      telemetryMaxBytes: n.retention.maxBytes,
+      // Retraining reads its history back from the forecasts stream: keep that much of it.
+      ...(config.engine.lstm.retrain.intervalMs > 0
+        ? { forecastsMaxAgeMs: Math.max(600_000, (config.engine.lstm.retrain.historyBuckets + config.engine.horizonBuckets + 2) * config.engine.bucketWidthMs) }
+        : {}),
+    },
     capacityUsers: config.engine.capacityUsers,
     engineFactory: createWasmEngineFactory(config.engine),
     tickIntervalMs: config.schedule.tickIntervalMs,
@@ -99,6 +108,27 @@ async function serve(f: ServeFlags): Promise<void> {
       : undefined,
   });
   processorRef = processor;
+
+  // Model hot swap: engine.lstm.modelVersion names registry weights; a change (or a rollback)
+  // swaps them into every engine without losing state. A version that cannot be loaded is
+  // refused and logged; the engines keep the weights they run.
+  let registry: ModelRegistry | undefined;
+  let modelWanted: string | undefined;
+  const applyModelVersion = async (version: string | undefined): Promise<void> => {
+    if (!version || version === processor.modelVersion || version === modelWanted) return;
+    modelWanted = version;
+    try {
+      registry ??= await ModelRegistry.open(processor.connection, config.nats.objectStore.models, { replicas: n.replicas });
+      const bytes = await registry.get(version);
+      if (modelWanted !== version) return; // a newer change arrived meanwhile
+      processor.applyModel(version, bytes);
+    } catch (err) {
+      log.error({ version, err: (err as Error).message, name: (err as Error).name }, "model version refused: engines keep their weights");
+    } finally {
+      if (modelWanted === version) modelWanted = undefined;
+    }
+  };
+  await applyModelVersion(config.engine.lstm.modelVersion);
 
   let watcher: ConfigWatcher | undefined;
   if (f.kv) {
@@ -118,6 +148,7 @@ async function serve(f: ServeFlags): Promise<void> {
           checkpointIntervalMs: config.schedule.checkpointIntervalMs,
           engine: JSON.stringify(engineLive) === engineBefore ? undefined : (engineLive as Record<string, unknown>),
         });
+        void applyModelVersion(config.engine.lstm.modelVersion);
         if (u.restartRequired.length) log.warn({ paths: u.restartRequired, revision: u.revision }, "config changes that apply after a restart");
       },
     });

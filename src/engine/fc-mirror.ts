@@ -4,14 +4,48 @@
  * the reference's ArrayBuffer, so the differential tests compare WASM and reference bucket by
  * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
  */
-import { SlotField as S } from "../engine/regions.ts";
-import { gruOutput, gruStep, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./lstm.ts";
+import { SlotField as S } from "./regions.ts";
+import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
+import { decLog, decU16, encLog, encU16 } from "./codec.ts";
+import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
 const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
+/**
+ * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
+ * design form (gru.ts gruStep) in single precision (every operation rounded with Math.fround,
+ * weights and inputs rounded to f32 first), with the engine's expf (fastmath.ts) in the gates.
+ */
+function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array): void {
+  const { z: OZ, r: OR, n: ON, bu: OBU } = GruOffset;
+  const fr = Math.fround;
+  for (let i = 0; i < LH; i++) {
+    let az = fr(p[OZ + LH * LX + LH * LH + i]);
+    let ar = fr(p[OR + LH * LX + LH * LH + i]);
+    let an = fr(p[ON + LH * LX + LH * LH + i]);
+    let un = fr(p[OBU + i]);
+    for (let k = 0; k < LX; k++) {
+      const xk = fr(x[k]);
+      az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
+      ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
+      an = fr(an + fr(fr(p[ON + i * LX + k]) * xk));
+    }
+    for (let k = 0; k < LH; k++) {
+      const hk = h[k];
+      az = fr(az + fr(fr(p[OZ + LH * LX + i * LH + k]) * hk));
+      ar = fr(ar + fr(fr(p[OR + LH * LX + i * LH + k]) * hk));
+      un = fr(un + fr(fr(p[ON + LH * LX + i * LH + k]) * hk));
+    }
+    const z = engineSigmoidF(az);
+    const r = engineSigmoidF(ar);
+    const n = engineTanhF(fr(an + fr(r * un)));
+    out[i] = fr(fr(fr(1 - z) * n) + fr(z * h[i]));
+  }
+}
+
 /** Members of the engine ensemble: naive, median-3, Holt-Winters, LSTM-lite, daily log profile. */
 export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profile", "snaive", "slotMedian3"] as const;
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
@@ -19,12 +53,12 @@ const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
 const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
-const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 4, E_ERR = E_PCOMB + RING * 4, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
+const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 + 3) & ~3, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 16;
+  return F_PROFILE + points * 8;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
@@ -52,6 +86,7 @@ export class FcMirror {
   trainSteps = 0;
   trainLossSum = 0;
   private f32 = new Float32Array(0);
+  private u16 = new Uint16Array(0);
   private u32 = new Uint32Array(0);
   private f64 = new Float64Array(0);
   private block = 0;
@@ -72,6 +107,7 @@ export class FcMirror {
   /** Binds the mirror to the reference's memory; `block` = byte offset of the training block (8-aligned). */
   attach(buf: ArrayBuffer, block: number, g: MirrorGeometry): void {
     this.f32 = new Float32Array(buf);
+    this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
     this.block = block;
@@ -123,7 +159,7 @@ export class FcMirror {
   }
 
   private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, day3: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
-    const { f32, u32, x } = this;
+    const { f32, u16, u32, x } = this;
     const { points, period } = this.g;
     const e = sp + this.g.ext;
     const n = u32[(e + F_N) >> 2];
@@ -133,18 +169,18 @@ export class FcMirror {
     if (train && n >= 1) loss = this.trainStep(e, ly - prevLevel);
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     f32[(e + F_LEVEL) >> 2] = level;
-    const prof = (e + F_PROFILE) >> 2;
+    const prof = (e + F_PROFILE) >> 1;
     if (n === 0) {
-      for (let i = 0; i < points; i++) f32[prof + i] = ly;
-      for (let i = 0; i < 3 * points; i++) f32[prof + points + i] = count;
+      u16.fill(encLog(ly), prof, prof + points);
+      u16.fill(encU16(count), prof + points, prof + 4 * points);
     }
     const point = Math.floor((slotOfDay * points) / period);
     const pi = prof + point;
-    const pv = f32[pi];
-    f32[pi] = pv + LSTM_PROFILE_GAMMA * (ly - pv);
-    f32[prof + points + point * 3 + day3] = count;
+    const pv = decLog(u16[pi]);
+    u16[pi] = encLog(pv + LSTM_PROFILE_GAMMA * (ly - pv));
+    u16[prof + points + point * 3 + day3] = encU16(count);
     const next = (slotOfDay + 1) % period;
-    const sNext = f32[prof + Math.floor((next * points) / period)];
+    const sNext = decLog(u16[prof + Math.floor((next * points) / period)]);
     const tod = (2.0 * Math.PI * slotOfDay) / period;
     const dow = (2.0 * Math.PI * (dayOfWeek + slotOfDay / period)) / 7.0;
     x[0] = ly - level;
@@ -157,7 +193,7 @@ export class FcMirror {
     x[7] = Math.log1p(Math.max(0.0, tokPerReq)) / 10.0;
     x[8] = throttled;
     const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
-    gruStep(this.params, hv, x, this.hn);
+    engineGruStep(this.params, hv, x, this.hn);
     for (let k = 0; k < LH; k++) hv[k] = this.hn[k];
     f32[(e + F_PREV_X) >> 2] = x[0];
     f32[((e + F_PREV_X) >> 2) + 1] = x[1];
@@ -178,20 +214,20 @@ export class FcMirror {
   profileForecastCount(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const v = Math.expm1(this.f32[((e + F_PROFILE) >> 2) + Math.floor((slotOfDay * this.g.points) / this.g.period)]);
+    const v = Math.expm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
     return v > 0 ? v : 0;
   }
   seasonalLastCount(sp: number, slotOfDay: number, day3: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const point = Math.floor((slotOfDay * this.g.points) / this.g.period);
-    return this.f32[((e + F_PROFILE) >> 2) + this.g.points + point * 3 + ((day3 + 2) % 3)];
+    return decU16(this.u16[((e + F_PROFILE) >> 1) + this.g.points + point * 3 + ((day3 + 2) % 3)]);
   }
   slotMedian3Count(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const q = ((e + F_PROFILE) >> 2) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
-    const a = this.f32[q], b = this.f32[q + 1], c = this.f32[q + 2];
+    const q = ((e + F_PROFILE) >> 1) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
+    const a = decU16(this.u16[q]), b = decU16(this.u16[q + 1]), c = decU16(this.u16[q + 2]);
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
   lastCount(sp: number): number {
@@ -248,7 +284,7 @@ export class FcMirror {
    * the reference's Holt-Winters forecast (req/s) at the configured horizon for that position.
    */
   onClose(sp: number, c: number, y: number, tracked: number, hwAt: (i0: number, i1: number, f: number) => number): void {
-    const { f32, u32, f64 } = this;
+    const { f32, u16, u32, f64 } = this;
     const { period: D, points: P, horizon: h, widthSec } = this.g;
     const phase = (c + h) % D;
     const xpos = (phase * P) / D;
@@ -266,12 +302,12 @@ export class FcMirror {
     if (nBefore >= h) {
       const slot = c % RING;
       for (let j = 0; j < EJ; j++) {
-        const pj = f32[(e + E_PEND + (slot * EJ + j) * 4) >> 2];
+        const pj = decU16(u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1]);
         const ej = (e + E_ERR + j * 4) >> 2;
         const a = Math.abs(count - pj);
         f32[ej] = nBefore === h ? a : ERROR_DECAY * f32[ej] + (1 - ERROR_DECAY) * a;
       }
-      const fc = f32[(e + E_PCOMB + slot * 4) >> 2];
+      const fc = decU16(u16[(e + E_PCOMB + slot * 2) >> 1]);
       const err = Math.abs(count - fc);
       const mae0 = f32[(e + E_MAE) >> 2];
       const mae = Number.isNaN(mae0) ? err : SCALE_DECAY * mae0 + (1 - SCALE_DECAY) * err;
@@ -316,8 +352,8 @@ export class FcMirror {
     val[6] = this.slotMedian3Count(sp, target % D);
     const comb = this.combine(e);
     const ts = target % RING;
-    for (let j = 0; j < EJ; j++) f32[(e + E_PEND + (ts * EJ + j) * 4) >> 2] = val[j];
-    f32[(e + E_PCOMB + ts * 4) >> 2] = comb;
+    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = encU16(val[j]);
+    u16[(e + E_PCOMB + ts * 2) >> 1] = encU16(comb);
     f32[(e + E_COMB) >> 2] = comb;
   }
 

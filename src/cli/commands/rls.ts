@@ -1,0 +1,118 @@
+// `foresight rls`: serves Envoy's rate limit service (gRPC) from the configuration until
+// SIGTERM/SIGINT, then shuts down gracefully (NOT_SERVING, drain, finish in-flight calls).
+import type { Command } from "commander";
+import { loadConfig } from "../../config/index.ts";
+import { createLogger } from "../../obs/logger.ts";
+import { ObsServer } from "../../obs/http.ts";
+import { RlsServer } from "../../envoy/server.ts";
+import { RlsMetrics } from "../../envoy/metrics.ts";
+import { fixedWindowLimiterFactory, mappingFromConfig } from "../../envoy/config.ts";
+import type { RateLimiterFactory } from "../../envoy/limiter.ts";
+import type { ForesightConfig } from "../../config/schema.ts";
+
+interface RlsFlags {
+  config?: string;
+  port?: string;
+  host?: string;
+  httpPort?: string;
+  domain?: string;
+  logLevel?: string;
+  kv: boolean;
+}
+
+/** A command-line value that is not what it should be. */
+export class RlsOptionError extends Error {
+  override name = "RlsOptionError";
+  constructor(message: string) {
+    super(message);
+  }
+}
+
+function port(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new RlsOptionError(`--${name} must be a port number (0 = any free port), got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export interface RlsCommandOptions {
+  /** Builds the limiter from the configuration. Default: the fixed-window limiter (envoy.fixedWindow). */
+  limiterFactory?: RateLimiterFactory<ForesightConfig>;
+}
+
+async function run(f: RlsFlags, o: RlsCommandOptions): Promise<void> {
+  const overrides: Record<string, unknown> = {};
+  if (f.domain) overrides.envoy = { domain: f.domain };
+  if (f.host) overrides.envoy = { ...(overrides.envoy as object), host: f.host };
+  if (f.logLevel) overrides.log = { level: f.logLevel };
+  const { config } = await loadConfig({ file: f.config, overrides, kv: f.kv ? {} : undefined });
+  const log = createLogger({ level: config.log.level, name: "rls" });
+  const grpcPort = port("port", f.port) ?? config.envoy.grpcPort;
+  if (f.port === undefined && grpcPort === 0) throw new RlsOptionError("envoy.grpcPort is 0 (the RLS is disabled in this configuration); pass --port");
+  const limiter = await (o.limiterFactory ?? fixedWindowLimiterFactory)(config);
+  const metrics = new RlsMetrics();
+  const e = config.envoy;
+  const server = await RlsServer.start({
+    limiter,
+    domain: e.domain,
+    mapping: mappingFromConfig(config),
+    host: e.host,
+    port: grpcPort,
+    headerStyle: e.headerStyle,
+    maxConcurrentRequests: e.maxConcurrentRequests,
+    drainDelayMs: e.drainDelayMs,
+    shutdownGraceMs: e.shutdownGraceMs,
+    metrics,
+    log,
+  });
+  let serving = true;
+  const httpPortFlag = port("http-port", f.httpPort);
+  const httpPort = httpPortFlag ?? config.http.metricsPort;
+  let obs: ObsServer | undefined;
+  if (httpPortFlag !== undefined || httpPort !== 0) {
+    obs = new ObsServer({
+      port: httpPort,
+      host: config.http.host,
+      registry: metrics.registry,
+      health: () => ({ ok: true, checks: { grpc: true } }),
+      ready: () => ({ ok: serving, checks: { serving } }),
+    });
+    await obs.start();
+  }
+  log.info({ grpcPort: server.port, httpPort: obs?.port, domain: e.domain }, "rls started");
+
+  await new Promise<void>((resolve) => {
+    let signals = 0;
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (++signals > 1) {
+        log.warn({ signal: sig }, "second signal: exiting without a clean shutdown");
+        process.exit(1);
+      }
+      log.info({ signal: sig }, "shutting down");
+      resolve();
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+  serving = false;
+  const { forced } = await server.shutdown();
+  await obs?.stop();
+  await (limiter as { close?: () => Promise<void> }).close?.();
+  log.info({ forced }, "rls stopped");
+  process.exit(0);
+}
+
+/** Registers `foresight rls`; `options.limiterFactory` swaps the limiter (e.g. the throttle component's client). */
+export function register(program: Command, options: RlsCommandOptions = {}): void {
+  program
+    .command("rls")
+    .description("Serve Envoy's rate limit service (envoy.service.ratelimit.v3, gRPC) for the envoy.filters.http.ratelimit filter.")
+    .option("-c, --config <file>", "config file (YAML or JSON)")
+    .option("--port <port>", "gRPC port (0 = any free port); default envoy.grpcPort")
+    .option("--host <address>", "gRPC bind address; default envoy.host")
+    .option("--http-port <port>", "port of /metrics, /healthz, /readyz (0 = any free port); default http.metricsPort")
+    .option("--domain <domain>", "rate-limit domain answered; default envoy.domain")
+    .option("--log-level <level>", "log level")
+    .option("--kv", "also read the configuration from the NATS KV bucket (once, at start)", false)
+    .action((flags: RlsFlags) => run(flags, options));
+}
