@@ -8,11 +8,11 @@ import { PoolMembership, aggregateDemand, newPoolDemand, poolUpperBound } from "
 import { UserAllocations } from "../allocator/users.ts";
 import { normalQuantile } from "../engine/options.ts";
 import { bucketCapacity, computeGrants, enforcedRate, poolPressure, refillBucket, type GrantInputs, type GrantSettings, type GrantTable } from "../throttle/grants.ts";
-import type { ForesightAllocatorFactory, GrantThrottleFactory, PolicyModules, ReactiveHpaFactory } from "./ports.ts";
-import { interimFixedWindow } from "./interim.ts";
+import { FixedWindowLimiter, type FixedWindowPlanLimit } from "../envoy/fixed-window.ts";
+import type { FixedWindowFactory, ForesightAllocatorFactory, GrantThrottleFactory, PolicyModules, ReactiveHpaFactory } from "./ports.ts";
 
 /** The live policy code the adapters call (tests check these are the modules' own exports). */
-export const POLICY_SOURCES = { HpaRecommender, PoolPolicy, aggregateDemand, poolUpperBound, UserAllocations, computeGrants, poolPressure, enforcedRate, refillBucket } as const;
+export const POLICY_SOURCES = { HpaRecommender, PoolPolicy, aggregateDemand, poolUpperBound, UserAllocations, computeGrants, poolPressure, enforcedRate, refillBucket, FixedWindowLimiter } as const;
 
 /** Reactive HPA v2: src/allocator/hpa.ts with the Kubernetes defaults (HPA_DEFAULTS). */
 export const liveHpa: ReactiveHpaFactory = ({ replicaRatePerSec, targetUtilization, initialReplicas }) => {
@@ -113,10 +113,47 @@ export const liveGrants: GrantThrottleFactory = ({ users, burstFactor }) => {
   };
 };
 
+/**
+ * Envoy `ratelimit`'s fixed window: src/envoy/fixed-window.ts's FixedWindowLimiter on the replay's
+ * clock, one plan per user holding its static quota. A second's requests of a user are checked as
+ * one hit of that many (hits_addend); the ones admitted are those that fit in what the window had
+ * left before them (what per-request checks admit), the limiter counting every hit.
+ */
+export const liveFixedWindow: FixedWindowFactory = ({ quotaPerWindow, windowSec }) => {
+  const n = quotaPerWindow.length;
+  let nowMs = 0;
+  const plans: Record<string, FixedWindowPlanLimit> = { default: { requestsPerWindow: 1 } };
+  const keys = Array.from({ length: n }, (_, i) => `u${i}`);
+  keys.forEach((k, i) => (plans[k] = { requestsPerWindow: quotaPerWindow[i] }));
+  const limiter = new POLICY_SOURCES.FixedWindowLimiter({ windowMs: windowSec * 1000, plans, defaultPlan: "default", now: () => nowMs });
+  const left = new Float64Array(n);
+  let window = -1;
+  return {
+    admit(t, arrivals, admitted) {
+      nowMs = t * 1000;
+      const w = Math.floor(t / windowSec);
+      if (w !== window) {
+        window = w;
+        left.set(quotaPerWindow);
+      }
+      for (let i = 0; i < n; i++) {
+        const x = arrivals[i];
+        if (!(x > 0)) {
+          admitted[i] = 0;
+          continue;
+        }
+        const d = limiter.check(keys[i], { requests: x, tokens: 0 }, keys[i]);
+        admitted[i] = d.allowed ? x : Math.min(x, left[i]);
+        left[i] = d.remaining;
+      }
+    },
+  };
+};
+
 /** The modules the replay runs by default. */
 export const LIVE_MODULES: PolicyModules = {
   hpa: liveHpa,
   foresight: liveForesight,
-  fixedWindow: interimFixedWindow,
+  fixedWindow: liveFixedWindow,
   grants: liveGrants,
 };

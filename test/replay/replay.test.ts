@@ -9,6 +9,7 @@ import { normalQuantile } from "../../src/engine/options.ts";
 import { aggregateDemand, poolUpperBound } from "../../src/allocator/demand.ts";
 import { UserAllocations } from "../../src/allocator/users.ts";
 import { computeGrants, enforcedRate, poolPressure, refillBucket } from "../../src/throttle/grants.ts";
+import { FixedWindowLimiter } from "../../src/envoy/fixed-window.ts";
 import {
   DEFAULT_PARAMS, LIVE_MODULES, POLICY_SOURCES, ReplayDataError, ReplayOptionError, loadPoolTraces, refillGaps, replaySummary, runReplay, windowArrivals,
   type ReplayParams,
@@ -107,6 +108,7 @@ test("policy modules are the live ones", () => {
   assert.is(POLICY_SOURCES.poolPressure, poolPressure);
   assert.is(POLICY_SOURCES.enforcedRate, enforcedRate);
   assert.is(POLICY_SOURCES.refillBucket, refillBucket);
+  assert.is(POLICY_SOURCES.FixedWindowLimiter, FixedWindowLimiter);
   // The adapter's decisions are the module's own on the same inputs.
   const viaReplay = LIVE_MODULES.hpa({ replicaRatePerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
   const direct = new HpaRecommender({ capacityPerReplicaPerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
@@ -122,6 +124,19 @@ test("policy modules are the live ones", () => {
       existing = a;
     }
   }
+});
+
+test("fixed window: the live limiter's counting, per-second batches admitted as per-request checks would", () => {
+  const fw = LIVE_MODULES.fixedWindow({ quotaPerWindow: Float64Array.from([10, 100]), windowSec: 60 });
+  const adm = new Float64Array(2);
+  const got: number[][] = [];
+  for (const [t, a, b] of [[0, 4, 50], [1, 4, 30], [2, 4, 30], [59, 1, 1], [60, 7, 0], [61, 5, 0]]) {
+    fw.admit(t, Float64Array.from([a, b]), adm, 0, 0);
+    got.push([adm[0], adm[1]]);
+  }
+  // User 0: 4 + 4 + 2 of its 10, then nothing until the window turns at 60 s; 7 + 3 in the next.
+  // User 1: 50 + 30 + 20 of its 100.
+  assert.equal(got, [[4, 50], [4, 30], [2, 20], [0, 0], [7, 0], [3, 0]]);
 });
 
 test("Foresight's decisions are the live PoolPolicy's on the same inputs", () => {
