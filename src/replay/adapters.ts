@@ -7,11 +7,12 @@ import { PoolPolicy, POOL_POLICY_DEFAULTS, type PoolPolicyConfig } from "../allo
 import { PoolMembership, aggregateDemand, newPoolDemand, poolUpperBound } from "../allocator/demand.ts";
 import { UserAllocations } from "../allocator/users.ts";
 import { normalQuantile } from "../engine/options.ts";
-import type { ForesightAllocatorFactory, PolicyModules, ReactiveHpaFactory } from "./ports.ts";
-import { interimFixedWindow, interimGrants } from "./interim.ts";
+import { bucketCapacity, computeGrants, enforcedRate, poolPressure, refillBucket, type GrantInputs, type GrantSettings, type GrantTable } from "../throttle/grants.ts";
+import { FixedWindowLimiter, type FixedWindowPlanLimit } from "../envoy/fixed-window.ts";
+import type { FixedWindowFactory, ForesightAllocatorFactory, GrantThrottleFactory, PolicyModules, ReactiveHpaFactory } from "./ports.ts";
 
 /** The live policy code the adapters call (tests check these are the modules' own exports). */
-export const POLICY_SOURCES = { HpaRecommender, PoolPolicy, aggregateDemand, poolUpperBound, UserAllocations } as const;
+export const POLICY_SOURCES = { HpaRecommender, PoolPolicy, aggregateDemand, poolUpperBound, UserAllocations, computeGrants, poolPressure, enforcedRate, refillBucket, FixedWindowLimiter } as const;
 
 /** Reactive HPA v2: src/allocator/hpa.ts with the Kubernetes defaults (HPA_DEFAULTS). */
 export const liveHpa: ReactiveHpaFactory = ({ replicaRatePerSec, targetUtilization, initialReplicas }) => {
@@ -77,10 +78,82 @@ export const liveForesight: ForesightAllocatorFactory = (o) => {
   };
 };
 
+/**
+ * Foresight's throttle: src/throttle/grants.ts. Grants (U, A, P, G) are computed at each decision
+ * from the users' forecast upper bounds and the allocator's per-user allocation; every second each
+ * user's bucket refills at enforcedRate(P, G, pressure) with pressure = load / ready capacity, and
+ * admits what its tokens cover. Plans: one, unlimited (the trace has no plan limits).
+ */
+export const liveGrants: GrantThrottleFactory = ({ users, burstFactor }) => {
+  const inputs: GrantInputs = {
+    count: users, userHashLo: new Uint32Array(users), userHashHi: new Uint32Array(users), upperReqPerSec: new Float64Array(users),
+    allocReqPerSec: new Float64Array(users), planIndex: new Uint8Array(users), poolIndex: new Uint16Array(users),
+  };
+  for (let i = 0; i < users; i++) inputs.userHashLo[i] = i;
+  const settings: GrantSettings = { plans: [{ requestsPerSec: Infinity }], burstFactor };
+  let table: GrantTable | null = null;
+  const tokens = new Float64Array(users).fill(Infinity);
+  return {
+    update(_t, u, capacityPerSec, alloc) {
+      inputs.upperReqPerSec.set(u.upperPerSec.subarray(0, users));
+      if (alloc) inputs.allocReqPerSec!.set(alloc.subarray(0, users));
+      else inputs.allocReqPerSec!.fill(NaN);
+      table = POLICY_SOURCES.computeGrants(inputs, [{ capacityReqPerSec: capacityPerSec }], settings);
+    },
+    admit(_t, arrivals, admitted, loadPerSec, capacityPerSec) {
+      const pressure = POLICY_SOURCES.poolPressure(loadPerSec, capacityPerSec);
+      for (let i = 0; i < users; i++) {
+        const rate = table ? POLICY_SOURCES.enforcedRate(table.planReqPerSec[i], table.grantReqPerSec[i], pressure) : Infinity;
+        tokens[i] = POLICY_SOURCES.refillBucket(tokens[i], 1000, rate, bucketCapacity(rate, burstFactor));
+        const a = arrivals[i] < tokens[i] ? arrivals[i] : tokens[i];
+        admitted[i] = a;
+        tokens[i] -= a;
+      }
+    },
+  };
+};
+
+/**
+ * Envoy `ratelimit`'s fixed window: src/envoy/fixed-window.ts's FixedWindowLimiter on the replay's
+ * clock, one plan per user holding its static quota. A second's requests of a user are checked as
+ * one hit of that many (hits_addend); the ones admitted are those that fit in what the window had
+ * left before them (what per-request checks admit), the limiter counting every hit.
+ */
+export const liveFixedWindow: FixedWindowFactory = ({ quotaPerWindow, windowSec }) => {
+  const n = quotaPerWindow.length;
+  let nowMs = 0;
+  const plans: Record<string, FixedWindowPlanLimit> = { default: { requestsPerWindow: 1 } };
+  const keys = Array.from({ length: n }, (_, i) => `u${i}`);
+  keys.forEach((k, i) => (plans[k] = { requestsPerWindow: quotaPerWindow[i] }));
+  const limiter = new POLICY_SOURCES.FixedWindowLimiter({ windowMs: windowSec * 1000, plans, defaultPlan: "default", now: () => nowMs });
+  const left = new Float64Array(n);
+  let window = -1;
+  return {
+    admit(t, arrivals, admitted) {
+      nowMs = t * 1000;
+      const w = Math.floor(t / windowSec);
+      if (w !== window) {
+        window = w;
+        left.set(quotaPerWindow);
+      }
+      for (let i = 0; i < n; i++) {
+        const x = arrivals[i];
+        if (!(x > 0)) {
+          admitted[i] = 0;
+          continue;
+        }
+        const d = limiter.check(keys[i], { requests: x, tokens: 0 }, keys[i]);
+        admitted[i] = d.allowed ? x : Math.min(x, left[i]);
+        left[i] = d.remaining;
+      }
+    },
+  };
+};
+
 /** The modules the replay runs by default. */
 export const LIVE_MODULES: PolicyModules = {
   hpa: liveHpa,
   foresight: liveForesight,
-  fixedWindow: interimFixedWindow,
-  grants: interimGrants,
+  fixedWindow: liveFixedWindow,
+  grants: liveGrants,
 };

@@ -28,11 +28,14 @@ export interface PolicyFigures {
   nnServed: number;
   /** Scored seconds. */
   seconds: number;
+  /** Foresight: decisions in scored time, and those in which the forecast asked for more than the reactive floor. */
+  decisions: number;
+  predictiveAboveFloor: number;
 }
 
 export const emptyFigures = (): PolicyFigures => ({
   requests: 0, served: 0, noQueueServed: 0, replicaSec: 0, overProvSec: 0, scaleUps: 0, scaleDowns: 0, refused: 0,
-  falseThrottles: 0, nnRequests: 0, nnServed: 0, seconds: 0,
+  falseThrottles: 0, nnRequests: 0, nnServed: 0, seconds: 0, decisions: 0, predictiveAboveFloor: 0,
 });
 
 /** Sum of figures (pools of one policy). */
@@ -57,6 +60,8 @@ export interface PolicySummary {
   /** 1 − SLO of within-forecast users during another user's burst (NaN without such seconds). */
   nnDamage: number;
   requests: number;
+  /** Foresight: share of decisions in which the forecast asked for more than the reactive HPA floor (NaN for other rows). */
+  predictiveShare: number;
 }
 
 export function summarize(f: PolicyFigures): PolicySummary {
@@ -72,6 +77,7 @@ export function summarize(f: PolicyFigures): PolicySummary {
     falseThrottleShare: f.falseThrottles / r,
     nnDamage: f.nnRequests > 0 ? 1 - f.nnServed / f.nnRequests : NaN,
     requests: f.requests,
+    predictiveShare: f.decisions > 0 ? f.predictiveAboveFloor / f.decisions : NaN,
   };
 }
 

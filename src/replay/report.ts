@@ -15,12 +15,12 @@ function textTable(head: string[], rows: string[][]): string {
   return [line(head), w.map((n) => "-".repeat(n)).join("  "), ...rows.map(line)].join("\n");
 }
 
-const POLICY_HEAD = ["policy", "SLO %", "no-queue %", "replica-h", "over-prov h", "ups", "downs", "throttled %", "false thr. %", "NN damage %"];
+const POLICY_HEAD = ["policy", "SLO %", "no-queue %", "replica-h", "over-prov h", "ups", "downs", "throttled %", "false thr. %", "NN damage %", "forecast > floor %"];
 const policyCells = (r: Row): string[] => {
   const s = r.summary;
   const thr = r.family === "limiter" || r.family === "foresight+throttle";
   return [r.name, pct(s.slo), pct(s.noQueueSlo, 2), num(s.replicaHours), num(s.overProvReplicaHours), String(s.scaleUps), String(s.scaleDowns),
-    thr ? pct(s.throttledShare) : "–", thr ? pct(s.falseThrottleShare) : "–", pct(s.nnDamage)];
+    thr ? pct(s.throttledShare) : "–", thr ? pct(s.falseThrottleShare) : "–", pct(s.nnDamage), pct(s.predictiveShare, 1)];
 };
 
 const MATCH_HEAD = ["SLO", "HPA replica-h", "Foresight replica-h", "oracle replica-h", "Foresight vs HPA", "HPA actions", "Foresight actions"];

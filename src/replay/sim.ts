@@ -294,6 +294,8 @@ interface Sim {
   lastDropSec: number;
   timeline?: Float64Array;
   refusedTimeline?: Float64Array;
+  /** Foresight: the last decision's predictive and reactive replicas. */
+  last?: { predictive: number; reactive: number };
 }
 
 /** Everything the simulation of a span needs. */
@@ -427,6 +429,10 @@ function simulateSpan(s: SpanInput): void {
           const change = sim.rs.set(d, t, p.startDelaySec);
           if (sc && change > 0) sim.run.figures.scaleUps++;
           if (sc && change < 0) sim.run.figures.scaleDowns++;
+          if (sc && sim.last) {
+            sim.run.figures.decisions++;
+            if (sim.last.predictive > sim.last.reactive) sim.run.figures.predictiveAboveFloor++;
+          }
         }
         sim.rs.advance(t);
         const cap = sim.rs.ready * R;
@@ -481,10 +487,10 @@ function simulateSpan(s: SpanInput): void {
           }
         }
         if (inSpan) sim.observe?.(t, a, adm);
-        if (sim.timeline && t >= tlFrom && t < tlFrom + DAY) {
-          sim.timeline[Math.floor((t - tlFrom) / 60)] += cap / 60;
-          if (sim.refusedTimeline && sim.admitted)
-            for (let c = 0; c < C; c++) sim.refusedTimeline[c * 1440 + Math.floor((t - tlFrom) / 60)] += x[c] - sim.admitted[c];
+        if (t >= tlFrom && t < tlFrom + DAY) {
+          const m = Math.floor((t - tlFrom) / 60);
+          if (sim.timeline) sim.timeline[m] += cap / 60;
+          if (sim.refusedTimeline && sim.admitted) for (let c = 0; c < C; c++) sim.refusedTimeline[c * 1440 + m] += x[c] - sim.admitted[c];
         }
       }
     }
@@ -571,6 +577,7 @@ function foresightSim(cx: SimFactoryContext, st: ForesightSettings, throttled: b
     const d = alloc.decide(t * 1000, forecastsAt(trace, f, t, p.startDelaySec + p.decisionSec), sim.rs.existing);
     // Grants follow the forecasts of the current window and the capacity the decision sets.
     if (sim.grants) sim.grants.update(t, forecastsAt(trace, f, t, 0), d.replicas * R, d.userAllocPerSec);
+    sim.last = { predictive: d.predictiveReplicas, reactive: d.reactiveReplicas };
     return d.replicas;
   });
   // Gateways report every request, refused ones included (censored demand is still demand).

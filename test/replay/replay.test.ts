@@ -4,6 +4,12 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { rmSync } from "node:fs";
 import { HpaRecommender } from "../../src/allocator/hpa.ts";
+import { POOL_POLICY_DEFAULTS, PoolPolicy } from "../../src/allocator/policy.ts";
+import { normalQuantile } from "../../src/engine/options.ts";
+import { aggregateDemand, poolUpperBound } from "../../src/allocator/demand.ts";
+import { UserAllocations } from "../../src/allocator/users.ts";
+import { computeGrants, enforcedRate, poolPressure, refillBucket } from "../../src/throttle/grants.ts";
+import { FixedWindowLimiter } from "../../src/envoy/fixed-window.ts";
 import {
   DEFAULT_PARAMS, LIVE_MODULES, POLICY_SOURCES, ReplayDataError, ReplayOptionError, loadPoolTraces, refillGaps, replaySummary, runReplay, windowArrivals,
   type ReplayParams,
@@ -94,6 +100,15 @@ test("determinism: same seed → same figures; another seed → other figures", 
 
 test("policy modules are the live ones", () => {
   assert.is(POLICY_SOURCES.HpaRecommender, HpaRecommender);
+  assert.is(POLICY_SOURCES.PoolPolicy, PoolPolicy);
+  assert.is(POLICY_SOURCES.aggregateDemand, aggregateDemand);
+  assert.is(POLICY_SOURCES.poolUpperBound, poolUpperBound);
+  assert.is(POLICY_SOURCES.UserAllocations, UserAllocations);
+  assert.is(POLICY_SOURCES.computeGrants, computeGrants);
+  assert.is(POLICY_SOURCES.poolPressure, poolPressure);
+  assert.is(POLICY_SOURCES.enforcedRate, enforcedRate);
+  assert.is(POLICY_SOURCES.refillBucket, refillBucket);
+  assert.is(POLICY_SOURCES.FixedWindowLimiter, FixedWindowLimiter);
   // The adapter's decisions are the module's own on the same inputs.
   const viaReplay = LIVE_MODULES.hpa({ replicaRatePerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
   const direct = new HpaRecommender({ capacityPerReplicaPerSec: 10, targetUtilization: 0.7, initialReplicas: 5 });
@@ -107,6 +122,51 @@ test("policy modules are the live ones", () => {
       const b = direct.recommend((t + 1) * 1000, undefined, existing).replicas;
       assert.is(a, b);
       existing = a;
+    }
+  }
+});
+
+test("fixed window: the live limiter's counting, per-second batches admitted as per-request checks would", () => {
+  const fw = LIVE_MODULES.fixedWindow({ quotaPerWindow: Float64Array.from([10, 100]), windowSec: 60 });
+  const adm = new Float64Array(2);
+  const got: number[][] = [];
+  for (const [t, a, b] of [[0, 4, 50], [1, 4, 30], [2, 4, 30], [59, 1, 1], [60, 7, 0], [61, 5, 0]]) {
+    fw.admit(t, Float64Array.from([a, b]), adm, 0, 0);
+    got.push([adm[0], adm[1]]);
+  }
+  // User 0: 4 + 4 + 2 of its 10, then nothing until the window turns at 60 s; 7 + 3 in the next.
+  // User 1: 50 + 30 + 20 of its 100.
+  assert.equal(got, [[4, 50], [4, 30], [2, 20], [0, 0], [7, 0], [3, 0]]);
+});
+
+test("Foresight's decisions are the live PoolPolicy's on the same inputs", () => {
+  const n = 3;
+  const users = { count: n, meanPerSec: Float64Array.from([10, 20, 5]), upperPerSec: Float64Array.from([14, 30, 9]), observedPerSec: Float64Array.from([9, 22, 4]) };
+  const viaReplay = LIVE_MODULES.foresight({ replicaRatePerSec: 5, settings: { headroom: 0.2, quantile: 0.9, floorTarget: 0.7 }, startDelaySec: 120, decisionSec: 15, initialReplicas: 4, userAllocation: true });
+  const direct = new PoolPolicy(
+    { ...POOL_POLICY_DEFAULTS, name: "x", costModel: { requestsPerSecPerReplica: 5, cpuPerReplicaMillicores: 1000, memoryPerReplicaMiB: 1024 }, maxReplicas: 10_000, headroom: 0.2, podStartDelaySec: 120, decisionIntervalMs: 15_000 },
+    4,
+  );
+  let existing = 4;
+  for (let t = 0; t < 600; t++) {
+    const rate = 30 + 20 * Math.sin(t / 40);
+    viaReplay.observe((t + 1) * 1000, rate);
+    direct.observe((t + 1) * 1000, rate);
+    if (t % 15 === 14) {
+      users.meanPerSec[1] = 20 + (t % 60);
+      users.upperPerSec[1] = 30 + (t % 60);
+      const a = viaReplay.decide((t + 1) * 1000, users, existing);
+      // The pool bound the replay sizes from: Σμ + z·√Σσ² with σ = (upper − mean) / z.
+      const z = normalQuantile(0.9);
+      let m = 0, v = 0;
+      for (let i = 0; i < n; i++) (m += users.meanPerSec[i]), (v += ((users.upperPerSec[i] - users.meanPerSec[i]) / z) ** 2);
+      const b = direct.decide((t + 1) * 1000, { upperRequestsPerSec: m + z * Math.sqrt(v), currentReplicas: existing });
+      direct.settle(b.replicas);
+      assert.is(a.replicas, b.replicas);
+      assert.is(a.predictiveReplicas, b.predictiveReplicas);
+      assert.is(a.reactiveReplicas, b.reactiveReplicas);
+      assert.ok(a.userAllocPerSec && a.userAllocPerSec.length === n);
+      existing = a.replicas;
     }
   }
 });
