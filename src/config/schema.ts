@@ -395,6 +395,23 @@ const ThrottleSchema = z
     demandReportIntervalMs: int().min(50).max(60_000).default(500),
     /** Per-user slots in a gateway's table (power of two is not required; rounded up). Default 2,097,152 (1M users at load 0.5). */
     maxUsers: int().min(1024).max(67_108_864).default(2_097_152),
+    /**
+     * Exceedance feedback on the bound a user's grant is made from (src/feedback; variants measured
+     * by `npm run bench:feedback`): "bias" adds the last miss and lets it decay, "hold" keeps the
+     * observed rate (+margin) for holdTicks, "none" grants from the forecast alone.
+     */
+    feedback: z
+      .strictObject({
+        /** Variant. Default "bias". */
+        mode: z.enum(["none", "bias", "hold"]).default("bias"),
+        /** Ticks a correction lasts after the last exceedance. Default 6. */
+        holdTicks: int().min(1).max(65_535).default(6),
+        /** "hold": margin over the observed rate, fraction. Default 0.1. */
+        margin: z.number().min(0).max(10).default(0.1),
+        /** "bias": share of the correction kept per tick. Default 0.7. */
+        decay: z.number().min(0).max(1).default(0.7),
+      })
+      .prefault({}),
   })
   .superRefine((t, ctx) => {
     if (t.grantRefreshMs >= t.grantTtlMs) {

@@ -95,6 +95,13 @@ export class ExceedanceFeedback {
     return out;
   }
 
+  /** Forgets user `i` (its index now belongs to a new user). */
+  reset(i: number): void {
+    this.lastUpper[i] = NaN;
+    this.correction[i] = 0;
+    this.ticksLeft[i] = 0;
+  }
+
   /** Whether user `i` is under a correction now. */
   active(i: number): boolean {
     return this.ticksLeft[i] > 0;

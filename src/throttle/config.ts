@@ -46,6 +46,7 @@ export function grantServiceOptions(cfg: ForesightConfig, extra: Partial<GrantSe
     grantRefreshMs: t.grantRefreshMs,
     snapshotEveryTicks: t.snapshotEveryTicks,
     poolStateIntervalMs: t.poolStateIntervalMs,
+    feedback: t.feedback,
     replicas: cfg.nats.replicas,
     pools: () => configPoolCapacities(cfg),
     ...extra,

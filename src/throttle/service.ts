@@ -16,6 +16,7 @@ import { jetstream, jetstreamManager, DiscardPolicy, RetentionPolicy, StorageTyp
 import { decodeForecastMessage, type ForecastMessage } from "../processor/forecasts.ts";
 import { FORECAST_RECORD_BYTES } from "../engine/layout.ts";
 import { computeGrants, planLimits, planOrder, poolPressure, type GrantInputs, type PlanLimit, type PoolCapacity } from "./grants.ts";
+import { ExceedanceFeedback, type FeedbackOptions } from "../feedback/correction.ts";
 import { UserTable } from "./table.ts";
 import {
   DEMAND_RECORD_BYTES,
@@ -76,6 +77,11 @@ export interface GrantServiceOptions {
   retainMs?: number;
   /** Grants stream replicas. Default 1. */
   replicas?: number;
+  /**
+   * Exceedance feedback on each user's upper bound before grants are computed (throttle.feedback).
+   * Default: mode "bias" with the src/feedback defaults.
+   */
+  feedback?: FeedbackOptions;
   /** Clock. Default Date.now. */
   now?: () => number;
   log?: ThrottleLog;
@@ -98,6 +104,8 @@ export interface GrantServiceStats {
 
 interface PartitionState {
   table: UserTable;
+  /** Exceedance feedback per user slot. */
+  feedback: ExceedanceFeedback;
   /** Last published record per slot. */
   records: Uint8Array;
   /** 1 while the slot has a live grant. */
@@ -162,6 +170,7 @@ export class GrantService {
       const table = new UserTable(cap);
       this.parts.push({
         table,
+        feedback: new ExceedanceFeedback(table.capacity, opts.feedback),
         records: new Uint8Array(table.capacity * GRANT_RECORD_BYTES),
         live: new Uint8Array(table.capacity),
         seenTick: new Float64Array(table.capacity),
@@ -312,9 +321,18 @@ export class GrantService {
         inp.userHashLo[i] = lo;
         inp.userHashHi[i] = hi;
         const u = dv.getFloat64(o + 16, true);
-        inp.upperReqPerSec[i] = u >= 0 && Number.isFinite(u) ? u : 0;
         const obs = dv.getFloat64(o + 24, true);
-        inp.observedReqPerSec![i] = obs >= 0 && Number.isFinite(obs) ? obs : 0;
+        const observed = obs >= 0 && Number.isFinite(obs) ? obs : 0;
+        inp.observedReqPerSec![i] = observed;
+        // A user whose demand went above the bound its grant was made from gets a corrected bound
+        // until the forecaster catches up (a throttled request is censored demand, not less demand).
+        const slot = st.table.findOrInsert(lo, hi);
+        if (slot >= 0 && st.table.isNew) {
+          this.addSlot(st, slot);
+          st.feedback.reset(slot); // a slot can be reused after a removal
+        }
+        const upper = u >= 0 && Number.isFinite(u) ? u : 0;
+        inp.upperReqPerSec[i] = slot >= 0 ? st.feedback.update(slot, observed, upper) : upper;
         inp.planIndex[i] = this.opts.planOf ? this.planIdx.get(this.opts.planOf(lo, hi)) ?? 0 : 0;
         const pool = this.poolOf(lo, hi);
         inp.poolIndex[i] = pool < pools.length ? pool : 0;

@@ -94,6 +94,8 @@ test.before.each(async () => {
     partitions: P, plans: PLANS, safeLimits: SAFE, grantTtlMs: TTL, grantRefreshMs: 500, snapshotEveryTicks: 2,
     poolStateIntervalMs: 200, pools: () => [{ capacityReqPerSec: 5 }],
     planOf: (lo) => (lo === userHash("shared-user").lo ? "pro" : "default"),
+    // Grants equal to the forecasts here; the feedback has its own test below.
+    feedback: { mode: "none" },
   });
   await ctx.service.start(await conn());
 });
@@ -261,6 +263,30 @@ test("two gateways: Doorman shares keep the sum within the grant; exceedances pu
   const mine = ex.filter((e) => e.user === "shared-user");
   assert.ok(mine.length > 0, "exceedance events published");
   assert.ok(mine.every((e) => e.actualPerSec > e.forecastPerSec && e.forecastPerSec === 10 && e.timeMs > 0));
+});
+
+test("exceedance feedback: a user above the bound its grant was made from gets the miss added, decaying", async () => {
+  await ctx.service.stop();
+  ctx.service = new GrantService({
+    partitions: P, plans: PLANS, safeLimits: SAFE, grantTtlMs: TTL, grantRefreshMs: 500, snapshotEveryTicks: 2,
+    poolStateIntervalMs: 200, pools: () => [{ capacityReqPerSec: 5 }], feedback: { mode: "bias", decay: 0.5, holdTicks: 3 },
+  });
+  await ctx.service.start(await conn());
+  const nc = await conn();
+  const gw = await gateway("gw-fb");
+  const step = async (users: { user: string; upper: number; observed: number }[]) => {
+    const done = serviceTicked();
+    await tick(nc, users);
+    await done;
+  };
+  await step([{ user: "steady", upper: 10, observed: 5 }, { user: "stepper", upper: 10, observed: 5 }]);
+  // stepper's demand jumps to 40 against the bound of 10: its next grant bound is 12 + 30.
+  await step([{ user: "steady", upper: 10, observed: 6 }, { user: "stepper", upper: 12, observed: 40 }]);
+  await whenApplied(gw, () => gw.grantOf("stepper")?.upperReqPerSec === 42);
+  assert.is(gw.grantOf("steady")?.upperReqPerSec, 10, "a user within its bound is untouched");
+  // Quiet tick: the correction halves (decay 0.5).
+  await step([{ user: "steady", upper: 10, observed: 6 }, { user: "stepper", upper: 30, observed: 35 }]);
+  await whenApplied(gw, () => gw.grantOf("stepper")?.upperReqPerSec === 45);
 });
 
 test.run();
