@@ -3,8 +3,9 @@
 // reference `ratelimit` service counts (INCRBY + EXPIRE per descriptor, one pipeline per request)
 // on Debian's redis-server, started here on a free port with a temp dir.
 //
-// 1. Both answer the same 5000-request sample through gRPC (frozen clock, one-minute window) and
-//    must agree on every overall code and remaining count before anything is timed.
+// 1. Both answer the same 5000-request sample through gRPC (frozen clock, one-hour window, each
+//    user's calls in order) and must agree on every overall code and remaining count before
+//    anything is timed.
 // 2. Fixed rate: open loop at 5k requests/s for 10 s (after 2 s warm-up); latency from each
 //    request's scheduled send time; p50/p99/p99.9 with hdr-histogram-js.
 // 3. Saturation: closed loop at 16/64/256 calls outstanding, 5 s each; the best rate counts.
@@ -16,6 +17,7 @@
 import { readFileSync } from "node:fs";
 import { gunzipSync } from "node:zlib";
 import { Worker } from "node:worker_threads";
+import { getPriority, loadavg } from "node:os";
 import { RlsServer } from "../src/envoy/server.ts";
 import { FixedWindowLimiter, type FixedWindowPlanLimit } from "../src/envoy/fixed-window.ts";
 import { RedisFixedWindowLimiter } from "../src/envoy/redis-limiter.ts";
@@ -42,6 +44,8 @@ const PLANS: Record<string, FixedWindowPlanLimit> = { default: { requestsPerWind
 const DOMAIN = "foresight";
 /** Per-call deadline, ms: a call slower than this failed (Envoy's own filter timeout is 20 ms). */
 const DEADLINE_MS = 1_000;
+/** Fixed rate: more calls than this outstanding means the server is not keeping up (at 5k/s and 2 ms, ~10 are). */
+const MAX_OUTSTANDING = 2_000;
 
 // Real client weights: total requests per (model, client) of the ServeGen trace.
 function servegenUsers(n: number, seed: number): { users: string[]; clients: number } {
@@ -72,6 +76,16 @@ function servegenUsers(n: number, seed: number): { users: string[]; clients: num
   return { users, clients: ids.length };
 }
 
+/** Waits until `address` answers a call: a server still working off a backlog answers it last. */
+async function drained(address: string): Promise<void> {
+  const c = createRlsClient(address);
+  try {
+    await shouldRateLimit(c, { domain: DOMAIN, descriptors: [{ entries: [{ key: "user_id", value: "drain-probe" }] }] }, { deadline: Date.now() + 120_000 });
+  } finally {
+    c.close();
+  }
+}
+
 function runLoad(job: LoadJob): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     // Workers do not inherit the tsx loader from --import: register it, then load the TS module.
@@ -86,19 +100,30 @@ function runLoad(job: LoadJob): Promise<LoadResult> {
 const t0 = performance.now();
 const { users, clients } = servegenUsers(100_000, 42);
 const redis = await RedisServer.start();
+const redisLimiters: RedisFixedWindowLimiter[] = [];
+// However the run ends (an error, a disagreement, Ctrl-C), the redis-server it started stops.
+let cleaned = false;
+const cleanup = async () => {
+  if (cleaned) return;
+  cleaned = true;
+  for (const l of redisLimiters) await l.close().catch(() => {});
+  await redis.stop();
+};
+process.once("SIGINT", () => void cleanup().finally(() => process.exit(130)));
+process.once("SIGTERM", () => void cleanup().finally(() => process.exit(143)));
+try {
 const mapping = mappingFromConfig(DEFAULT_CONFIG);
 const serve = (limiter: FixedWindowLimiter | RedisFixedWindowLimiter) =>
   RlsServer.start({ host: "127.0.0.1", domain: DOMAIN, mapping, maxConcurrentRequests: 100_000, limiter });
-const redisLimiters: RedisFixedWindowLimiter[] = [];
 const redisLimiter = async (windowMs: number, now?: () => number) => {
   const l = await RedisFixedWindowLimiter.connect({ url: redis.url, windowMs, plans: PLANS, defaultPlan: "default", now, keyPrefix: `${DOMAIN}_user_id_${windowMs}_` });
   redisLimiters.push(l);
   return l;
 };
 
-// 1. Agreement on a sample, one call at a time in the same order, through both servers. The
-// clock is frozen and the window is a minute: Redis expires keys on real time (EXPIRE), so a
-// 1 s window would restart its counters while the sequential sample runs.
+// 1. Agreement on a sample, each user's calls in the same order, through both servers. The
+// clock is frozen and the window is an hour: Redis expires keys on real time (EXPIRE), so a
+// 1 s window would restart its counters while the sample runs.
 const AGREE_WINDOW_MS = 3_600_000;
 const frozen = Math.ceil(Date.now() / AGREE_WINDOW_MS) * AGREE_WINDOW_MS + 250;
 const agreeServers = [
@@ -106,15 +131,28 @@ const agreeServers = [
   await serve(await redisLimiter(AGREE_WINDOW_MS, () => frozen)),
 ];
 const sampleUsers = users.slice(0, SAMPLE);
-// Each server gets the sample in order, one call at a time; the two run side by side.
+// Each server gets the sample in order per user (a user's counter depends only on the order of
+// its own calls): 16 lanes, a user always in the same lane, each lane one call at a time.
+const LANES = 16;
+const laneOf = (u: string) => {
+  let h = 0;
+  for (let k = 0; k < u.length; k++) h = (h * 31 + u.charCodeAt(k)) >>> 0;
+  return h % LANES;
+};
 const answers: string[][] = await Promise.all(
   agreeServers.map(async (s) => {
     const c = createRlsClient(`127.0.0.1:${s.port}`);
-    const a: string[] = [];
-    for (const u of sampleUsers) {
-      const r = await shouldRateLimit(c, { domain: DOMAIN, descriptors: [{ entries: [{ key: "user_id", value: u }] }] });
-      a.push(`${r.overall_code}/${r.statuses[0].limit_remaining ?? 0}`);
-    }
+    const a: string[] = new Array(SAMPLE);
+    await Promise.all(
+      Array.from({ length: LANES }, async (_, lane) => {
+        for (let i = 0; i < SAMPLE; i++) {
+          const u = sampleUsers[i];
+          if (laneOf(u) !== lane) continue;
+          const r = await shouldRateLimit(c, { domain: DOMAIN, descriptors: [{ entries: [{ key: "user_id", value: u }] }] });
+          a[i] = `${r.overall_code}/${r.statuses[0].limit_remaining ?? 0}`;
+        }
+      }),
+    );
     c.close();
     return a;
   }),
@@ -125,8 +163,6 @@ for (let i = 0; i < SAMPLE; i++) if (answers[0][i] !== answers[1][i]) mismatches
 const sampleOverLimit = answers[0].filter((s) => s.startsWith("2/")).length;
 console.log(`agreement: ${SAMPLE - mismatches}/${SAMPLE} identical decisions (${sampleOverLimit} over limit in the sample), ${Math.round(performance.now() - t0)} ms`);
 if (mismatches) {
-  for (const l of redisLimiters) await l.close();
-  await redis.stop();
   throw new Error(`the implementations disagree on ${mismatches} of ${SAMPLE} decisions: not timing`);
 }
 
@@ -141,10 +177,12 @@ const impls = [
 const results: Record<string, { fixedRate: LoadResult; saturation: (LoadResult & { concurrency: number })[]; saturationPerSec: number }> = {};
 for (const impl of impls) {
   const address = `127.0.0.1:${impl.server.port}`;
-  const fixedRate = await runLoad({ address, mode: "rate", ratePerSec: RATE_PER_SEC, concurrency: 0, durationMs: RATE_MS, warmupMs: WARMUP_MS, users, domain: DOMAIN, deadlineMs: DEADLINE_MS, maxOutstanding: 20_000 });
+  const fixedRate = await runLoad({ address, mode: "rate", ratePerSec: RATE_PER_SEC, concurrency: 0, durationMs: RATE_MS, warmupMs: WARMUP_MS, users, domain: DOMAIN, deadlineMs: DEADLINE_MS, maxOutstanding: MAX_OUTSTANDING });
+  await drained(address);
   const saturation: (LoadResult & { concurrency: number })[] = [];
   for (const concurrency of CONCURRENCY) {
     saturation.push({ concurrency, ...(await runLoad({ address, mode: "saturate", ratePerSec: 0, concurrency, durationMs: SAT_MS, warmupMs: 1_000, users, domain: DOMAIN, deadlineMs: DEADLINE_MS, maxOutstanding: 0 })) });
+    await drained(address);
   }
   results[impl.key] = { fixedRate, saturation, saturationPerSec: Math.max(...saturation.map((s) => s.achievedPerSec)) };
   if (fixedRate.firstError) console.log(`  ${impl.name}: errors ${JSON.stringify(fixedRate.errorCodes)}, first: ${fixedRate.firstError}`);
@@ -152,8 +190,6 @@ for (const impl of impls) {
 }
 
 await Promise.all([ours.shutdown(), peer.shutdown()]);
-for (const l of redisLimiters) await l.close();
-await redis.stop();
 
 const f = results.foresight, p = results.redisPeer;
 const ratio = Math.round((f.saturationPerSec / p.saturationPerSec) * 100) / 100;
@@ -188,11 +224,19 @@ writeBenchJson(new URL("./results/throttle-rls.json", import.meta.url).pathname,
     loadGenerator: "worker thread (own event loop and grpc-js channel); server on the main thread; redis-server in its own process",
     latency: "open loop, from each request's scheduled send time (fixed rate); from issue time (saturation); failed calls included at their failure time",
     deadlineMs: DEADLINE_MS,
+    maxOutstanding: MAX_OUTSTANDING,
+    betweenPhases: "one probe call must be answered before the next phase starts (a backlog is worked off first)",
     throughput: "successful answers arriving within the measured interval / its length",
     redis: "Debian redis-server, no persistence; node client redis v5, one pipeline (INCRBY + EXPIRE) per request",
+    // The machine is shared: its load and this process's scheduling priority are part of the result.
+    processNice: getPriority(),
+    loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
   },
   agreement: { sample: SAMPLE, windowMs: AGREE_WINDOW_MS, mismatches, overLimitInSample: sampleOverLimit },
   results,
   table: rows,
   targets,
 });
+} finally {
+  await cleanup();
+}
