@@ -39,6 +39,8 @@ export interface LoadResult {
   firstError?: string;
   /** Rate mode: sending stopped early because maxOutstanding calls were pending. */
   overloaded: boolean;
+  /** Rate mode, when overloaded: ms after the first scheduled send when sending stopped. */
+  overloadedAfterMs?: number;
   overLimit: number;
   measuredMs: number;
   achievedPerSec: number;
@@ -55,6 +57,7 @@ const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_00
 const sleeper = new Int32Array(new SharedArrayBuffer(4));
 
 let sent = 0, completed = 0, errors = 0, overLimit = 0, overloaded = false;
+let overloadedAfterMs: number | undefined;
 /** Successful answers that arrived inside the measured interval (throughput counts by arrival). */
 let arrivedInWindow = 0;
 const errorCodes: Record<string, number> = {};
@@ -86,7 +89,7 @@ function send(i: number, dueMs: number, done: () => void): void {
 function percentiles(measuredMs: number): LoadResult {
   const q = (p: number) => hist.getValueAtPercentile(p) / 1000;
   return {
-    sent, completed, errors, errorCodes, firstError, overloaded, overLimit, measuredMs,
+    sent, completed, errors, errorCodes, firstError, overloaded, overloadedAfterMs, overLimit, measuredMs,
     achievedPerSec: Math.round((arrivedInWindow / measuredMs) * 1000),
     p50Ms: q(50), p99Ms: q(99), p999Ms: q(99.9), maxMs: hist.maxValue / 1000,
   };
@@ -111,6 +114,7 @@ async function rate(): Promise<LoadResult> {
         if (outstanding >= job.maxOutstanding) {
           // The server is not keeping up: stop offering load (what was sent still completes).
           overloaded = true;
+          overloadedAfterMs = Math.round(now - t0);
           i = total;
           break;
         }
