@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { createRlsClient, shouldRateLimit } from "../../src/envoy/client.ts";
 import { RlsCode } from "../../src/envoy/server.ts";
+import { NatsServer } from "../../src/nats/server.ts";
 
 const root = new URL("../..", import.meta.url).pathname;
 const dir = join(root, ".tmp", `rls-cli-${process.pid}`);
@@ -74,7 +75,7 @@ test("serves from a config file, exposes metrics, stops on SIGTERM with exit 0",
       "log: { level: info }",
     ].join("\n"),
   );
-  const run = start(["rls", "-c", cfg, "--port", "0", "--http-port", "0", "--host", "127.0.0.1"]);
+  const run = start(["rls", "-c", cfg, "--limiter", "fixed-window", "--port", "0", "--http-port", "0", "--host", "127.0.0.1"]);
   const started = await run.line("rls started");
   const client = createRlsClient(`127.0.0.1:${started.grpcPort}`);
   const req = { domain: "edge", descriptors: [{ entries: [{ key: "x-tenant", value: "acme" }] }] };
@@ -94,10 +95,48 @@ test("serves from a config file, exposes metrics, stops on SIGTERM with exit 0",
 test("a bad envoy section: exit 1 naming the field", async () => {
   const cfg = join(dir, "bad.yaml");
   writeFileSync(cfg, "envoy:\n  descriptors:\n    rules:\n      - { key: user_id, sets: customer }\n");
-  const run = start(["rls", "-c", cfg, "--port", "0"]);
+  const run = start(["rls", "-c", cfg, "--limiter", "fixed-window", "--port", "0"]);
   const code = await run.exit;
   assert.is(code, 1);
   assert.match(run.output(), /envoy\.descriptors\.rules\.0\.sets/);
+});
+
+test("--limiter foresight (the default): answers from a ThrottleClient following the grants over NATS; without grants, the safe limit", async () => {
+  const nats = await NatsServer.start();
+  try {
+    const cfg = join(dir, "rls-foresight.yaml");
+    writeFileSync(
+      cfg,
+      [
+        `nats: { connection: { servers: ["${nats.url}"] }, partitions: 2 }`,
+        "envoy:",
+        "  domain: edge",
+        "  drainDelayMs: 0",
+        "  descriptors:",
+        "    rules:",
+        "      - { key: x-tenant, sets: user }",
+        "throttle:",
+        "  burstFactor: 1",
+        "  safeLimits: { default: { requestsPerSec: 1 } }",
+        "log: { level: info }",
+      ].join("\n"),
+    );
+    const run = start(["rls", "-c", cfg, "--port", "0", "--http-port", "0", "--host", "127.0.0.1"]);
+    const started = await run.line("rls started");
+    const client = createRlsClient(`127.0.0.1:${started.grpcPort}`);
+    const req = { domain: "edge", descriptors: [{ entries: [{ key: "x-tenant", value: "acme" }] }] };
+    const first = await shouldRateLimit(client, req);
+    const second = await shouldRateLimit(client, req);
+    client.close();
+    run.proc.kill("SIGTERM");
+    assert.is(await run.exit, 0, run.output());
+    // One request per second of safe limit, burst 1: the second call in the same second is over.
+    assert.is(first.overall_code, RlsCode.OK);
+    assert.is(second.overall_code, RlsCode.OVER_LIMIT);
+    assert.match(run.output(), /"msg":"rls stopped"/);
+  } finally {
+    await nats.dispose();
+  }
 });
 
 test.run();

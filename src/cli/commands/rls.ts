@@ -18,6 +18,7 @@ interface RlsFlags {
   domain?: string;
   logLevel?: string;
   kv: boolean;
+  limiter: string;
 }
 
 /** A command-line value that is not what it should be. */
@@ -35,8 +36,30 @@ function port(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
+/**
+ * Foresight's own limiter: a ThrottleClient that follows the grants over NATS (connected with the
+ * config's nats.connection, as a gateway), loaded before the server answers; safe limits apply
+ * while grants are missing or lapsed.
+ */
+function foresightLimiterFactory(log: ReturnType<typeof createLogger>): RateLimiterFactory<ForesightConfig> {
+  return async (config) => {
+    const { connectNats } = await import("../../nats/connect.ts");
+    const { ThrottleClient } = await import("../../throttle/client.ts");
+    const { throttleClientOptions } = await import("../../throttle/config.ts");
+    const nc = await connectNats(config.nats.connection);
+    const client = new ThrottleClient(throttleClientOptions(config, { log: log.child({ component: "throttle" }) }));
+    await client.start(nc);
+    return Object.assign(client, {
+      close: async () => {
+        await ThrottleClient.prototype.close.call(client);
+        await nc.drain().catch(() => nc.close());
+      },
+    });
+  };
+}
+
 export interface RlsCommandOptions {
-  /** Builds the limiter from the configuration. Default: the fixed-window limiter (envoy.fixedWindow). */
+  /** Builds the limiter from the configuration. Default: per --limiter (Foresight's ThrottleClient). */
   limiterFactory?: RateLimiterFactory<ForesightConfig>;
 }
 
@@ -49,7 +72,8 @@ async function run(f: RlsFlags, o: RlsCommandOptions): Promise<void> {
   const log = createLogger({ level: config.log.level, name: "rls" });
   const grpcPort = port("port", f.port) ?? config.envoy.grpcPort;
   if (f.port === undefined && grpcPort === 0) throw new RlsOptionError("envoy.grpcPort is 0 (the RLS is disabled in this configuration); pass --port");
-  const limiter = await (o.limiterFactory ?? fixedWindowLimiterFactory)(config);
+  if (f.limiter !== "foresight" && f.limiter !== "fixed-window") throw new RlsOptionError(`--limiter must be foresight or fixed-window, got ${JSON.stringify(f.limiter)}`);
+  const limiter = await (o.limiterFactory ?? (f.limiter === "foresight" ? foresightLimiterFactory(log) : fixedWindowLimiterFactory))(config);
   const metrics = new RlsMetrics();
   const e = config.envoy;
   const server = await RlsServer.start({
@@ -114,5 +138,6 @@ export function register(program: Command, options: RlsCommandOptions = {}): voi
     .option("--domain <domain>", "rate-limit domain answered; default envoy.domain")
     .option("--log-level <level>", "log level")
     .option("--kv", "also read the configuration from the NATS KV bucket (once, at start)", false)
+    .option("--limiter <kind>", "foresight: per-user grants over NATS (ThrottleClient); fixed-window: Envoy's reference model (envoy.fixedWindow), no NATS", "foresight")
     .action((flags: RlsFlags) => run(flags, options));
 }
