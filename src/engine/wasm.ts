@@ -1,20 +1,13 @@
 /** Loading the engine's WASM module and adapting its exports to the EngineCore interface. */
-import { existsSync } from "node:fs";
+import { packageRootOf } from "../util/package-root.ts";
 import { readFile } from "node:fs/promises";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import type { EngineCore } from "./core.ts";
 import { EngineLoadError, EngineTrapError } from "./errors.ts";
 
 /** The package root: the nearest directory above this module holding package.json (works from src/ and dist/). */
 export function packageRoot(from: string = import.meta.url): string {
-  let dir = dirname(fileURLToPath(from));
-  for (;;) {
-    if (existsSync(join(dir, "package.json"))) return dir;
-    const up = dirname(dir);
-    if (up === dir) throw new EngineLoadError(`no package.json above ${fileURLToPath(from)}`);
-    dir = up;
-  }
+  return packageRootOf(from);
 }
 
 /** Path of the release (build/engine.wasm) or debug (build/engine.debug.wasm) module. */

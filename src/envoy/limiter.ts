@@ -1,39 +1,8 @@
-// The limiter port of the RLS server. `RateLimiter`, `ThrottleUse` and `ThrottleDecision` are a
-// structural copy of the throttle component's `ThrottleClient` interface (src/throttle on the
-// throttle branch), so the real client plugs in without this module importing it.
+// The limiter port of the RLS server: the throttle component's interface (`ThrottleClient`
+// implements it), plus a batch variant for asynchronous limiters such as the Redis peer.
+import type { RateLimiter, ThrottleDecision, ThrottleUse } from "../throttle/decision.ts";
 
-/** What one request consumes. */
-export interface ThrottleUse {
-  /** Requests counted, >= 0. */
-  requests: number;
-  /** LLM tokens counted, >= 0 (0 for pools limited on requests only). */
-  tokens: number;
-}
-
-/** The outcome of one check. */
-export interface ThrottleDecision {
-  /** The request may proceed (in shadow mode always true). */
-  allowed: boolean;
-  /** The request would have been denied (equals !allowed unless in shadow mode). */
-  wouldDeny: boolean;
-  /** The limit that applies in the current window, in units of the binding dimension. */
-  limit: number;
-  /** What is left of `limit` in the current window after this request, >= 0. */
-  remaining: number;
-  /** Time until the current window resets, ms. */
-  resetMs: number;
-  /** When denied: how long to wait before retrying, ms; 0 when allowed. */
-  retryAfterMs: number;
-  /** Length of the window `limit` applies to, ms. */
-  windowMs: number;
-  /** Which rule decided. */
-  reason: "within-forecast" | "pool-has-spare" | "over-forecast-pool-short" | "plan-limit" | "safe-limit" | "shadow";
-}
-
-/** An in-process limiter (the throttle component's ThrottleClient, or {@link FixedWindowLimiter}). */
-export interface RateLimiter {
-  check(user: string, use: ThrottleUse, plan?: string): ThrottleDecision;
-}
+export type { RateLimiter, ThrottleDecision, ThrottleUse };
 
 /** One descriptor's check, as the RLS server hands it to a limiter. */
 export interface LimitCheck {

@@ -9,7 +9,7 @@ import { ENGINE_MODEL_NAMES, replayThroughEngine, type PrecomputedModel } from "
 import { evaluate, MODEL_NAMES, pretrainOnTrainSplit, resolveOptions, selectClients, type EvalOptions, type EvalResult, type ModelName } from "./evaluate.ts";
 import { LstmWeights } from "./lstm.ts";
 import { formatTable, loadRReference, summariseRReference } from "./report.ts";
-import { attachTokenStats, DEFAULT_TOKENS_PATH, DEFAULT_TRACE_PATH, loadRateTrace, parseClientList } from "./trace.ts";
+import { attachTokenStats, DEFAULT_TOKENS_PATH, DEFAULT_TRACE_PATH, loadRateTrace } from "./trace.ts";
 
 /** Default path of the R reference output read beside our figures. */
 export const DEFAULT_R_REFERENCE_PATH = "bench/results/r-reference.json";

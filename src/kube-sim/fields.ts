@@ -2,7 +2,6 @@
 // A field path is a list of tokens in the FieldsV1 form the API server uses in managedFields:
 // `f:<key>` for a map key and `k:{"name":"<n>"}` for an element of a list keyed by `name`
 // (containers, initContainers, env: the lists of the fields we patch). Other lists are atomic.
-import { parseQuantity } from "../allocator/kube/quantity.ts";
 
 export type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 export type JsonObject = { [k: string]: Json };

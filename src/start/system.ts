@@ -23,7 +23,7 @@ import { poolsStateSubject, type PoolsState } from "../allocator/kube/service.ts
 import { Supervised } from "./supervisor.ts";
 import { demoConfig, DEMO_HORIZON_BUCKETS, type DemoPool } from "./demo.ts";
 import { Gateway } from "./gateway.ts";
-import { PoolTracker, poolCapacities, START_TARGET_UTILIZATION, type PoolSummary } from "./pools.ts";
+import { PoolTracker, poolCapacities, type PoolSummary } from "./pools.ts";
 import { requireFile, requireNatsServer, requirePortFree, takeLock } from "./preconditions.ts";
 
 const DAY_SEC = 86_400;

@@ -5,6 +5,7 @@
 // ~/.kube/config / the in-cluster service account; --sim starts the Kubernetes API test server
 // in-process (seeded with the pools' workloads) for demos without a cluster.
 import { KubeConfig } from "@kubernetes/client-node";
+import { waitForStopSignal } from "../signals.ts";
 import { loadConfig, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
 import { KubeSim } from "../../kube-sim/index.ts";
@@ -115,14 +116,7 @@ export async function allocate(f: AllocateFlags): Promise<void> {
     actuator: { forceConflicts: f.forceConflicts },
   });
   log.info({ processId: service.processId, httpPort: service.httpPort }, "allocator running");
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals) => {
-      log.info({ signal: sig }, "shutting down");
-      resolve();
-    };
-    process.once("SIGTERM", onSignal);
-    process.once("SIGINT", onSignal);
-  });
+  await waitForStopSignal(log);
   await service.stop();
   await sim?.stop();
   process.exit(0);

@@ -1,6 +1,7 @@
 // `foresight rls`: serves Envoy's rate limit service (gRPC) from the configuration until
 // SIGTERM/SIGINT, then shuts down gracefully (NOT_SERVING, drain, finish in-flight calls).
 import type { Command } from "commander";
+import { waitForStopSignal } from "../signals.ts";
 import { loadConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
 import { ObsServer } from "../../obs/http.ts";
@@ -105,19 +106,7 @@ async function run(f: RlsFlags, o: RlsCommandOptions): Promise<void> {
   }
   log.info({ grpcPort: server.port, httpPort: obs?.port, domain: e.domain }, "rls started");
 
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        log.warn({ signal: sig }, "second signal: exiting without a clean shutdown");
-        process.exit(1);
-      }
-      log.info({ signal: sig }, "shutting down");
-      resolve();
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
+  await waitForStopSignal(log);
   serving = false;
   const { forced } = await server.shutdown();
   await obs?.stop();

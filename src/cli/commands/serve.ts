@@ -1,6 +1,7 @@
 // `foresight serve`: runs the processor until SIGTERM/SIGINT, then shuts down in order
 // (stop consuming → final tick and checkpoint → release leases → drain NATS) and exits 0.
 import type { Command } from "commander";
+import { waitForStopSignal } from "../signals.ts";
 import { loadConfig, ConfigWatcher, DEFAULT_LEASE_TTL_MS, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
 import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from "../../processor/index.ts";
@@ -155,19 +156,7 @@ async function serve(f: ServeFlags): Promise<void> {
   }
   log.info({ processId: processor.processId, httpPort: processor.httpPort, partitions: n.partitions }, "processor started");
 
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals) => {
-      if (++signals > 1) {
-        log.warn({ signal: sig }, "second signal: exiting without a clean shutdown");
-        process.exit(1);
-      }
-      log.info({ signal: sig }, "shutting down");
-      resolve();
-    };
-    process.on("SIGTERM", onSignal);
-    process.on("SIGINT", onSignal);
-  });
+  await waitForStopSignal(log);
   // A clean stop writes a final checkpoint per partition; with NATS unreachable each write waits
   // out its timeout, so the whole shutdown is bounded (below Kubernetes' default 30 s grace).
   let deadline: NodeJS.Timeout | undefined;
