@@ -14,32 +14,22 @@ export const USER_HASH_HIGH_SEED = 0x9747b28c;
 
 const encoder = new TextEncoder();
 
-/** MurmurHash3 x86_32 over bytes, returning an unsigned 32-bit integer. */
-export function murmur3(bytes: Uint8Array, seed = 0): number {
-  let h = seed >>> 0;
-  const n = bytes.length;
-  const blocks = n & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    let k = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  // Tail: the 1 to 3 bytes past the last whole block.
-  const rest = n & 3;
-  if (rest > 0) {
-    let k = 0;
-    if (rest === 3) k ^= bytes[blocks + 2] << 16;
-    if (rest >= 2) k ^= bytes[blocks + 1] << 8;
-    k ^= bytes[blocks];
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-  }
+/** One MurmurHash3 x86_32 block step: mixes the 4-byte block `k` into the state `h`. */
+function mixBlock(k: number, h: number): number {
+  h ^= mixTail(k);
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+/** The scramble of a block or of the 1-3 tail bytes. */
+function mixTail(k: number): number {
+  k = Math.imul(k, 0xcc9e2d51);
+  k = (k << 15) | (k >>> 17);
+  return Math.imul(k, 0x1b873593);
+}
+
+/** The finalization: length, then the avalanche; an unsigned 32-bit result. */
+function finalize(h: number, n: number): number {
   h ^= n;
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
@@ -47,6 +37,47 @@ export function murmur3(bytes: Uint8Array, seed = 0): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
+}
+
+/** MurmurHash3 x86_32 over bytes, returning an unsigned 32-bit integer. */
+export function murmur3(bytes: Uint8Array, seed = 0): number {
+  let h = seed | 0;
+  const n = bytes.length;
+  const blocks = n & ~3;
+  for (let i = 0; i < blocks; i += 4) h = mixBlock(bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24), h);
+  // Tail: the 1 to 3 bytes past the last whole block.
+  const rest = n & 3;
+  if (rest > 0) {
+    let k = 0;
+    if (rest === 3) k ^= bytes[blocks + 2] << 16;
+    if (rest >= 2) k ^= bytes[blocks + 1] << 8;
+    k ^= bytes[blocks];
+    h ^= mixTail(k);
+  }
+  return finalize(h, n);
+}
+
+/** MurmurHash3 x86_32 of an ASCII string's code units (= its UTF-8 bytes) without encoding it; -1 if not ASCII. */
+function murmurAscii(s: string, seed: number): number {
+  let h = seed | 0;
+  const n = s.length;
+  const blocks = n & ~3;
+  for (let i = 0; i < blocks; i += 4) {
+    const a = s.charCodeAt(i), b = s.charCodeAt(i + 1), c = s.charCodeAt(i + 2), d = s.charCodeAt(i + 3);
+    if ((a | b | c | d) > 0x7f) return -1;
+    h = mixBlock(a | (b << 8) | (c << 16) | (d << 24), h);
+  }
+  const rest = n & 3;
+  if (rest > 0) {
+    let k = 0;
+    for (let j = rest - 1; j >= 0; j--) {
+      const c = s.charCodeAt(blocks + j);
+      if (c > 0x7f) return -1;
+      k ^= c << (8 * j);
+    }
+    h ^= mixTail(k);
+  }
+  return finalize(h, n);
 }
 
 /** MurmurHash3 x86_32 (seed 0) of a string's UTF-8 bytes; 0 for an empty or missing string. */
@@ -68,6 +99,24 @@ export function userHash(key: string): UserHash {
   const hi = murmur3(bytes, USER_HASH_HIGH_SEED);
   if (lo === 0 && hi === 0) lo = 1;
   return { lo, hi };
+}
+
+/**
+ * `userHash(key)` written into `out` (no allocation for ASCII keys: the hot paths that hash a key
+ * per request, such as the gateway's check()).
+ */
+export function userHashInto(key: string, out: UserHash): void {
+  let lo = murmurAscii(key, 0);
+  if (lo < 0) {
+    const h = userHash(key);
+    out.lo = h.lo;
+    out.hi = h.hi;
+    return;
+  }
+  const hi = murmurAscii(key, USER_HASH_HIGH_SEED);
+  if (lo === 0 && hi === 0) lo = 1;
+  out.lo = lo;
+  out.hi = hi;
 }
 
 /** The user hash as a BigInt (for maps and display). */

@@ -3,7 +3,7 @@
 // removed (a gateway's user set only grows until restart; `maxUsers` bounds it), so probing needs
 // no tombstones. Also: the user hash of a string computed straight from its UTF-16 code units
 // for ASCII keys (no TextEncoder allocation on the hot path), equal to `userHash()`.
-import { USER_HASH_HIGH_SEED, userHash } from "../telemetry/hash.ts";
+import { userHashInto } from "../telemetry/hash.ts";
 
 /** The table has no free slot left for a new user. */
 export class UserTableFullError extends Error {
@@ -81,65 +81,10 @@ export class UserTable {
   isNew = false;
 }
 
-function mix(k: number, h: number): number {
-  k = Math.imul(k, 0xcc9e2d51);
-  k = (k << 15) | (k >>> 17);
-  k = Math.imul(k, 0x1b873593);
-  h ^= k;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
-
-function fmix(h: number, n: number): number {
-  h ^= n;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/** MurmurHash3 x86_32 of an ASCII string's code units (= its UTF-8 bytes); -1 if not ASCII. */
-function murmurAscii(s: string, seed: number): number {
-  let h = seed | 0;
-  const n = s.length;
-  const blocks = n & ~3;
-  for (let i = 0; i < blocks; i += 4) {
-    const a = s.charCodeAt(i), b = s.charCodeAt(i + 1), c = s.charCodeAt(i + 2), d = s.charCodeAt(i + 3);
-    if ((a | b | c | d) > 0x7f) return -1;
-    h = mix(a | (b << 8) | (c << 16) | (d << 24), h);
-  }
-  const rest = n & 3;
-  if (rest > 0) {
-    let k = 0;
-    for (let j = rest - 1; j >= 0; j--) {
-      const c = s.charCodeAt(blocks + j);
-      if (c > 0x7f) return -1;
-      k ^= c << (8 * j);
-    }
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h ^= k;
-  }
-  return fmix(h, n);
-}
-
 /** Scratch result of {@link hashUserKey} (avoids an object per call on the hot path). */
 export const hashOut = { lo: 0, hi: 0 };
 
 /** Sets `hashOut` to `userHash(key)`; ASCII keys without allocation. */
 export function hashUserKey(key: string): void {
-  let lo = murmurAscii(key, 0);
-  if (lo < 0) {
-    const h = userHash(key);
-    hashOut.lo = h.lo;
-    hashOut.hi = h.hi;
-    return;
-  }
-  const hi = murmurAscii(key, USER_HASH_HIGH_SEED);
-  if (lo === 0 && hi === 0) lo = 1;
-  hashOut.lo = lo;
-  hashOut.hi = hi;
+  userHashInto(key, hashOut);
 }
