@@ -38,7 +38,8 @@ export interface Unmarked {
   number: string;
 }
 
-const NUMBER = /\d[\d,]*(?:\.\d+)?/g;
+// A minus sign right before the digits belongs to the number (a signed figure such as "-4.7 %").
+const NUMBER = /-?\d[\d,]*(?:\.\d+)?/g;
 const MARKER = /<!--\s*fig:([^\s>]+?)(?:\s+scale=([-+0-9.eE]+))?\s*-->/g;
 
 /** Cells of a markdown table row (without the outer pipes). */
@@ -186,7 +187,7 @@ export function rewriteFigures(readme: string): { text: string; changed: string[
   const cache = new Map<string, unknown>();
   const changed: string[] = [];
   const problems: string[] = [];
-  const text = readme.replace(/(\d[\d,]*(?:\.\d+)?)([\s*_]*)(<!--\s*fig:([^\s>]+?)(?:\s+scale=([-+0-9.eE]+))?\s*-->)/g,
+  const text = readme.replace(/(-?\d[\d,]*(?:\.\d+)?)([\s*_]*)(<!--\s*fig:([^\s>]+?)(?:\s+scale=([-+0-9.eE]+))?\s*-->)/g,
     (all, num: string, gap: string, marker: string, ref: string, scale?: string) => {
       if (ref.startsWith("pending:")) return all;
       const sep = ref.indexOf(":");
