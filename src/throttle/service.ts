@@ -312,6 +312,8 @@ export class GrantService {
       planIndex: new Uint8Array(n),
       poolIndex: new Uint16Array(n),
     };
+    // Each user's slot, looked up once per tick (feedback state here, grant records below).
+    const slotOf = new Int32Array(n);
     let i = 0;
     for (const c of chunks) {
       const dv = new DataView(c.records.buffer, c.records.byteOffset, c.records.byteLength);
@@ -327,6 +329,7 @@ export class GrantService {
         // A user whose demand went above the bound its grant was made from gets a corrected bound
         // until the forecaster catches up (a throttled request is censored demand, not less demand).
         const slot = st.table.findOrInsert(lo, hi);
+        slotOf[i] = slot;
         if (slot >= 0 && st.table.isNew) {
           this.addSlot(st, slot);
           st.feedback.reset(slot); // a slot can be reused after a removal
@@ -363,9 +366,8 @@ export class GrantService {
     let d = 0;
     const tick = ++st.ticks;
     for (let k = 0; k < n; k++) {
-      const slot = st.table.findOrInsert(t.userHashLo[k], t.userHashHi[k]);
+      const slot = slotOf[k];
       if (slot < 0) continue; // partition table full: the user keeps the default plan at gateways
-      if (st.table.isNew) this.addSlot(st, slot);
       st.seenTick[slot] = tick;
       const ro = slot * GRANT_RECORD_BYTES;
       const prev = new DataView(st.records.buffer, ro, GRANT_RECORD_BYTES);
