@@ -247,6 +247,9 @@ const svcNc = await conn();
 const service = new GrantService({
   partitions: PARTITIONS, plans: PLANS, safeLimits: SAFE, grantTtlMs: 60_000, grantRefreshMs: 30_000, snapshotEveryTicks: 1_000_000,
   pools: () => [{ capacityReqPerSec: USERS * 2 }],
+  // The marker user's grant must equal the forecast it was sent (how propagation is detected);
+  // the exceedance feedback would correct it, so propagation is measured without it.
+  feedback: { mode: "none" },
 });
 await service.start(svcNc);
 const gw = new ThrottleClient({ plans: PLANS, safeLimits: SAFE, partitions: PARTITIONS, maxUsers: 2 * USERS });
