@@ -206,7 +206,8 @@ test("three processes share six partitions; a killed one's partitions are taken 
   const names = processorNames("share");
   const children: ServeChild[] = [];
   const owned = async (c: ServeChild): Promise<number> => {
-    const r = await fetch(`http://127.0.0.1:${c.httpPort}/readyz`);
+    // Bounded: a request that never answers must fail (and be retried by waitFor), not hang the file.
+    const r = await fetch(`http://127.0.0.1:${c.httpPort}/readyz`, { signal: AbortSignal.timeout(5_000) });
     return ((await r.json()) as { checks: { ownedPartitions: number } }).checks.ownedPartitions;
   };
   try {
