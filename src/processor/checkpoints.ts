@@ -152,32 +152,117 @@ export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {
   return { partition: meta.partition, lastSeq: meta.lastSeq, timeMs: meta.timeMs, owner: meta.owner, engineState };
 }
 
+/** Longest one checkpoint read may wait for its chunks before it is retried or refused, ms. */
+export const DEFAULT_CHECKPOINT_READ_TIMEOUT_MS = 10_000;
+/** Reads of a checkpoint that a concurrent write replaced before they finished, retried this many times. */
+const CHECKPOINT_READ_ATTEMPTS = 3;
+/** How often a read that waits for chunks checks whether its object was replaced, ms. */
+const REPLACED_CHECK_MS = 1000;
+
+/** Options of {@link CheckpointStore.open}. */
+export interface CheckpointStoreOptions {
+  /** Replicas of the bucket's stream. Default 1. */
+  replicas?: number;
+  /** Longest one read waits for the object's chunks, ms. Default {@link DEFAULT_CHECKPOINT_READ_TIMEOUT_MS}. */
+  readTimeoutMs?: number;
+}
+
 /** Reads and writes partition checkpoints. */
 export class CheckpointStore {
-  private constructor(private readonly os: ObjectStore) {}
+  private constructor(
+    private readonly os: ObjectStore,
+    private readonly readTimeoutMs: number,
+  ) {}
 
   /** Opens (creating if missing) the checkpoint bucket. */
-  static async open(nc: NatsConnection, names: ProcessorNames, opts: { replicas?: number } = {}): Promise<CheckpointStore> {
+  static async open(nc: NatsConnection, names: ProcessorNames, opts: CheckpointStoreOptions = {}): Promise<CheckpointStore> {
     try {
       const os = await new Objm(nc).create(names.checkpointBucket, { storage: StorageType.File, replicas: opts.replicas ?? 1 });
-      return new CheckpointStore(os);
+      return new CheckpointStore(os, opts.readTimeoutMs ?? DEFAULT_CHECKPOINT_READ_TIMEOUT_MS);
     } catch (err) {
       throw new CheckpointIoError(`cannot open checkpoint bucket ${names.checkpointBucket}: ${(err as Error).message}`, { cause: err });
     }
   }
 
-  /** The partition's checkpoint, or null when none was written yet. */
+  /**
+   * The partition's checkpoint, or null when none was written yet. A write that replaces the
+   * object while it is read purges the chunks being read, and the object store's reader then
+   * waits for them forever; so each read is bounded, and retried when the object changed meanwhile.
+   */
   async load(partition: number): Promise<Checkpoint | null> {
-    let bytes: Uint8Array | null;
-    try {
-      bytes = await this.os.getBlob(checkpointObjectName(partition));
-    } catch (err) {
-      throw new CheckpointIoError(`cannot read checkpoint of partition ${partition}: ${(err as Error).message}`, { cause: err });
+    const name = checkpointObjectName(partition);
+    for (let attempt = 1; ; attempt++) {
+      let read: ReadOutcome;
+      try {
+        read = await this.readOnce(name);
+      } catch (err) {
+        throw new CheckpointIoError(`cannot read checkpoint of partition ${partition}: ${(err as Error).message}`, { cause: err });
+      }
+      if (read.kind === "missing") return null;
+      if (read.kind === "bytes") {
+        const cp = decodeCheckpoint(read.bytes);
+        if (cp.partition !== partition) throw new CheckpointCorruptError(`object for partition ${partition} holds partition ${cp.partition}`);
+        return cp;
+      }
+      // Not complete: retry only if a newer version replaced the one being read.
+      let now: string | undefined;
+      try {
+        now = (await this.os.info(name))?.nuid;
+      } catch {
+        now = undefined;
+      }
+      const replaced = now !== undefined && now !== read.nuid;
+      if (!replaced || attempt >= CHECKPOINT_READ_ATTEMPTS) {
+        throw new CheckpointIoError(
+          `cannot read checkpoint of partition ${partition}: ${read.kind === "timeout" ? `chunks stopped arriving (read timeout ${this.readTimeoutMs} ms)` : read.error.message}` +
+            (replaced ? ` (replaced by a newer write ${attempt} times in a row)` : ""),
+          read.kind === "failed" ? { cause: read.error } : undefined,
+        );
+      }
     }
-    if (!bytes) return null;
-    const cp = decodeCheckpoint(bytes);
-    if (cp.partition !== partition) throw new CheckpointCorruptError(`object for partition ${partition} holds partition ${cp.partition}`);
-    return cp;
+  }
+
+  /**
+   * One bounded read of the object's current version. While chunks do not come, the object's
+   * info is checked every {@link REPLACED_CHECK_MS}: a newer version ends the read at once.
+   */
+  private async readOnce(name: string): Promise<ReadOutcome> {
+    const r = await this.os.get(name);
+    if (!r) return { kind: "missing" };
+    const nuid = r.info.nuid;
+    const reader = r.data.getReader();
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    const deadline = Date.now() + this.readTimeoutMs;
+    let pending = reader.read();
+    try {
+      for (;;) {
+        let timer: NodeJS.Timeout | undefined;
+        const slice = new Promise<"slice">((resolve) => (timer = setTimeout(() => resolve("slice"), Math.min(REPLACED_CHECK_MS, Math.max(1, deadline - Date.now())))));
+        const step = await Promise.race([pending, slice]).finally(() => clearTimeout(timer));
+        if (step === "slice") {
+          const stale = Date.now() >= deadline || (await this.os.info(name).catch(() => null))?.nuid !== nuid;
+          if (!stale) continue;
+          // Cancelling the stream stops the object store's consumer of the chunks.
+          await reader.cancel().catch(() => {});
+          return { kind: "timeout", nuid };
+        }
+        if (step.done) break;
+        parts.push(step.value);
+        size += step.value.length;
+        pending = reader.read();
+      }
+    } catch (err) {
+      // A digest mismatch (chunks purged mid-read) or a consumer error.
+      return { kind: "failed", nuid, error: err as Error };
+    }
+    const bytes = new Uint8Array(size);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    return { kind: "bytes", bytes };
   }
 
   /** Writes the partition's checkpoint (replacing the previous one). */
@@ -189,3 +274,10 @@ export class CheckpointStore {
     }
   }
 }
+
+/** What one read of a checkpoint object gave. */
+type ReadOutcome =
+  | { kind: "missing" }
+  | { kind: "bytes"; bytes: Uint8Array }
+  | { kind: "timeout"; nuid: string }
+  | { kind: "failed"; nuid: string; error: Error };
