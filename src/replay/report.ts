@@ -5,6 +5,7 @@
 import type { Matched, ReplayResult, Row, Scope } from "./run.ts";
 import { paretoEnvelope, type FrontierPoint } from "./metrics.ts";
 import type { MissEpisode, PoolResult } from "./sim.ts";
+import { esc, htmlPage, htmlTable, svgChart, type Series } from "../report/index.ts";
 
 const pct = (v: number, d = 3) => (Number.isFinite(v) ? (v * 100).toFixed(d) : "–");
 const num = (v: number, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : "–");
@@ -100,75 +101,6 @@ export function renderText(r: ReplayResult, o: { perPool?: boolean } = {}): stri
 // ---------------------------------------------------------------------------------------------
 // HTML
 
-const esc = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
-
-function htmlTable(head: string[], rows: string[][]): string {
-  return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join("")}</tr></thead><tbody>${rows
-    .map((r) => `<tr>${r.map((c, i) => (i === 0 ? `<td class="l">${esc(c)}</td>` : `<td>${esc(c)}</td>`)).join("")}</tr>`)
-    .join("")}</tbody></table>`;
-}
-
-interface Series {
-  name: string;
-  color: string;
-  xs: ArrayLike<number>;
-  ys: ArrayLike<number>;
-  dash?: boolean;
-  points?: boolean;
-  width?: number;
-}
-
-/** A line/point chart as an SVG string. */
-function svgChart(o: { title: string; xLabel: string; yLabel: string; series: Series[]; width?: number; height?: number; xFmt?: (v: number) => string; yFmt?: (v: number) => string; yMin?: number }): string {
-  const W = o.width ?? 900;
-  const H = o.height ?? 360;
-  const m = { l: 70, r: 220, t: 30, b: 45 };
-  let x0 = Infinity, x1 = -Infinity, y0 = o.yMin ?? Infinity, y1 = -Infinity;
-  for (const s of o.series)
-    for (let i = 0; i < s.xs.length; i++) {
-      const x = s.xs[i];
-      const y = s.ys[i];
-      if (!Number.isFinite(x) || !Number.isFinite(y)) continue;
-      x0 = Math.min(x0, x); x1 = Math.max(x1, x);
-      if (o.yMin === undefined) y0 = Math.min(y0, y);
-      y1 = Math.max(y1, y);
-    }
-  if (!Number.isFinite(x0)) (x0 = 0), (x1 = 1);
-  if (!Number.isFinite(y0)) (y0 = 0), (y1 = 1);
-  if (x1 === x0) x1 = x0 + 1;
-  if (y1 === y0) y1 = y0 + 1;
-  const pw = W - m.l - m.r;
-  const ph = H - m.t - m.b;
-  const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * pw;
-  const sy = (y: number) => m.t + ph - ((y - y0) / (y1 - y0)) * ph;
-  const xf = o.xFmt ?? ((v: number) => v.toFixed(0));
-  const yf = o.yFmt ?? ((v: number) => v.toFixed(0));
-  const parts: string[] = [];
-  parts.push(`<rect x="${m.l}" y="${m.t}" width="${pw}" height="${ph}" fill="#fff" stroke="#ccc"/>`);
-  for (let i = 0; i <= 5; i++) {
-    const xv = x0 + ((x1 - x0) * i) / 5;
-    const yv = y0 + ((y1 - y0) * i) / 5;
-    parts.push(`<line x1="${sx(xv)}" y1="${m.t}" x2="${sx(xv)}" y2="${m.t + ph}" stroke="#eee"/>`);
-    parts.push(`<line x1="${m.l}" y1="${sy(yv)}" x2="${m.l + pw}" y2="${sy(yv)}" stroke="#eee"/>`);
-    parts.push(`<text x="${sx(xv)}" y="${m.t + ph + 16}" text-anchor="middle">${esc(xf(xv))}</text>`);
-    parts.push(`<text x="${m.l - 6}" y="${sy(yv) + 4}" text-anchor="end">${esc(yf(yv))}</text>`);
-  }
-  o.series.forEach((s, k) => {
-    const pts: string[] = [];
-    for (let i = 0; i < s.xs.length; i++) if (Number.isFinite(s.xs[i]) && Number.isFinite(s.ys[i])) pts.push(`${sx(s.xs[i]).toFixed(1)},${sy(s.ys[i]).toFixed(1)}`);
-    if (pts.length > 1 && !(s.points && s.width === 0))
-      parts.push(`<polyline fill="none" stroke="${s.color}" stroke-width="${s.width ?? 1.5}"${s.dash ? ' stroke-dasharray="5,3"' : ""} points="${pts.join(" ")}"/>`);
-    if (s.points) for (const p of pts) parts.push(`<circle cx="${p.split(",")[0]}" cy="${p.split(",")[1]}" r="3.5" fill="${s.color}"/>`);
-    const ly = m.t + 14 + k * 18;
-    parts.push(`<line x1="${W - m.r + 10}" y1="${ly - 4}" x2="${W - m.r + 30}" y2="${ly - 4}" stroke="${s.color}" stroke-width="2"${s.dash ? ' stroke-dasharray="5,3"' : ""}/>`);
-    parts.push(`<text x="${W - m.r + 35}" y="${ly}">${esc(s.name)}</text>`);
-  });
-  parts.push(`<text x="${m.l + pw / 2}" y="${H - 8}" text-anchor="middle">${esc(o.xLabel)}</text>`);
-  parts.push(`<text x="14" y="${m.t + ph / 2}" text-anchor="middle" transform="rotate(-90 14 ${m.t + ph / 2})">${esc(o.yLabel)}</text>`);
-  parts.push(`<text x="${m.l}" y="18" font-weight="bold">${esc(o.title)}</text>`);
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">${parts.join("")}</svg>`;
-}
-
 /** SLO drawn as "nines": −log10(1 − SLO), so 99 % = 2, 99.9 % = 3. */
 const nines = (slo: number) => -Math.log10(Math.max(1e-6, 1 - slo));
 const fromNines = (v: number) => `${(100 * (1 - 10 ** -v)).toFixed(v > 3 ? 3 : 2)} %`;
@@ -238,11 +170,7 @@ export function renderHtml(r: ReplayResult, o: { command: string }): string {
   const t = r.targets;
   const scope = (s: Scope) => `<h3>${esc(s.name)}</h3>${htmlTable(POLICY_HEAD, s.rows.map(policyCells))}<p>Matched SLO (interpolated along each frontier; * = its cheapest point already exceeds it):</p>${htmlTable(MATCH_HEAD, s.matched.map(matchCells))}`;
   const p = r.params;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Foresight replay</title>
-<style>body{font-family:sans-serif;margin:24px;max-width:1100px;color:#222}table{border-collapse:collapse;margin:8px 0 16px}td,th{border:1px solid #ddd;padding:3px 8px;text-align:right;font-size:12px}td.l,th:first-child{text-align:left}th{background:#f4f4f4}.met{color:#2a7d2a}.miss{color:#b00020;font-weight:bold}code{background:#f4f4f4;padding:1px 4px}</style>
-</head><body>
-<h1>Foresight replay: prediction vs reaction on real traffic</h1>
+  return htmlPage("Foresight replay", `<h1>Foresight replay: prediction vs reaction on real traffic</h1>
 <p>Command: <code>${esc(o.command)}</code>; wall time ${num(r.wallSec)} s. Trace: ServeGen per-client 10-minute windows (Alibaba, Apache-2.0), models ${esc(r.pools.map((x) => x.model).join(", "))}; each model is one pool.</p>
 <h2>Model</h2>
 <ul>
@@ -272,7 +200,5 @@ ${timelineCharts(r)}
 <h2>Miss episodes</h2>
 <p>HPA-${p.hpaTarget}: ${esc(episodeSummary(r, "hpa"))}. Foresight (chosen): ${esc(episodeSummary(r, "foresight"))}.</p>
 ${episodeChart(r)}
-${htmlTable(EP_HEAD, topEpisodes(r, "hpa", 20).map(([pl, e]) => epCells(pl, e)))}
-</body></html>
-`;
+${htmlTable(EP_HEAD, topEpisodes(r, "hpa", 20).map(([pl, e]) => epCells(pl, e)))}`);
 }
