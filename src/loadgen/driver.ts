@@ -30,6 +30,9 @@ export interface ClientOutcome {
   skipped: number;
 }
 
+/** A latency histogram, µs: 1 µs to 60 s at 3 significant digits. */
+const latencyHistogram = (): hdr.Histogram => hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
+
 /** Totals of a run. */
 export interface LoadResult {
   planned: number;
@@ -41,6 +44,8 @@ export interface LoadResult {
   perClient: Map<string, ClientOutcome>;
   /** Latency of answered requests from planned send time, µs. */
   latencyUs: hdr.Histogram;
+  /** The same latency per model (a model is one pool in `foresight start`), µs. */
+  latencyUsByModel: Map<string, hdr.Histogram>;
   elapsedMs: number;
 }
 
@@ -73,7 +78,8 @@ export class LoadDriver {
       errors: 0,
       skipped: 0,
       perClient: new Map(plan.clients.map((c) => [c, { sent: 0, ok: 0, throttled: 0, errors: 0, skipped: 0 }])),
-      latencyUs: hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 }),
+      latencyUs: latencyHistogram(),
+      latencyUsByModel: new Map([...new Set(plan.models)].map((m) => [m, latencyHistogram()])),
       elapsedMs: 0,
     };
   }
@@ -143,7 +149,11 @@ export class LoadDriver {
         out.errors++;
         this.result.errors++;
       }
-      if (status > 0) this.result.latencyUs.recordValue(Math.max(1, Math.round((performance.now() - plannedAt) * 1000)));
+      if (status > 0) {
+        const us = Math.max(1, Math.round((performance.now() - plannedAt) * 1000));
+        this.result.latencyUs.recordValue(us);
+        this.result.latencyUsByModel.get(model)?.recordValue(us);
+      }
       done();
     };
     const req = request(

@@ -6,6 +6,11 @@ import type { ForesightConfig } from "../config/index.ts";
 /** Engine horizon of the demo, buckets (ticks and buckets are both 5 s). */
 export const DEMO_HORIZON_BUCKETS = 6;
 
+/** What the allocator does with the pools' workloads: only compute and record ("shadow") or act ("scale"). */
+export type StartMode = "shadow" | "scale";
+/** The modes `foresight start --mode` accepts. */
+export const START_MODES: readonly StartMode[] = ["shadow", "scale"];
+
 /** One pool of the demo: a model and its clients. */
 export interface DemoPool {
   /** Pool (and workload) name: the model. */
@@ -35,6 +40,10 @@ export interface DemoConfigOptions {
   planRequestsPerSec: number;
   /** Safe limit (no valid grant), requests/s. */
   safeRequestsPerSec: number;
+  /** What the allocator does with the workloads. */
+  mode: StartMode;
+  /** Namespace of the pools' Deployments (each named after its pool). */
+  namespace: string;
 }
 
 /** A partial config (validated by each process's own loader). */
@@ -47,7 +56,7 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
     http: { host: "127.0.0.1", metricsPort: 0 },
     pools: o.pools.map((p) => ({
       name: p.name,
-      workload: { kind: "Deployment", namespace: "llm", name: p.name },
+      workload: { kind: "Deployment", namespace: o.namespace, name: p.name },
       costModel: { requestsPerSecPerReplica: p.requestsPerSecPerReplica },
       match: { users: p.users },
       minReplicas: 1,
@@ -58,8 +67,8 @@ export function demoConfig(o: DemoConfigOptions): Record<string, unknown> {
       podStartDelaySec: scaled(120, 1),
       decisionIntervalMs: Math.max(1000, Math.round(15_000 / o.speedup)),
       reactive: { metricWindowSec: scaled(60, 1) },
-      // The test API server stands in for the cluster, so decisions are applied there.
-      mode: "scale",
+      // "scale" on the test API server (it stands in for a cluster); "shadow" unless asked on a real one.
+      mode: o.mode,
     })),
     cluster: { maxReplicasTotal: 200 * o.pools.length, maxCpuMillicores: 1_000_000, maxMemoryMiB: 4_000_000 },
     throttle: {

@@ -24,7 +24,44 @@ export interface PoolSummary {
   /** Seconds in which demand exceeded the capacity Foresight had decided / the reactive floor had. */
   shortSecondsForesight: number;
   shortSecondsReactive: number;
+  /** Requests of the pool's clients the gateway refused (429). */
+  throttled: number;
 }
+
+/**
+ * One pool over a run, one value per sampling period (about a second) in the order of
+ * {@link RunTimeline.timeSec}. Rates are requests per wall second.
+ */
+export interface PoolSeries {
+  /** Observed rate: requests the gateway answered in the period / its length. */
+  demandPerSec: number[];
+  /** The allocator's forecast of the pool's demand (mean), or the sum of the per-user forecasts before the first pool state. */
+  forecastPerSec: number[];
+  /** The allocator's upper bound of the pool's demand (0 before the first pool state). */
+  upperPerSec: number[];
+  /** Replicas the workload ran as last read (what Foresight had applied). */
+  replicasAllocated: number[];
+  /** Replicas Foresight decided: max of the predictive and the reactive half. */
+  replicasDecided: number[];
+  /** The decision's predictive half (from the forecast upper bound). */
+  replicasPredictive: number[];
+  /** What a reactive HPA v2 alone would have chosen (the decision's reactive half). */
+  replicasReactive: number[];
+  /** Requests refused by the gateway in the period / its length. */
+  throttledPerSec: number[];
+  /** Share of the pool's scored (user, tick) pairs within the upper bound so far (1 before any is scored). */
+  coverage: number[];
+}
+
+/** The per-pool time series of a run, for the run report. */
+export interface RunTimeline {
+  /** End of each sampling period, seconds since the load started. */
+  timeSec: number[];
+  /** Per pool, by pool name. */
+  pools: Record<string, PoolSeries>;
+}
+
+const emptySeries = (): PoolSeries => ({ demandPerSec: [], forecastPerSec: [], upperPerSec: [], replicasAllocated: [], replicasDecided: [], replicasPredictive: [], replicasReactive: [], throttledPerSec: [], coverage: [] });
 
 interface ClientState {
   pool: number;
@@ -43,8 +80,10 @@ interface Pool {
   capacityPerReplicaPerSec: number;
   allocated: number;
   decided: number;
+  predictive: number;
   reactive: number;
   requestsWindow: number;
+  throttledWindow: number;
   requestsTotal: number;
   demandSum: number;
   forecastSum: number;
@@ -52,6 +91,7 @@ interface Pool {
   covered: number;
   scored: number;
   summary: PoolSummary;
+  series: PoolSeries;
 }
 
 /** Target utilization the per-replica capacity is sized for. */
@@ -78,6 +118,8 @@ export class PoolTracker {
   private readonly pools: Pool[] = [];
   private readonly byUser = new Map<string, number>();
   private lastSampleMs = performance.now();
+  private readonly startedMs = performance.now();
+  private readonly timeSec: number[] = [];
   private throttlesWindow = 0;
   private exceedWindow = 0;
   private lastPublished = 0;
@@ -103,15 +145,18 @@ export class PoolTracker {
           capacityPerReplicaPerSec: capacity.get(model) ?? 1,
           allocated: 0,
           decided: 0,
+          predictive: 0,
           reactive: 0,
           requestsWindow: 0,
+          throttledWindow: 0,
           requestsTotal: 0,
           demandSum: 0,
           forecastSum: 0,
           samples: 0,
           covered: 0,
           scored: 0,
-          summary: { pool: model, clients: 0, requests: 0, meanDemandPerSec: 0, meanForecastPerSec: 0, coverage: 1, replicaSecondsForesight: 0, replicaSecondsReactive: 0, maxReplicasForesight: 0, maxReplicasReactive: 0, shortSecondsForesight: 0, shortSecondsReactive: 0 },
+          summary: { pool: model, clients: 0, requests: 0, meanDemandPerSec: 0, meanForecastPerSec: 0, coverage: 1, replicaSecondsForesight: 0, replicaSecondsReactive: 0, maxReplicasForesight: 0, maxReplicasReactive: 0, shortSecondsForesight: 0, shortSecondsReactive: 0, throttled: 0 },
+          series: emptySeries(),
         });
       }
       this.pools[p].clients.push(i);
@@ -127,7 +172,11 @@ export class PoolTracker {
     const p = this.pools[this.clients[ci].pool];
     p.requestsWindow++;
     p.requestsTotal++;
-    if (throttled) this.throttlesWindow++;
+    if (throttled) {
+      this.throttlesWindow++;
+      p.throttledWindow++;
+      p.summary.throttled++;
+    }
   }
 
   /** One user's forecast record of a tick. */
@@ -179,6 +228,7 @@ export class PoolTracker {
     const now = performance.now();
     const dtSec = Math.max(1e-3, (now - this.lastSampleMs) / 1000);
     this.lastSampleMs = now;
+    this.timeSec.push((now - this.startedMs) / 1000);
     const poolPoints: PoolPoint[] = this.pools.map((p) => {
       const demand = p.requestsWindow / dtSec;
       p.requestsWindow = 0;
@@ -194,6 +244,7 @@ export class PoolTracker {
       if (st) {
         p.allocated = st.replicasAllocated;
         p.decided = st.replicasDecided;
+        p.predictive = st.replicasPredictive;
         p.reactive = st.replicasReactive;
       }
       s.maxReplicasForesight = Math.max(s.maxReplicasForesight, p.allocated);
@@ -201,11 +252,24 @@ export class PoolTracker {
       p.demandSum += demand;
       p.forecastSum += forecast;
       p.samples++;
+      const forecastPerSec = st?.forecastRequestsPerSec ?? forecast;
+      const upperPerSec = st?.upperRequestsPerSec ?? 0;
+      const ser = p.series;
+      ser.demandPerSec.push(demand);
+      ser.forecastPerSec.push(forecastPerSec);
+      ser.upperPerSec.push(upperPerSec);
+      ser.replicasAllocated.push(p.allocated);
+      ser.replicasDecided.push(p.decided);
+      ser.replicasPredictive.push(p.predictive);
+      ser.replicasReactive.push(p.reactive);
+      ser.throttledPerSec.push(p.throttledWindow / dtSec);
+      ser.coverage.push(p.scored ? p.covered / p.scored : 1);
+      p.throttledWindow = 0;
       return {
         pool: p.name,
         demandPerSec: demand,
-        forecastPerSec: st?.forecastRequestsPerSec ?? forecast,
-        upperPerSec: st?.upperRequestsPerSec ?? 0,
+        forecastPerSec,
+        upperPerSec,
         capacityNowPerSec: p.allocated * p.capacityPerReplicaPerSec,
         capacityDecidedPerSec: p.decided * p.capacityPerReplicaPerSec,
         replicasDecided: p.decided,
@@ -239,6 +303,11 @@ export class PoolTracker {
     this.throttlesWindow = 0;
     this.exceedWindow = 0;
     return point;
+  }
+
+  /** The per-pool series sampled so far (one value per {@link point} call). */
+  timeline(): RunTimeline {
+    return { timeSec: this.timeSec, pools: Object.fromEntries(this.pools.map((p) => [p.name, p.series])) };
   }
 
   /** Per-pool totals for the summary table. */

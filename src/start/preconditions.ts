@@ -1,6 +1,7 @@
 // What `npm start` checks before it starts anything, so a failure leaves nothing running:
-// the data files, the nats-server binary (unless NATS_URL is given), the dashboard port, and no
-// second copy already running (a lock file holding the owner's PID).
+// the data files, the nats-server binary (unless NATS_URL is given), the dashboard port, no
+// second copy already running (a lock file holding the owner's PID), and with --kubeconfig the
+// cluster's pool workloads (cluster.ts, which raises the errors defined here).
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
@@ -42,6 +43,24 @@ export class AlreadyRunningError extends Error {
   constructor(pid: number, lockFile: string) {
     super(`another foresight start is running (pid ${pid}, lock ${lockFile}); stop it first (Ctrl-C in its terminal, or kill ${pid})`);
   }
+}
+
+/** The kubeconfig given with --kubeconfig cannot be used (missing, unreadable, or names no cluster). */
+export class KubeconfigError extends Error {
+  override name = "KubeconfigError";
+}
+
+/** A pool's Deployment does not exist in the cluster (the allocator has nothing to act on). */
+export class WorkloadMissingError extends Error {
+  override name = "WorkloadMissingError";
+  constructor(namespace: string, name: string, server: string) {
+    super(`Deployment ${namespace}/${name} not found on ${server}: each pool needs a Deployment named after its model; create them or pass --namespace / --models`);
+  }
+}
+
+/** The cluster did not answer, refused the credentials, or forbade reading a workload. */
+export class ClusterAccessError extends Error {
+  override name = "ClusterAccessError";
 }
 
 /** Throws {@link MissingDataError} when `path` does not exist. */

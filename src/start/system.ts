@@ -21,10 +21,12 @@ import { GrantService } from "../throttle/service.ts";
 import { ThrottleClient } from "../throttle/client.ts";
 import { poolsStateSubject, type PoolsState } from "../allocator/kube/service.ts";
 import { Supervised } from "./supervisor.ts";
-import { demoConfig, DEMO_HORIZON_BUCKETS, type DemoPool } from "./demo.ts";
+import { demoConfig, DEMO_HORIZON_BUCKETS, type DemoPool, type StartMode } from "./demo.ts";
 import { Gateway } from "./gateway.ts";
 import { PoolTracker, poolCapacities, type PoolSummary } from "./pools.ts";
 import { requireFile, requireNatsServer, requirePortFree, takeLock } from "./preconditions.ts";
+import { requireWorkloads, SIM_TARGET } from "./cluster.ts";
+import { buildReport, writeReport } from "./report.ts";
 
 const DAY_SEC = 86_400;
 /** Telemetry events recorded before the load, to warm the publisher path and prove it works. */
@@ -70,7 +72,23 @@ export interface StartOptions {
   lockFile?: string;
   /** Abort signal (Ctrl-C). */
   signal?: AbortSignal;
+  /** Directory the run report (report.html, report.json) is written to at the end; undefined = none. Default ./foresight-run. */
+  reportDir?: string;
+  /** The command line, as the report records it. Default "foresight start". */
+  command?: string;
+  /**
+   * A real cluster for the allocator: its kubeconfig file and optional context. Default: none, the
+   * allocator acts on the in-process Kubernetes API test server.
+   */
+  cluster?: { kubeconfigPath: string; context?: string };
+  /** What the allocator does with each pool's workload. Default "scale" on the test server, "shadow" on a cluster. */
+  mode?: StartMode;
+  /** Namespace of the pools' Deployments (one per pool, named after its model). Default "llm". */
+  namespace?: string;
 }
+
+/** Namespace of the pools' workloads when none is given. */
+export const DEFAULT_START_NAMESPACE = "llm";
 
 /** What a run produced. */
 export interface StartSummary {
@@ -81,9 +99,12 @@ export interface StartSummary {
   forecasts: { ticks: number; records: number; usersForecast: number; coverage: number; exceedances: number };
   pools: PoolSummary[];
   processor: { restarts: number; resumedFromCheckpoint: boolean; restoredSeqs: number[] };
-  allocator: { stateMessages: number; restarts: number; dataComplete: boolean; actuation: string };
+  /** `target`: where the allocator acted (the test API server or a cluster); `mode`: shadow or scale. */
+  allocator: { stateMessages: number; restarts: number; dataComplete: boolean; actuation: string; target: string; mode: StartMode };
   throttle: { checks: number; denied: number; safeLimitDecisions: number; exceedancesPublished: number; grantTicks: number };
   interrupted: boolean;
+  /** Where the run report was written (absolute paths), when it was. */
+  report?: { dir: string; htmlPath: string; jsonPath: string };
 }
 
 /** The built CLI is missing. */
@@ -105,6 +126,10 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
   requireFile(o.tokensPath, "token statistics");
   if (!o.natsUrl) requireNatsServer();
   await requirePortFree(o.host, o.port);
+  const namespace = o.namespace ?? DEFAULT_START_NAMESPACE;
+  const mode: StartMode = o.mode ?? (o.cluster ? "shadow" : "scale");
+  // A cluster's workloads must exist before anything starts (the allocator would only report them gone).
+  const target = o.cluster ? await requireWorkloads(o.cluster, namespace, o.models) : SIM_TARGET;
   const cli = cliPath();
   const releaseLock = takeLock(o.lockFile);
 
@@ -115,6 +140,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
   cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
   let interrupted = false;
   try {
+    if (o.cluster) say(`Kubernetes: ${target}, pools ${o.models.map((m) => `${namespace}/${m}`).join(", ")}, mode ${mode}${mode === "shadow" ? " (decisions are computed and recorded as Events, nothing is scaled)" : ""}`);
     // Traffic: the busiest clients of each model, from day 7 on (days 0-6 are history).
     say(`loading ${o.models.join(", ")} clients from ${o.tracePath} …`);
     const wanted = new Set(o.models);
@@ -154,7 +180,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     writeFileSync(
       configPath,
       JSON.stringify(
-        demoConfig({ prefix, partitions: o.partitions, bucketWidthMs: o.bucketWidthMs, tickIntervalMs: o.tickIntervalMs, checkpointIntervalMs: 10_000, leaseTtlMs: 3_000, speedup: o.speedup, pools, planRequestsPerSec, safeRequestsPerSec: Math.max(5, Math.ceil(busiest)) }),
+        demoConfig({ prefix, mode, namespace, partitions: o.partitions, bucketWidthMs: o.bucketWidthMs, tickIntervalMs: o.tickIntervalMs, checkpointIntervalMs: 10_000, leaseTtlMs: 3_000, speedup: o.speedup, pools, planRequestsPerSec, safeRequestsPerSec: Math.max(5, Math.ceil(busiest)) }),
         null,
         2,
       ),
@@ -206,7 +232,7 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     const allocator = new Supervised({
       name: "allocator",
       command: process.execPath,
-      args: [cli, "allocate", "--sim", "--config", configPath, "--servers", natsUrl, "--http-port", "0", "--no-kv", "--process-id", "start-allocator"],
+      args: [cli, "allocate", ...kubeArgs(o.cluster), "--config", configPath, "--servers", natsUrl, "--http-port", "0", "--no-kv", "--process-id", "start-allocator"],
       onExit: (code, signal) => say(`allocator exited (${signal ?? `code ${code}`}): restarting`),
     });
     allocator.start();
@@ -350,11 +376,15 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
       telemetry: { recorded: pub.recordedEvents, acked: pub.ackedEvents, dropped: pub.droppedEvents },
       forecasts: { ticks: forecastStats.ticks.size, records: forecastStats.records, usersForecast: forecastStats.users.size, coverage: tracker.coverage(), exceedances: tracker.exceedances },
       pools: tracker.summaries(),
-      allocator: { stateMessages: poolState.messages, restarts: allocator.restarts, dataComplete: poolState.last?.dataComplete ?? false, actuation: [...new Set(poolState.last?.pools.map((x) => x.actuation) ?? [])].join(", ") },
+      allocator: { stateMessages: poolState.messages, restarts: allocator.restarts, dataComplete: poolState.last?.dataComplete ?? false, actuation: [...new Set(poolState.last?.pools.map((x) => x.actuation) ?? [])].join(", "), target, mode },
       throttle: { checks: throttle.stats().checks, denied: throttle.stats().denied, safeLimitDecisions: throttle.stats().safeLimitDecisions, exceedancesPublished: throttle.stats().exceedances, grantTicks: grants.stats().ticks },
       processor: { restarts: processor.restarts, resumedFromCheckpoint: restoredSeqs.some((s) => s > 0), restoredSeqs },
       interrupted,
     };
+    if (o.reportDir !== undefined) {
+      const report = buildReport({ command: o.command ?? "foresight start", summary, requestsPerSecPerReplica: capacity, latencyUs: result.latencyUs, latencyUsByPool: result.latencyUsByModel, timeline: tracker.timeline() });
+      summary.report = writeReport(o.reportDir, report);
+    }
     return summary;
   } finally {
     // Stop in reverse order of start.
@@ -366,6 +396,12 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
       }
     }
   }
+}
+
+/** The allocator's Kubernetes flags: the in-process test server, or the user's kubeconfig. */
+function kubeArgs(cluster: StartOptions["cluster"]): string[] {
+  if (!cluster) return ["--sim"];
+  return ["--kubeconfig", cluster.kubeconfigPath, ...(cluster.context ? ["--context", cluster.context] : [])];
 }
 
 function statusLine(p: DashboardPoint, driver: LoadDriver, elapsedMs: number): string {

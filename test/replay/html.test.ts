@@ -4,7 +4,7 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { rmSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { openFile } from "../helpers/chromium.ts";
 import { DEFAULT_PARAMS, LIVE_MODULES, renderHtml, renderText, runReplay } from "../../src/replay/index.ts";
 import { makeSlice } from "./_slice.ts";
 
@@ -21,20 +21,7 @@ test("report: self-contained, opens in headless Chromium without errors", async 
   writeFileSync(file, renderHtml(r, { command: "foresight replay (test)" }));
   const html = readFileSync(file, "utf8");
   assert.not.match(html, /https?:\/\/(?!www\.w3\.org\/2000\/svg)/, "no external URL");
-  const browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
-  const problems: string[] = [];
-  const requests: string[] = [];
-  try {
-    const page = await browser.newPage();
-    page.on("console", (m) => {
-      if (m.type() === "error" || m.type() === "warning") problems.push(`${m.type()}: ${m.text()}`);
-    });
-    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
-    page.on("request", (req) => requests.push(req.url()));
-    await page.goto("file://" + file, { waitUntil: "load" });
+  const { problems, requests } = await openFile(file, async (page) => {
     const svgs = await page.locator("svg").count();
     const tables = await page.locator("table").count();
     const title = await page.title();
@@ -43,9 +30,7 @@ test("report: self-contained, opens in headless Chromium without errors", async 
     assert.ok(svgs >= 4, `svg charts: ${svgs}`);
     assert.ok(tables >= 4, `tables: ${tables}`);
     assert.ok(polylines >= 5, `lines drawn: ${polylines}`);
-  } finally {
-    await browser.close();
-  }
+  });
   assert.equal(problems, []);
   assert.equal(requests, ["file://" + file]);
 });

@@ -3,40 +3,17 @@
 // killed mid-way finishes, says it resumed from a checkpoint, and leaves no process behind.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
-import { spawn, execFileSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createServer, type Server } from "node:net";
 import { existsSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { loadCounters, processesWith, runStart } from "./_run.ts";
 
 const CLI = join(process.cwd(), "dist/cli.js");
 const dir = mkdtempSync(join(tmpdir(), "foresight-start-test-"));
 const LOCK = join(dir, "start.lock");
-
-function run(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 180_000): Promise<{ code: number | null; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, "start", "--port", "0", ...args], { env: { ...process.env, FORESIGHT_START_LOCK: LOCK, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    p.stdout.on("data", (d) => (out += d));
-    p.stderr.on("data", (d) => (err += d));
-    const t = setTimeout(() => {
-      p.kill("SIGKILL");
-      reject(new Error(`start did not finish in ${timeoutMs} ms:\n${out}\n${err}`));
-    }, timeoutMs);
-    p.on("exit", (code) => {
-      clearTimeout(t);
-      resolve({ code, out, err });
-    });
-  });
-}
-
-/** Processes whose command line mentions `needle` (our temp dirs are unique). */
-function processesWith(needle: string): string[] {
-  return execFileSync("ps", ["-eo", "pid,args"], { encoding: "utf8" })
-    .split("\n")
-    .filter((l) => l.includes(needle) && !l.includes("ps -eo"));
-}
+const run = (args: string[], env: NodeJS.ProcessEnv = {}) => runStart(args, LOCK, env);
 
 test("missing data file: exit 2, names the file, nothing left running", async () => {
   const r = await run(["--trace", join(dir, "nope.csv.gz")]);
@@ -80,15 +57,13 @@ test("second copy: exit 2 naming the running one's pid", async () => {
 });
 
 test("short run with the processor killed mid-way: resumes from its checkpoint, serves every request, leaves nothing running", async () => {
-  const r = await run(["--duration", "24", "--kill-processor-at", "15", "--clients", "5", "--max-rate", "150"]);
+  const r = await run(["--duration", "24", "--kill-processor-at", "15", "--clients", "5", "--max-rate", "150", "--no-report"]);
   assert.is(r.code, 0, r.out + r.err);
   const state = /state: (\S+)/.exec(r.out)?.[1];
   assert.ok(state, "prints its state dir");
   assert.match(r.out, /fault injection: SIGKILL to the processor/);
   assert.match(r.out, /processor restarts\s+1 \(resumed from checkpoint: yes, at stream seq \d+/);
-  const planned = Number(/requests planned\s+([\d,]+)/.exec(r.out)![1].replace(/,/g, ""));
-  const m = /sent \/ served \/ throttled \/ errors\s+([\d,]+) \/ ([\d,]+) \/ ([\d,]+) \/ ([\d,]+)/.exec(r.out)!;
-  const [sent, served, , errors] = m.slice(1).map((x) => Number(x.replace(/,/g, "")));
+  const { planned, sent, served, errors } = loadCounters(r.out);
   assert.ok(planned > 1000, `a real load: ${planned}`);
   assert.is(sent, planned);
   assert.is(served, planned);
@@ -98,6 +73,7 @@ test("short run with the processor killed mid-way: resumes from its checkpoint, 
   assert.is(t[3], "0");
   assert.match(r.out, /m-large\s+5\s/);
   assert.ok(Number(/forecast ticks \/ records \/ users forecast\s+([\d,]+)/.exec(r.out)![1]) >= 3, "forecasts kept coming");
+  assert.not.match(r.out, /report: /, "--no-report writes none");
   assert.equal(processesWith(state!), [], "no process of the run is left");
   assert.not.ok(existsSync(state!), "state dir removed");
   assert.not.ok(existsSync(LOCK), "lock released");
