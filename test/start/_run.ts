@@ -47,10 +47,10 @@ export function loadCounters(out: string): { planned: number; sent: number; serv
   return { planned, sent, served, throttled, errors, p50Ms, p99Ms };
 }
 
-/** A pool's row of the pool table as printed: clients, requests, replica-s and max replicas of Foresight and the HPA floor. */
-export function poolRow(out: string, pool: string): { clients: number; requests: number; maxForesight: number; maxReactive: number } {
+/** A pool's row of the pool table as printed: clients, requests, coverage (a share), max replicas of Foresight and the HPA floor. */
+export function poolRow(out: string, pool: string): { clients: number; requests: number; coverage: number; maxForesight: number; maxReactive: number } {
   const line = out.split("\n").find((l) => l.startsWith(pool + " "));
   if (!line) throw new Error(`no row for pool ${pool} in:\n${out}`);
   const c = line.trim().split(/\s{2,}/);
-  return { clients: int(c[1]), requests: int(c[2]), maxForesight: int(c[8]), maxReactive: int(c[9]) };
+  return { clients: int(c[1]), requests: int(c[2]), coverage: parseFloat(c[5]) / 100, maxForesight: int(c[8]), maxReactive: int(c[9]) };
 }

@@ -42,8 +42,9 @@ test("a run writes report.json and report.html that agree with its summary", asy
   assert.is(sum(s.pools.map((p) => p.requests)), printed.served + printed.throttled, "every answered request is in one pool");
   assert.is(sum(s.pools.map((p) => p.throttled)), printed.throttled, "refusals per pool add up");
   assert.is(rep.latency.overall.count, printed.served + printed.throttled + printed.errors);
-  close(rep.latency.overall.p50Ms, printed.p50Ms, 0.005, "p50");
-  close(rep.latency.overall.p99Ms, printed.p99Ms, 0.005, "p99");
+  // Printed to 0.01 ms; the JSON caps a percentile at the exact max (hdr's bucket resolution, 0.1 %).
+  close(rep.latency.overall.p50Ms, printed.p50Ms, 0.005 + 0.001 * printed.p50Ms, "p50");
+  close(rep.latency.overall.p99Ms, printed.p99Ms, 0.005 + 0.001 * printed.p99Ms, "p99");
   const l = rep.latency.overall;
   assert.ok(l.p50Ms <= l.p90Ms && l.p90Ms <= l.p99Ms && l.p99Ms <= l.p999Ms && l.p999Ms <= l.maxMs, JSON.stringify(l));
 
@@ -60,7 +61,10 @@ test("a run writes report.json and report.html that agree with its summary", asy
     close(sum(ser.demandPerSec) / n, p.meanDemandPerSec, 1e-9, `${p.pool} mean demand`);
     assert.is(Math.max(...ser.replicasAllocated), p.maxReplicasForesight, `${p.pool} max replicas Foresight`);
     assert.is(Math.max(...ser.replicasReactive), p.maxReplicasReactive, `${p.pool} max replicas reactive`);
-    assert.is(ser.coverage[n - 1], p.coverage, `${p.pool} coverage`);
+    // Coverage: the table's figure is the pool's at the end (after the last tick, which comes after
+    // the last sample); the series is the same share as it stood at each sample.
+    close(p.coverage, row.coverage, 0.0005, `${p.pool} coverage`);
+    assert.ok(ser.coverage.every((c) => c >= 0 && c <= 1), `${p.pool} coverage is a share`);
     assert.ok(Math.max(...ser.replicasPredictive) >= 1, `${p.pool}: the predictive half was reported`);
     assert.ok(Math.max(...ser.forecastPerSec) > 0, `${p.pool}: forecasts arrived`);
     assert.ok(Math.max(...ser.replicasAllocated) > 1, `${p.pool}: the test API server was scaled`);
