@@ -18,7 +18,7 @@ import { UserTable } from "../../throttle/table.ts";
 import type { GrantInputs, PoolCapacity } from "../../throttle/grants.ts";
 import { METRIC_PREFIX } from "../../obs/metrics.ts";
 import { NO_POOL, type PoolMatchRules } from "../demand.ts";
-import { UserAllocations, waterLevel, type UserAllocationOptions } from "../users.ts";
+import { UserAllocations, sortedClaims, waterLevelOfGroups, type SortedClaims, type UserAllocationOptions } from "../users.ts";
 import { UserPoolResolver } from "./partials.ts";
 
 /** Default user slots per partition of the hosted grant service (the GrantService default). */
@@ -47,9 +47,15 @@ interface PartitionShares {
   /** Tick that last saw each dense user. */
   seenTick: Uint32Array;
   ticks: number;
-  /** The partition's last tick as the grant service saw it: claims and pools (for the pool-wide shares). */
-  lastClaims: Float64Array;
-  lastPools: Uint16Array;
+  /** The partition's last tick's claims per pool (for the pool-wide sums and levels). */
+  lastByPool: (PoolClaims | undefined)[];
+}
+
+/** One partition's claims in one pool: their sum, and sorted once a level is needed (a short pool). */
+interface PoolClaims {
+  claims: Float64Array;
+  sum: number;
+  sorted?: SortedClaims;
 }
 
 /**
@@ -57,9 +63,11 @@ interface PartitionShares {
  * (src/allocator/users.ts, the same rule as {@link UserAllocations.allocateAll} over a whole
  * pool). A pool's users are spread over partitions whose ticks arrive one by one, so each pool's
  * share is formed from every partition's latest claims (forecast upper bounds): a pool short of
- * capacity is shared max-min fair at the level {@link waterLevel} finds over all its claims, and
+ * capacity is shared max-min fair at the level {@link waterLevelOfGroups} finds over all its
+ * claims (each partition's claims sorted at most once per tick: a tick costs O(n log n) of its own
+ * users in a short pool, O(n) otherwise), and
  * the change applies at once; a pool with spare capacity gives every claim the same multiple, and
- * a decrease follows the policy's safeguard (allocateResources). Users absent from their
+ * a decrease follows the policy's safeguard (allocateResources, as `allocate`). Users absent from their
  * partition's tick are deallocated, as allocateAll does for users without a pool. A partition's
  * first tick, before the others were heard, sees only its own claims.
  */
@@ -76,7 +84,7 @@ export class GrantShares {
       this.parts.push({
         table, denseOf: new Int32Array(table.capacity).fill(-1), dense: 0,
         allocations: new UserAllocations(INITIAL_USERS, options), seenTick: new Uint32Array(INITIAL_USERS), ticks: 0,
-        lastClaims: new Float64Array(0), lastPools: new Uint16Array(0),
+        lastByPool: [],
       });
     }
   }
@@ -90,17 +98,24 @@ export class GrantShares {
     const n = inp.count;
     const caps = this.capacities();
     const P = caps.length;
-    st.lastClaims = inp.upperReqPerSec.slice(0, n);
-    st.lastPools = inp.poolIndex.slice(0, n);
+    st.lastByPool = groupClaims(inp, P);
     // Pool-wide: Σ claims; where short, the fair level; else the multiple every claim gets.
-    const total = new Float64Array(P);
-    for (const q of this.parts) for (let k = 0; k < q.lastClaims.length; k++) if (q.lastPools[k] < P) total[q.lastPools[k]] += q.lastClaims[k];
     const level = new Float64Array(P).fill(Infinity);
     const ratio = new Float64Array(P);
     for (let pool = 0; pool < P; pool++) {
+      let total = 0;
+      for (const q of this.parts) total += q.lastByPool[pool]?.sum ?? 0;
       const cap = Math.max(0, caps[pool]);
-      if (cap < total[pool]) level[pool] = waterLevel(this.claimsOf(pool), cap);
-      else ratio[pool] = total[pool] > 0 ? cap / total[pool] : 0;
+      if (cap >= total) {
+        ratio[pool] = total > 0 ? cap / total : 0;
+        continue;
+      }
+      const groups: SortedClaims[] = [];
+      for (const q of this.parts) {
+        const g = q.lastByPool[pool];
+        if (g) groups.push((g.sorted ??= sortedClaims(g.claims)));
+      }
+      level[pool] = waterLevelOfGroups(groups, cap);
     }
     const tick = ++st.ticks;
     const out = new Float64Array(n).fill(NaN);
@@ -118,21 +133,11 @@ export class GrantShares {
       const u = inp.upperReqPerSec[k];
       const short = level[pool] !== Infinity;
       const required = short ? Math.min(u, level[pool]) : u * ratio[pool];
-      out[k] = st.allocations.allocateResources(i, required, short).allocated;
+      out[k] = st.allocations.allocate(i, required, short);
     }
     for (let i = 0; i < st.dense; i++) {
-      if (st.seenTick[i] !== tick && st.allocations.allocatedPerSec[i] !== 0) st.allocations.allocateResources(i, 0, true);
+      if (st.seenTick[i] !== tick && st.allocations.allocatedPerSec[i] !== 0) st.allocations.allocate(i, 0, true);
     }
-    return out;
-  }
-
-  /** Every partition's latest claims in one pool. */
-  private claimsOf(pool: number): Float64Array {
-    let n = 0;
-    for (const q of this.parts) for (let k = 0; k < q.lastPools.length; k++) if (q.lastPools[k] === pool) n++;
-    const out = new Float64Array(n);
-    let j = 0;
-    for (const q of this.parts) for (let k = 0; k < q.lastPools.length; k++) if (q.lastPools[k] === pool) out[j++] = q.lastClaims[k];
     return out;
   }
 
@@ -148,6 +153,22 @@ export class GrantShares {
     seen.set(st.seenTick);
     st.seenTick = seen;
   }
+}
+
+/** One tick's claims (forecast upper bounds) grouped by pool; pools >= `pools` are left out. */
+function groupClaims(inp: GrantInputs, pools: number): (PoolClaims | undefined)[] {
+  const count = new Int32Array(pools);
+  for (let k = 0; k < inp.count; k++) if (inp.poolIndex[k] < pools) count[inp.poolIndex[k]]++;
+  const out = Array.from({ length: pools }, (_, q) => (count[q] > 0 ? { claims: new Float64Array(count[q]), sum: 0 } : undefined));
+  const fill = new Int32Array(pools);
+  for (let k = 0; k < inp.count; k++) {
+    const q = inp.poolIndex[k];
+    if (q >= pools) continue;
+    const g = out[q]!;
+    g.claims[fill[q]++] = inp.upperReqPerSec[k];
+    g.sum += inp.upperReqPerSec[k];
+  }
+  return out;
 }
 
 /** Options of {@link GrantHost}. */
