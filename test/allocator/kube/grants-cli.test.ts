@@ -6,10 +6,10 @@
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
 import { NatsServer } from "../../../src/nats/server.ts";
 import { ThrottleClient } from "../../../src/throttle/client.ts";
@@ -26,13 +26,19 @@ const SAFE = { default: { requestsPerSec: 0.5 } };
 let nats: NatsServer;
 let dir: string;
 let configFile: string;
+/** The CLI bundled from the source as `npm run build:cli` does (starts in a fraction of tsx's time). */
+let bundle: string;
 const children = new Set<ChildProcess>();
 const conns: NatsConnection[] = [];
 
 test.before(async () => {
   nats = await NatsServer.start();
-  dir = mkdtempSync(join(tmpdir(), "foresight-grants-cli-"));
+  mkdirSync(join(ROOT, ".tmp"), { recursive: true });
+  dir = mkdtempSync(join(ROOT, ".tmp", "grants-cli-"));
   configFile = join(dir, "foresight.yaml");
+  bundle = join(dir, "main.js");
+  // Inside the repository, so the bundle's external packages resolve from its node_modules.
+  await build({ entryPoints: [join(ROOT, "src/cli/main.ts")], bundle: true, platform: "node", format: "esm", target: "node20", packages: "external", outfile: bundle, logLevel: "silent" });
   writeFileSync(configFile, [
     `nats: { partitions: ${P} }`,
     "throttle:",
@@ -68,7 +74,7 @@ interface Allocator {
 /** Starts `foresight allocate` and resolves once it logged "allocator running" (with its port). */
 function allocate(id: string, extra: string[] = []): Promise<Allocator> {
   const proc = spawn(process.execPath, [
-    "--import", "tsx", "src/cli/main.ts", "allocate", "--sim", "--config", configFile, "--servers", nats.url, "--http-port", "0",
+    bundle, "allocate", "--sim", "--config", configFile, "--servers", nats.url, "--http-port", "0",
     "--no-kv", "--lease-ttl-ms", String(LEASE_TTL_MS), "--process-id", id, ...extra,
   ], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   children.add(proc);
@@ -121,13 +127,17 @@ test("SIGKILL of the leading `foresight allocate`: the standby publishes the gra
       }
     },
   });
-  const nextDelta = (pred: (instance: string) => boolean) => new Promise<string>((resolve) => waiters.push({ pred, resolve }));
+  /** The next delta whose publisher satisfies `pred`; fails after `timeoutMs` naming `what`. */
+  const nextDelta = (pred: (instance: string) => boolean, what: string, timeoutMs = 15_000) => new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no grant delta from ${what} within ${timeoutMs} ms`)), timeoutMs);
+    waiters.push({ pred, resolve: (i) => (clearTimeout(t), resolve(i)) });
+  });
   await nc.flush();
 
   const off = await allocate("cli-off", ["--no-grants"]);
   const [leader, standby] = await Promise.all([allocate("cli-lead"), allocate("cli-standby")]);
+  // The gateway starts once grants flow (it waits for the grant state before it enforces).
   const gw = new ThrottleClient({ plans: PLANS, safeLimits: SAFE, partitions: P, maxUsers: 4096, gatewayId: "cli-gw" });
-  await gw.start(nc);
   try {
     // The first process to start took the lease, but it runs without grants: nobody publishes yet.
     // Stop it so the grant-hosting pair decides who leads (its lease is released on SIGTERM).
@@ -139,11 +149,12 @@ test("SIGKILL of the leading `foresight allocate`: the standby publishes the gra
     assert.is(deltas.length, 0, "no grants while the --no-grants process led");
 
     const users = [{ user: "k1", upper: 1 }, { user: "k2", upper: 2 }];
-    const first = nextDelta(() => true);
+    const first = nextDelta(() => true, "the first leader");
     const ticking = setInterval(() => void tick(nc, users).catch(() => undefined), 200);
     let firstInstance: string;
     try {
       firstInstance = await first;
+      await gw.start(nc);
     } finally {
       clearInterval(ticking);
     }
@@ -158,7 +169,7 @@ test("SIGKILL of the leading `foresight allocate`: the standby publishes the gra
 
     // SIGKILL: the lease is not released; it lapses after the TTL and the standby takes it.
     const lapses = gw.stats().leaseLapses;
-    const takeover = nextDelta((i) => i !== firstInstance);
+    const takeover = nextDelta((i) => i !== firstInstance, "the standby", 3 * LEASE_TTL_MS);
     const killedAt = Date.now();
     lead.proc.kill("SIGKILL");
     const moved = users.map((u) => ({ ...u, upper: u.upper * 3 }));
