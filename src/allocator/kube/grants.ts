@@ -90,8 +90,10 @@ export class GrantShares {
   }
 
   /**
-   * The allocation of each user of one partition's tick, requests/s, same order as `inp`; NaN for
-   * users outside the pools (index >= the pool count) or beyond the table's capacity.
+   * The allocation of each user of one partition's tick, requests/s, same order as `inp`: 0 for
+   * users outside the pools (index >= the pool count: no pool's capacity is theirs, as allocateAll
+   * gives users without a pool), NaN (the grant service's proportional share) beyond the table's
+   * capacity.
    */
   allocationOf(partition: number, inp: GrantInputs): Float64Array {
     const st = this.parts[partition];
@@ -118,12 +120,15 @@ export class GrantShares {
       level[pool] = waterLevelOfGroups(groups, cap);
     }
     const tick = ++st.ticks;
-    const out = new Float64Array(n).fill(NaN);
+    const out = new Float64Array(n);
     for (let k = 0; k < n; k++) {
       const pool = inp.poolIndex[k];
       if (pool >= P) continue;
       const slot = st.table.findOrInsert(inp.userHashLo[k], inp.userHashHi[k]);
-      if (slot < 0) continue;
+      if (slot < 0) {
+        out[k] = NaN;
+        continue;
+      }
       if (st.table.isNew) {
         this.grow(st, st.dense + 1);
         st.denseOf[slot] = st.dense++;
@@ -226,7 +231,10 @@ export class GrantHost {
     return this.current ? addGrantStats(s, this.current.stats()) : s;
   }
 
-  /** Pool capacities as the grant service reads them: the pools, plus an unbounded one for users outside them. */
+  /**
+   * Pool capacities as the grant service reads them: the pools, plus an unbounded one for users
+   * outside them (their allocation is 0, the pool's pressure 0: gateways hold them to their plan).
+   */
   private poolCapacities(): PoolCapacity[] {
     const caps = this.opts.capacities().map((c) => ({ capacityReqPerSec: c }));
     if (this.unpooled >= 0) caps.push({ capacityReqPerSec: Infinity });

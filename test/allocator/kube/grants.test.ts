@@ -184,6 +184,9 @@ test("GrantShares: partitions ticking one by one get exactly the pool-wide fair 
     const f: UserForecastArrays = { count: users.length, meanPerSec: upper, upperPerSec: upper, observedPerSec: upper };
     ref.allocateAll(f, m, caps);
     users.forEach((u, i) => assert.ok(Math.abs(got.get(u.lo)! - ref.allocatedPerSec[i]) < 1e-9, `caps ${caps}: user ${i} got ${got.get(u.lo)}, the pool-wide policy gives ${ref.allocatedPerSec[i]}`));
+    // A user outside every pool (index = pool count) has no allocation.
+    const outside = shares.allocationOf(0, { ...inputs(byPart[0].slice(0, 1)), poolIndex: Uint16Array.from([2]) });
+    assert.is(outside[0], 0, "a user outside the pools gets no pool's capacity");
     if (caps[0] === 30) {
       // chat is short: the fair shares at once, whatever the first round gave.
       const chat = users.filter((u) => u.pool === 0);
