@@ -69,4 +69,7 @@ export {
   UserAllocations,
   type UserAllocationSummary,
   waterLevel,
+  waterLevelOfGroups,
+  sortedClaims,
+  type SortedClaims,
 } from "./users.ts";

@@ -103,6 +103,16 @@ export class UserAllocations {
   }
 
   /**
+   * {@link allocateResources} without the result object (for callers that decide user by user at
+   * scale): records the allocation and returns it, requests/s.
+   */
+  allocate(user: number, required: number, immediate = false): number {
+    if (!((user >>> 0) === user && user < this.allocatedPerSec.length) || !(required >= 0) || !Number.isFinite(required)) return this.allocateResources(user, required, immediate).allocated; // throws the named error
+    this.record(user, required, immediate);
+    return this.allocatedPerSec[user];
+  }
+
+  /**
    * Every user's share of its pool's capacity (`poolCapacityPerSec[p]`, requests/s), recorded with
    * the safeguards. Claims are the forecast upper bounds; split users claim w·upper in each pool.
    */
@@ -264,6 +274,71 @@ export function waterLevel(claims: Float64Array, capacity: number): number {
     left -= g[j];
   }
   return g[g.length - 1];
+}
+
+/** One group of claims for {@link waterLevelOfGroups}: sorted ascending, with running sums. */
+export interface SortedClaims {
+  /** Claims, ascending. */
+  sorted: Float64Array;
+  /** prefix[k] = Σ sorted[0..k−1] (length = sorted.length + 1). */
+  prefix: Float64Array;
+}
+
+/** Sorts claims and forms their running sums (for {@link waterLevelOfGroups}). */
+export function sortedClaims(claims: Float64Array): SortedClaims {
+  const sorted = Float64Array.from(claims).sort();
+  const prefix = new Float64Array(sorted.length + 1);
+  for (let k = 0; k < sorted.length; k++) prefix[k + 1] = prefix[k] + sorted[k];
+  return { sorted, prefix };
+}
+
+/** Claims of a sorted group at or below `level` (binary search). */
+function countAtOrBelow(sorted: Float64Array, level: number): number {
+  let lo = 0, hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid] <= level) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * {@link waterLevel} over the union of several sorted groups, without merging them: the level L
+ * with Σ min(cᵢ, L) = capacity (capacity < Σ cᵢ). For claims held in parts that change one part at
+ * a time (a pool's users over partitions): each part is sorted once when it changes, and the level
+ * costs O(groups · log n) per step of a bisection over the claims' range, then the exact value from
+ * the set of claims it leaves below the level.
+ */
+export function waterLevelOfGroups(groups: readonly SortedClaims[], capacity: number): number {
+  let total = 0, n = 0, max = 0;
+  for (const g of groups) {
+    total += g.prefix[g.sorted.length];
+    n += g.sorted.length;
+    if (g.sorted.length > 0 && g.sorted[g.sorted.length - 1] > max) max = g.sorted[g.sorted.length - 1];
+  }
+  if (n === 0) return 0;
+  if (capacity >= total) return max;
+  // Σ min(c, L) is continuous and increasing in L: bisect until the set below L stops changing.
+  let lo = 0, hi = max;
+  for (let it = 0; it < 200 && lo < hi; it++) {
+    const mid = (lo + hi) / 2;
+    if (mid === lo || mid === hi) break;
+    let filled = 0;
+    for (const g of groups) {
+      const k = countAtOrBelow(g.sorted, mid);
+      filled += g.prefix[k] + mid * (g.sorted.length - k);
+    }
+    if (filled < capacity) lo = mid;
+    else hi = mid;
+  }
+  let below = 0, above = 0;
+  for (const g of groups) {
+    const k = countAtOrBelow(g.sorted, lo);
+    below += g.prefix[k];
+    above += g.sorted.length - k;
+  }
+  return above > 0 ? (capacity - below) / above : max;
 }
 
 /** A pool's capacity in requests/s for per-user shares: replicas × requests/s per replica × utilization. */

@@ -232,7 +232,9 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     const allocator = new Supervised({
       name: "allocator",
       command: process.execPath,
-      args: [cli, "allocate", ...kubeArgs(o.cluster), "--config", configPath, "--servers", natsUrl, "--http-port", "0", "--no-kv", "--process-id", "start-allocator"],
+      // --no-grants: this supervisor runs its own grant service below (users mapped to pools by
+      // the replayed clients' models, which the allocator's config rules do not know).
+      args: [cli, "allocate", ...kubeArgs(o.cluster), "--config", configPath, "--servers", natsUrl, "--http-port", "0", "--no-kv", "--no-grants", "--process-id", "start-allocator"],
       onExit: (code, signal) => say(`allocator exited (${signal ?? `code ${code}`}): restarting`),
     });
     allocator.start();

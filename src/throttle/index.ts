@@ -16,6 +16,7 @@ export {
   ThrottleClient, DEFAULT_LOAD_TIMEOUT_MS, DEFAULT_HOUSEKEEPING_MS,
   type ThrottleLog, type ThrottleClientOptions, type ThrottleClientStats,
 } from "./client.ts";
-export { GrantService, DEFAULT_DELTA_TOLERANCE, DEFAULT_GRANTS_RETAIN_MS, type GrantServiceOptions, type GrantServiceStats } from "./service.ts";
+export { GrantService, DEFAULT_DELTA_TOLERANCE, DEFAULT_GRANTS_RETAIN_MS, emptyGrantStats, type GrantServiceOptions, type GrantServiceStats } from "./service.ts";
+export { GrantServiceMetrics, addGrantStats, type GrantCounterName } from "./metrics.ts";
 export { userKeyOf, rateLimitHeaders, throttleMiddleware, withThrottle, type HeaderStyle, type ThrottleMiddlewareOptions } from "./middleware.ts";
 export { throttleClientOptions, configPoolCapacities, grantServiceOptions, middlewareOptions } from "./config.ts";

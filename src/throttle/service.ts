@@ -82,6 +82,11 @@ export interface GrantServiceOptions {
    * Default: mode "bias" with the src/feedback defaults.
    */
   feedback?: FeedbackOptions;
+  /**
+   * Publications happen only while this returns true (a host's leader lease: a process that lost
+   * it stops publishing at once, before its host stops the service). Default: always.
+   */
+  active?: () => boolean;
   /** Clock. Default Date.now. */
   now?: () => number;
   log?: ThrottleLog;
@@ -100,6 +105,25 @@ export interface GrantServiceStats {
   publishErrors: number;
   poolPublications: number;
   demandReports: number;
+  /** Payload bytes of the messages published. */
+  bytesPublished: number;
+  /** Publications skipped because `active()` was false. */
+  publicationsSkipped: number;
+  /** Users seen above the bound their last grant was made from (exceedance feedback), all partitions. */
+  exceedances: number;
+  /** Users holding a live grant now (a gauge, not a counter). */
+  users: number;
+  /** Time of the last tick published, ms since the epoch; 0 = none yet. */
+  lastTickPublishedMs: number;
+}
+
+/** Stats with every counter at zero. */
+export function emptyGrantStats(): GrantServiceStats {
+  return {
+    forecastMessages: 0, badForecastMessages: 0, incompleteTicks: 0, ticks: 0, deltaRecords: 0, snapshotRecords: 0, removals: 0,
+    messagesPublished: 0, publishErrors: 0, poolPublications: 0, demandReports: 0, bytesPublished: 0, publicationsSkipped: 0,
+    exceedances: 0, users: 0, lastTickPublishedMs: 0,
+  };
 }
 
 interface PartitionState {
@@ -146,11 +170,9 @@ export class GrantService {
   private subs: Subscription[] = [];
   private timers: NodeJS.Timeout[] = [];
   private chain: Promise<void> = Promise.resolve();
-  private readonly instance = Math.floor(Math.random() * 0xffffffff).toString(36);
-  private readonly s: GrantServiceStats = {
-    forecastMessages: 0, badForecastMessages: 0, incompleteTicks: 0, ticks: 0, deltaRecords: 0,
-    snapshotRecords: 0, removals: 0, messagesPublished: 0, publishErrors: 0, poolPublications: 0, demandReports: 0,
-  };
+  /** This instance's id: the first token of its delta subjects' last part (`.d.<instanceId>-<seq>`). */
+  readonly instanceId = Math.floor(Math.random() * 0xffffffff).toString(36);
+  private readonly s: GrantServiceStats = emptyGrantStats();
   /** Called after a partition's tick is published (tests, bench). */
   onTickPublished?: (partition: number, tickTimeMs: number) => void;
 
@@ -187,7 +209,9 @@ export class GrantService {
   }
 
   stats(): GrantServiceStats {
-    return { ...this.s };
+    let exceedances = 0;
+    for (const st of this.parts) exceedances += st.feedback.exceedances;
+    return { ...this.s, exceedances };
   }
 
   /** Creates (or updates) the grants stream. */
@@ -374,6 +398,7 @@ export class GrantService {
       writeGrantRecord(scratch, 0, t, k);
       if (st.live[slot] && !this.moved(prev, scratch)) continue;
       st.records.set(new Uint8Array(scratch.buffer), ro);
+      if (!st.live[slot]) this.s.users++;
       st.live[slot] = 1;
       if ((d + 1) * GRANT_RECORD_BYTES > delta.length) break;
       delta.set(new Uint8Array(scratch.buffer), d * GRANT_RECORD_BYTES);
@@ -396,11 +421,13 @@ export class GrantService {
         d++;
       }
       this.s.removals += removed.length;
+      this.s.users -= removed.length;
     }
     this.s.deltaRecords += d;
     this.s.ticks++;
     await this.publishDelta(partition, tickTimeMs, out, d);
     if (tick % this.snapshotEvery === 0) await this.publishSnapshot(partition, tickTimeMs);
+    this.s.lastTickPublishedMs = this.now();
     this.onTickPublished?.(partition, tickTimeMs);
   }
 
@@ -425,16 +452,23 @@ export class GrantService {
     return false;
   }
 
-  private async publish(subject: string, msg: Uint8Array): Promise<void> {
+  /** Publishes one message; false when skipped because the service is not active. */
+  private async publish(subject: string, msg: Uint8Array): Promise<boolean> {
     if (!this.js) throw new Error("grant service not started");
+    if (this.opts.active && !this.opts.active()) {
+      this.s.publicationsSkipped++;
+      return false;
+    }
     await this.js.publish(subject, msg);
     this.s.messagesPublished++;
+    this.s.bytesPublished += msg.byteLength;
+    return true;
   }
 
   private async publishDelta(partition: number, tickTimeMs: number, records: Uint8Array, count: number): Promise<void> {
     const st = this.parts[partition];
     const msgs = encodeGrantMessages(MessageKind.delta, partition, this.partitions, tickTimeMs, this.ttlMs, records, count);
-    await Promise.all(msgs.map((m) => this.publish(this.names.deltaSubject(partition, `${this.instance}-${++st.seq}`), m)));
+    await Promise.all(msgs.map((m) => this.publish(this.names.deltaSubject(partition, `${this.instanceId}-${++st.seq}`), m)));
   }
 
   private async publishSnapshot(partition: number, tickTimeMs: number): Promise<void> {
@@ -496,8 +530,7 @@ export class GrantService {
 
   private async publishPools(): Promise<void> {
     const msg = encodePoolsMessage(this.poolStates(), this.now(), 3 * (this.opts.poolStateIntervalMs ?? 1000));
-    await this.publish(this.names.poolsSubject, msg);
-    this.s.poolPublications++;
+    if (await this.publish(this.names.poolsSubject, msg)) this.s.poolPublications++;
   }
 
   /** Publishes the pool state now (tests; the timer does it every poolStateIntervalMs). */

@@ -6,7 +6,7 @@ import { shareBudget } from "../../src/allocator/budget.ts";
 import { PoolMembership } from "../../src/allocator/demand.ts";
 import { ClusterPolicy, POOL_POLICY_DEFAULTS, PoolPolicy, type PoolPolicyConfig } from "../../src/allocator/policy.ts";
 import { bitsQuantity, calculateRequiredResources, EGRESS_BANDWIDTH_ANNOTATION, INGRESS_BANDWIDTH_ANNOTATION, pickHorizon, requiredHorizonSec } from "../../src/allocator/resources.ts";
-import { UserAllocations, waterLevel } from "../../src/allocator/users.ts";
+import { UserAllocations, sortedClaims, waterLevel, waterLevelOfGroups } from "../../src/allocator/users.ts";
 import { validateConfig } from "../../src/config/index.ts";
 
 const S = 1000;
@@ -278,6 +278,26 @@ test("waterLevel: exact against a sorted reference, including the slow-convergin
   const cap = geo.reduce((a, b) => a + b, 0) * 0.5;
   assert.ok(Math.abs(waterLevel(geo, cap) - byScan(geo, cap)) <= 1e-9 * cap);
   assert.is(waterLevel(Float64Array.from([5, 5, 5]), 6), 2);
+});
+
+test("waterLevelOfGroups: the same level as waterLevel over the union, the groups never merged", () => {
+  let seed = 7;
+  const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+  for (let k = 0; k < 50; k++) {
+    const groups = Array.from({ length: 1 + Math.floor(rnd() * 8) }, () => Float64Array.from({ length: Math.floor(rnd() * 200) }, () => Math.exp(6 * rnd())));
+    const all = Float64Array.from(groups.flatMap((g) => [...g]));
+    if (all.length === 0) continue;
+    const total = all.reduce((a, b) => a + b, 0);
+    const cap = total * (0.05 + 0.9 * rnd());
+    const want = waterLevel(all, cap);
+    const got = waterLevelOfGroups(groups.map(sortedClaims), cap);
+    assert.ok(Math.abs(got - want) <= 1e-9 * want, `case ${k}: ${got} vs ${want}`);
+  }
+  const geo = Float64Array.from({ length: 60 }, (_, j) => 2 ** j);
+  const cap = geo.reduce((a, b) => a + b, 0) * 0.5;
+  assert.ok(Math.abs(waterLevelOfGroups([sortedClaims(geo.subarray(0, 30)), sortedClaims(geo.subarray(30))], cap) - waterLevel(geo, cap)) <= 1e-9 * cap);
+  assert.is(waterLevelOfGroups([sortedClaims(Float64Array.from([5])), sortedClaims(Float64Array.from([5, 5]))], 6), 2);
+  assert.is(waterLevelOfGroups([], 6), 0);
 });
 
 test.run();

@@ -19,6 +19,11 @@ import { Registry } from "prom-client";
 import { ObsServer } from "../../src/obs/http.ts";
 import { validateConfig } from "../../src/config/validate.ts";
 import type { ForesightConfig } from "../../src/config/schema.ts";
+import { connect } from "@nats-io/transport-node";
+import { jetstream } from "@nats-io/jetstream";
+import { NatsServer } from "../../src/nats/server.ts";
+import { GrantService } from "../../src/throttle/service.ts";
+import { throttleNames } from "../../src/throttle/wire.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DEPLOY = join(ROOT, "deploy");
@@ -390,6 +395,48 @@ test("NATS: nats-server accepts every overlay's config; its users are exactly de
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("NATS: in every overlay the allocator (which runs the grant service) may publish grants; the processor may not", async () => {
+  for (const target of TARGETS) {
+    const objs = objects(target);
+    const alloc = find(objs, "Deployment", "foresight-allocator").spec.template.spec.containers[0];
+    assert.ok(!alloc.args.includes("--no-grants"), `${target}: the deployed allocator must run the grant service`);
+    const config = foresightConfig(objs);
+    const names = throttleNames(config.nats.subjectPrefix, config.throttle.exceedanceSubject);
+    // A real nats-server with the overlay's rendered authorization block (no TLS: only the rights).
+    const env: Record<string, string> = {};
+    for (const r of ["GATEWAY", "PROCESSOR", "ALLOCATOR", "CONFIG"]) env[`FORESIGHT_NATS_${r}_PASS`] = `pw-${r}`;
+    const srv = await NatsServer.start({ env, extraConfig: natsFiles(objs)["auth.conf"] });
+    try {
+      const as = (user: string) => connect({ servers: srv.url, user, pass: `pw-${user.toUpperCase()}`, maxReconnectAttempts: 0 });
+      const anc = await as("allocator");
+      try {
+        // What GrantService.start and its publications do: the stream, a grant, the subscriptions.
+        await GrantService.ensureStream(anc, names);
+        const ack = await jetstream(anc).publish(names.deltaSubject(0, "manifests-1"), new Uint8Array(40));
+        assert.is(ack.stream, names.grantsStream, `${target}: allocator publishes grants`);
+        for (const subject of [`${config.nats.subjectPrefix}.forecasts.*`, names.demandWildcard]) {
+          const sub = anc.subscribe(subject);
+          // The server answers a refused SUB with -ERR before the flush's PONG: closed by then.
+          await anc.flush();
+          assert.not.ok(sub.isClosed(), `${target}: allocator may subscribe to ${subject}`);
+          sub.unsubscribe();
+        }
+      } finally {
+        await anc.close();
+      }
+      const pnc = await as("processor");
+      try {
+        const refused = await jetstream(pnc).publish(names.deltaSubject(0, "forged"), new Uint8Array(40)).then(() => "published", (e: Error) => e.message);
+        assert.match(refused, /Permissions Violation for Publish/, `${target}: the processor must not publish grants`);
+      } finally {
+        await pnc.close();
+      }
+    } finally {
+      await srv.dispose();
+    }
   }
 });
 

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect, PermissionViolationError, type NatsConnection } from "@nats-io/transport-node";
-import { DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { jetstream, jetstreamManager } from "@nats-io/jetstream";
 import { Kvm } from "@nats-io/kv";
 import { Objm } from "@nats-io/obj";
 import { Registry } from "prom-client";
@@ -24,6 +24,12 @@ import { createLogger } from "../../src/obs/logger.ts";
 import { TelemetryPublisher } from "../../src/telemetry/publisher.ts";
 import { UserDirectory } from "../../src/telemetry/directory.ts";
 import { Processor, createWasmEngineFactory } from "../../src/processor/index.ts";
+import { GrantService } from "../../src/throttle/service.ts";
+import { ThrottleClient } from "../../src/throttle/client.ts";
+import { encodeForecastMessages } from "../../src/processor/forecasts.ts";
+import { FORECAST_RECORD_BYTES } from "../../src/engine/layout.ts";
+import { partitionOf } from "../../src/telemetry/frame.ts";
+import { userHash } from "../../src/telemetry/hash.ts";
 
 const AUTH_CONF = fileURLToPath(new URL("../../deploy/base/nats/auth.conf", import.meta.url));
 const ROLES = ["gateway", "processor", "allocator", "config"] as const;
@@ -221,13 +227,16 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     log: createLogger({ level: "silent" }),
   });
   let stopped = false;
+  let stopGrants: (() => Promise<void>) | undefined;
+  let stopGateway: (() => Promise<void>) | undefined;
   try {
     assert.equal(proc.ownedPartitions().sort(), [0, 1], "the processor leased every partition");
     const pnc = await as("processor");
-    // The processor (its grant service) owns the grants stream and publishes grants.
-    const pjsm = await jetstreamManager(pnc);
-    await pjsm.streams.add({ name: "FORESIGHT_GRANTS", subjects: ["foresight.grants.>"], max_msgs_per_subject: 1 });
-    await jetstream(pnc).publish("foresight.grants.0.s.0", JSON.stringify({ "u-1": { ratePerSec: 5 } }));
+    // The allocator leader's grant service, as user `allocator`: it creates the grants stream,
+    // hears the processors' forecasts and the gateways' demand reports, and publishes grants.
+    const grants = new GrantService({ partitions: PARTITIONS, plans: { default: { requestsPerSec: 20 } }, safeLimits: { default: { requestsPerSec: 1 } }, pools: () => [{ capacityReqPerSec: 100 }], usersPerPartition: 1024, poolStateIntervalMs: 200 });
+    await grants.start(await as("allocator"));
+    stopGrants = () => grants.stop();
 
     // Gateway: telemetry through JetStream (acked), user directory, reads grants and pool state.
     const gnc = await as("gateway");
@@ -247,10 +256,29 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     }, "processor to apply the gateway's events");
     assert.is(applied, 200, "the processor applied exactly the gateway's events");
 
-    // Gateway reads grants with an ordered consumer, as the ThrottleClient follows the stream.
-    const grantsConsumer = await jetstream(gnc).consumers.get("FORESIGHT_GRANTS", { deliver_policy: DeliverPolicy.LastPerSubject });
-    const grant = await grantsConsumer.next({ expires: 5_000 });
-    assert.equal(grant?.json(), { "u-1": { ratePerSec: 5 } }, "gateway reads grants");
+    // The processor's forecast tick becomes a grant the allocator publishes and the gateway's
+    // ThrottleClient (ordered consumer on the stream, demand reports) applies.
+    const gateway = new ThrottleClient({ plans: { default: { requestsPerSec: 20 } }, safeLimits: { default: { requestsPerSec: 1 } }, partitions: PARTITIONS, maxUsers: 4096, gatewayId: "roles-gw", demandReportIntervalMs: 100 });
+    stopGateway = () => gateway.close();
+    await gateway.start(gnc);
+    const hash = userHash("granted-user");
+    const part = partitionOf(hash.lo, PARTITIONS);
+    const rec = new Uint8Array(FORECAST_RECORD_BYTES);
+    const rdv = new DataView(rec.buffer);
+    rdv.setUint32(0, hash.lo, true);
+    rdv.setUint32(4, hash.hi, true);
+    rdv.setFloat64(8, 4, true);
+    rdv.setFloat64(16, 5, true);
+    rdv.setFloat64(24, 3, true);
+    const ticked = new Promise<void>((resolve) => (grants.onTickPublished = () => resolve()));
+    for (const m of encodeForecastMessages(part, Date.now(), rec, 1)) pnc.publish(`foresight.forecasts.${part}`, m);
+    await ticked;
+    const upper = await waitFor(() => gateway.grantOf("granted-user")?.upperReqPerSec, "the gateway to apply the allocator's grant");
+    assert.is(upper, 5, "gateway reads the grant the allocator published");
+    gateway.check("granted-user", { requests: 1, tokens: 0 });
+    await waitFor(() => (grants.stats().demandReports > 0 ? true : undefined), "the allocator to hear the gateway's demand report");
+    assert.is(grants.stats().publishErrors, 0, "the allocator publishes grants without refusals");
+    assertRefused(await refusal(jetstream(pnc).publish("foresight.grants.0.d.forged", "{}"), "processor writing a grant"), "foresight.grants.0.d.forged", "processor writing a grant");
     assertRefused(await refusal(jetstream(gnc).publish("foresight.grants.0.d.forged", "{}"), "gateway writing a grant"), "foresight.grants.0.d.forged", "gateway writing a grant");
     assertRefused(await refusal(jetstream(gnc).publish("foresight.pools.state", "{}"), "gateway forging pool state"), "foresight.pools.state", "gateway forging pool state");
     assertRefused(await refusal(jetstream(gnc).publish("foresight.demand.0", "{}"), "gateway forging a demand partial"), "foresight.demand.0", "gateway forging a demand partial");
@@ -273,7 +301,7 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     assertRefused(await refusal(jetstream(gnc).publish("foresight.forecasts.0", new Uint8Array(1)), "gateway forging a forecast"), "foresight.forecasts.0", "gateway forging a forecast");
 
     // Allocator: its leader lease; hears the processors' demand partials and publishes the pool
-    // state the gateways hear. Not partition leases, grants or demand partials.
+    // state the gateways hear (and grants, above). Not partition leases, demand partials or forecasts.
     const anc = await as("allocator");
     const aLeases = await new Kvm(anc).create("foresight-leases", { history: 1 });
     assert.ok((await aLeases.create("allocator.leader", JSON.stringify({ holder: "alloc-0" }))) > 0, "allocator takes its leader lease");
@@ -286,7 +314,7 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     for await (const m of poolsSub) assert.equal(m.json(), { v: 1, pools: [{ name: "chat", replicas: 3 }] }, "gateway hears the pool state");
     assertRefused(await refusal(aLeases.put("partition.0", "{}"), "allocator stealing a partition"), "$KV.foresight-leases.partition.0", "allocator stealing a partition");
     assertRefused(await refusal(jetstream(anc).publish("foresight.demand.0", "{}"), "allocator forging demand"), "foresight.demand.0", "allocator forging demand");
-    assertRefused(await refusal(jetstream(anc).publish("foresight.grants.0.d.x", "{}"), "allocator writing a grant"), "foresight.grants.0.d.x", "allocator writing a grant");
+    assertRefused(await refusal(jetstream(anc).publish("foresight.forecasts.0", new Uint8Array(1)), "allocator forging a forecast"), "foresight.forecasts.0", "allocator forging a forecast");
 
     // Processor: not the allocator's lease or the pool state.
     const pLeases = await new Kvm(pnc).open("foresight-leases");
@@ -309,6 +337,8 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     const objs = await (await new Objm(pnc).open("foresight-checkpoints")).list();
     assert.ok(objs.length >= 1, `the processor wrote checkpoints (${objs.length})`);
   } finally {
+    await stopGateway?.();
+    await stopGrants?.();
     if (!stopped) await proc.stop();
   }
 });

@@ -3,6 +3,7 @@ import { encodeForecastMessages } from "../../src/processor/forecasts.ts";
 import { FORECAST_RECORD_BYTES } from "../../src/engine/layout.ts";
 import { userHash } from "../../src/telemetry/hash.ts";
 import { computeGrants, type PlanLimit } from "../../src/throttle/grants.ts";
+import type { ThrottleClient } from "../../src/throttle/client.ts";
 import { GRANT_RECORD_BYTES, MessageKind, encodeGrantMessages, encodePoolsMessage, writeGrantRecord } from "../../src/throttle/wire.ts";
 
 export const PLANS: Record<string, PlanLimit> = { default: { requestsPerSec: 10, tokensPerSec: 10_000 }, pro: { requestsPerSec: 40 } };
@@ -79,4 +80,21 @@ export function drive(clock: { t: number }, check: () => { allowed: boolean; rea
     reasons.set(d.reason, (reasons.get(d.reason) ?? 0) + 1);
   }
   return { allowed, sent: n, reasons };
+}
+
+/** Resolves when `cond` holds after a message is applied at `c` (or already holds); fails after `timeoutMs` naming `what`. */
+export function whenApplied(c: ThrottleClient, cond: () => boolean, timeoutMs = 5000, what = "condition"): Promise<void> {
+  if (cond()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what} not met within ${timeoutMs} ms`)), timeoutMs);
+    const prev = c.onApplied;
+    c.onApplied = (m) => {
+      prev?.(m);
+      if (cond()) {
+        clearTimeout(t);
+        c.onApplied = prev;
+        resolve();
+      }
+    };
+  });
 }

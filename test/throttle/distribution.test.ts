@@ -12,7 +12,7 @@ import { ThrottleClient, type ThrottleLog } from "../../src/throttle/client.ts";
 import { GrantService } from "../../src/throttle/service.ts";
 import { partitionOf } from "../../src/telemetry/frame.ts";
 import { userHash } from "../../src/telemetry/hash.ts";
-import { PLANS, SAFE, forecastMessages } from "./_util.ts";
+import { PLANS, SAFE, forecastMessages, whenApplied } from "./_util.ts";
 
 const P = 2;
 const TTL = 2000;
@@ -45,23 +45,6 @@ async function gateway(id: string, log?: ThrottleLog, reportMs = 500): Promise<T
   ctx.clients.push(c);
   await c.start(await conn());
   return c;
-}
-
-/** Resolves when `cond` holds after a message is applied at `c` (or already holds). */
-function whenApplied(c: ThrottleClient, cond: () => boolean, timeoutMs = 5000): Promise<void> {
-  if (cond()) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error("condition not met in time")), timeoutMs);
-    const prev = c.onApplied;
-    c.onApplied = (m) => {
-      prev?.(m);
-      if (cond()) {
-        clearTimeout(t);
-        c.onApplied = prev;
-        resolve();
-      }
-    };
-  });
 }
 
 /** Publishes one forecast tick for the users (each to its partition). */

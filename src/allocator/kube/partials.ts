@@ -74,23 +74,17 @@ export function decodeDemandPartial(bytes: Uint8Array): DemandPartial {
 }
 
 /**
- * Builds a partition's partial from the engine's forecast records (processor side). Users map to
- * pools by the config's explicit `users` (matched by their telemetry hash), else the default
- * pool; a processor has no user directory or route mix, so the other match rules apply in the
- * allocator's own aggregation only (see docs/allocator-kube.md).
+ * The pool of a user known only by its telemetry hash (what forecasts carry): the config's
+ * explicit `users` entries, else the default pool, else {@link NO_POOL}. A processor has no user
+ * directory or route mix, so the other match rules apply in the allocator's own aggregation only
+ * (see docs/allocator-kube.md). The demand partials and the allocator's grants both map users so.
  */
-export class DemandPartialBuilder {
+export class UserPoolResolver {
   private readonly explicit = new Map<string, number>();
-  private readonly defaultPool: number;
-  private readonly names: string[];
-  private membership: PoolMembership;
-  private arrays: UserForecastArrays;
-  private readonly out: PoolDemand;
+  /** The default pool's index, or {@link NO_POOL}. */
+  readonly defaultPool: number;
 
-  /** `z`: the normal quantile of the engine's upper bound (normalQuantile(engine.upperQuantile)). */
-  constructor(pools: readonly PoolMatchRules[], private readonly z: number) {
-    if (pools.length === 0) throw new RangeError("DemandPartialBuilder needs at least one pool");
-    this.names = pools.map((p) => p.name);
+  constructor(pools: readonly PoolMatchRules[]) {
     let def = NO_POOL;
     pools.forEach((p, i) => {
       for (const u of p.match.users) {
@@ -100,6 +94,31 @@ export class DemandPartialBuilder {
       if (p.match.default) def = i;
     });
     this.defaultPool = def;
+  }
+
+  /** Pool index of the user with this hash, or {@link NO_POOL}. */
+  resolve(userHashLo: number, userHashHi: number): number {
+    if (this.explicit.size === 0) return this.defaultPool;
+    return this.explicit.get(`${userHashLo}:${userHashHi}`) ?? this.defaultPool;
+  }
+}
+
+/**
+ * Builds a partition's partial from the engine's forecast records (processor side); users map to
+ * pools by {@link UserPoolResolver}.
+ */
+export class DemandPartialBuilder {
+  private readonly poolOf: UserPoolResolver;
+  private readonly names: string[];
+  private membership: PoolMembership;
+  private arrays: UserForecastArrays;
+  private readonly out: PoolDemand;
+
+  /** `z`: the normal quantile of the engine's upper bound (normalQuantile(engine.upperQuantile)). */
+  constructor(pools: readonly PoolMatchRules[], private readonly z: number) {
+    if (pools.length === 0) throw new RangeError("DemandPartialBuilder needs at least one pool");
+    this.names = pools.map((p) => p.name);
+    this.poolOf = new UserPoolResolver(pools);
     this.membership = new PoolMembership(1024, pools.length);
     this.arrays = { count: 0, meanPerSec: new Float64Array(1024), upperPerSec: new Float64Array(1024), observedPerSec: new Float64Array(1024) };
     this.out = newPoolDemand(pools.length, false);
@@ -114,15 +133,12 @@ export class DemandPartialBuilder {
     }
     const dv = new DataView(records.buffer, records.byteOffset, records.byteLength);
     const a = this.arrays;
-    const hasExplicit = this.explicit.size > 0;
     for (let i = 0; i < count; i++) {
       const o = i * FORECAST_RECORD_BYTES;
       a.meanPerSec[i] = dv.getFloat64(o + ForecastField.ratePerSec, true);
       a.upperPerSec[i] = dv.getFloat64(o + ForecastField.upperPerSec, true);
       a.observedPerSec[i] = dv.getFloat64(o + ForecastField.observedPerSec, true);
-      let pool = this.defaultPool;
-      if (hasExplicit) pool = this.explicit.get(`${dv.getUint32(o + ForecastField.userHashLo, true)}:${dv.getUint32(o + ForecastField.userHashHi, true)}`) ?? pool;
-      this.membership.set(i, pool);
+      this.membership.set(i, this.poolOf.resolve(dv.getUint32(o + ForecastField.userHashLo, true), dv.getUint32(o + ForecastField.userHashHi, true)));
     }
     a.count = count;
     const d = aggregateDemand(a, this.membership, this.z, this.out);

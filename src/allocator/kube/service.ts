@@ -27,6 +27,8 @@ import { Actuator, type ActuatorOptions } from "./actuator.ts";
 import { KubeClient } from "./client.ts";
 import { LeaderLease } from "./leader.ts";
 import { AllocatorMetrics } from "./metrics.ts";
+import { GrantHost, type HostedGrantServiceOptions } from "./grants.ts";
+import type { UserAllocationOptions } from "../users.ts";
 import { BadDemandPartialError, decodeDemandPartial, DemandSummer, type DemandSum } from "./partials.ts";
 import type { PoolTarget } from "./types.ts";
 
@@ -125,6 +127,13 @@ export interface AllocatorServiceOptions {
   actuator?: Partial<Omit<ActuatorOptions, "client" | "metrics" | "log">>;
   /** Wall clock, ms since the epoch. Default Date.now. */
   clock?: () => number;
+  /**
+   * The grant service the leader runs (src/throttle/config.ts grantServiceOptions; pools, users'
+   * pools and allocations come from the allocator). Absent = no grants published by this process.
+   */
+  grants?: HostedGrantServiceOptions;
+  /** Safeguards of the per-user allocations fed to the grants. Default: src/allocator/users.ts defaults. */
+  userAllocation?: UserAllocationOptions;
   /** Called after every decision tick of the leader (tests). */
   onDecisions?: (decisions: PoolDecision[], sum: DemandSum) => void;
 }
@@ -148,6 +157,7 @@ export class AllocatorService {
   private natsConnected = false;
   private tasks: PeriodicTask[] = [];
   private http: ObsServer | undefined;
+  private grantHost: GrantHost | undefined;
   private readonly clock: () => number;
   private readonly z: number;
   private lastState: PoolsState | undefined;
@@ -212,7 +222,14 @@ export class AllocatorService {
     });
     const ttl = this.lease.ttlMs;
     const interval = o.decisionIntervalMs ?? Math.min(...o.pools.map((p) => p.decisionIntervalMs));
-    const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRound(), onError: this.onError });
+    if (o.grants) {
+      this.grantHost = new GrantHost({
+        nc: this.nc, service: { ...o.grants, log: o.grants.log ?? this.log.child({ component: "grants" }) }, pools: o.pools,
+        capacities: () => this.poolCapacities(), isLeader: () => this.isLeader(), registry: this.metrics.registry,
+        userAllocation: o.userAllocation, log: this.log.child({ component: "grants" }),
+      });
+    }
+    const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRoundAndGrants(), onError: this.onError });
     const decideTask = new PeriodicTask({ name: "allocator-decide", intervalMs: interval, timeoutMs: Math.max(interval, 10_000), run: () => void this.decideNow(), onError: this.onError });
     this.tasks = [leaseTask, decideTask];
     await leaseTask.runNow();
@@ -230,6 +247,15 @@ export class AllocatorService {
         this.natsConnected = true;
         this.log.info({ server: s.server }, "NATS reconnected");
       }
+    }
+  }
+
+  /** A lease round, then the grant service started or stopped to match (even when the round failed). */
+  private async leaseRoundAndGrants(): Promise<void> {
+    try {
+      await this.leaseRound();
+    } finally {
+      await this.grantHost?.sync();
     }
   }
 
@@ -251,6 +277,24 @@ export class AllocatorService {
         this.log.warn({ processId: this.processId }, "allocator leadership lost: not deciding");
       }
     }
+  }
+
+  /**
+   * Each pool's allocated capacity now, requests/s: the replicas of the last decision's state (as
+   * last read from the cluster), else as the actuator last read them, else the pool's minimum.
+   */
+  poolCapacities(): number[] {
+    const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
+    return this.opts.pools.map((p, i) => {
+      const entry = this.lastState?.pools[i];
+      const replicas = entry?.replicasAllocated ?? statuses.get(p.name)?.currentReplicas ?? p.minReplicas;
+      return poolCapacityPerSec(replicas, p.costModel.requestsPerSecPerReplica);
+    });
+  }
+
+  /** The hosted grant service while this process leads and grants are on (tests, status). */
+  get grants(): GrantHost | undefined {
+    return this.grantHost;
   }
 
   /** True while this process leads. */
@@ -342,6 +386,8 @@ export class AllocatorService {
   stop(): Promise<void> {
     this.stopPromise ??= (async () => {
       for (const t of this.tasks) await t.stop();
+      // Grants stop before the lease is released, so two processes never publish at once.
+      await this.grantHost?.stop().catch((err) => this.onError(err, "grants-stop"));
       await this.actuator.stop();
       this.sub?.unsubscribe();
       if (this.lease) await this.lease.release().catch(() => undefined);

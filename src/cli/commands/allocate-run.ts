@@ -10,6 +10,8 @@ import { loadConfig, type ForesightConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
 import { KubeSim } from "../../kube-sim/index.ts";
 import { AllocatorService } from "../../allocator/kube/service.ts";
+import { grantServiceOptions } from "../../throttle/config.ts";
+import { grantUsersPerPartition } from "../../allocator/kube/grants.ts";
 
 export interface AllocateFlags {
   config?: string;
@@ -26,6 +28,8 @@ export interface AllocateFlags {
   forceConflicts: boolean;
   logLevel?: string;
   kv: boolean;
+  /** Run the grant service on the leader (`--no-grants` turns it off). Default true. */
+  grants: boolean;
 }
 
 /** A command-line value that is not what it should be. */
@@ -114,8 +118,10 @@ export async function allocate(f: AllocateFlags): Promise<void> {
     httpHost: config.http.host,
     log,
     actuator: { forceConflicts: f.forceConflicts },
+    // The throttle section always exists (schema defaults), so grants are on unless --no-grants.
+    grants: f.grants === false ? undefined : grantServiceOptions(config, { usersPerPartition: grantUsersPerPartition(config.engine.capacityUsers) }),
   });
-  log.info({ processId: service.processId, httpPort: service.httpPort }, "allocator running");
+  log.info({ processId: service.processId, httpPort: service.httpPort, grants: f.grants !== false }, "allocator running");
   await waitForStopSignal(log);
   await service.stop();
   await sim?.stop();

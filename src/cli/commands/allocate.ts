@@ -8,7 +8,7 @@ import type { AllocateFlags } from "./allocate-run.ts";
 export function register(program: Command): void {
   program
     .command("allocate")
-    .description("Run the allocator: sum the processors' partial demand, decide per pool, and patch Kubernetes by each pool's mode (one leader).")
+    .description("Run the allocator: sum the processors' partial demand, decide per pool, patch Kubernetes by each pool's mode, and publish per-user grants (one leader).")
     .option("--config <file>", "config file (YAML or JSON)")
     .option("--servers <urls>", "NATS servers, comma-separated (overrides the config)")
     .option("--prefix <prefix>", "subject prefix (overrides nats.subjectPrefix)")
@@ -23,5 +23,6 @@ export function register(program: Command): void {
     .option("--force-conflicts", "take fields owned by other field managers (server-side apply force); default: report the owner", false)
     .option("--log-level <level>", "log level (overrides log.level)")
     .option("--no-kv", "do not read the config KV bucket")
+    .option("--no-grants", "do not run the grant service (default: the leader publishes per-user grants from the config's throttle section)")
     .action(async (flags: AllocateFlags) => (await import("./allocate-run.ts")).allocate(flags));
 }
