@@ -8,11 +8,15 @@ import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
 import { decU16, encU16 } from "./codec";
-import { Lstm, lastCount, lstmBucketInputs, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
 const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
+/** Index of the LSTM member (left out for users in the sparse tier). */
+const J_LSTM: u32 = 3;
+/** Pending-forecast code of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
+const NO_FORECAST: u32 = 0xffff;
 /** Per-bucket decay of the members' error averages. */
 export const ERROR_DECAY: f64 = 0.9;
 /** Step of the bound's quantile tracker, as a share of the error scale. */
@@ -38,6 +42,9 @@ export class Fc {
   static trainedThisBucket: u32 = 0;
   static trainSteps: f64 = 0;
   static trainLossSum: f64 = 0;
+  /** Bucket closes of the last tick that ran the GRU (dense tier), and all of that tick's bucket closes. */
+  static denseCloses: u32 = 0;
+  static closes: u32 = 0;
 }
 
 /** Extension bytes per slot for P season points (LSTM-lite + ensemble), a multiple of 8. */
@@ -49,27 +56,27 @@ export function fcExtBytes(points: u32): u32 {
 const VAL: usize = memory.data(<i32>EJ * 8, 16);
 const WT: usize = memory.data(<i32>EJ * 8, 16);
 
-/** Member forecasts (counts) at horizon h for target bucket `target` into VAL. */
-function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64): void {
+/** Member forecasts (counts) at horizon h for target bucket `target` into VAL (the LSTM member only for a dense user). */
+function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense: bool): void {
   const D = Params.periodBuckets;
   const P = Params.seasonPoints;
   store<f64>(VAL, lastCount(sp));
   store<f64>(VAL, median3Count(sp), 8);
   store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
-  store<f64>(VAL, lstmForecastCount(sp, h), 24);
+  store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
   store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
   store<f64>(VAL, seasonalLastCount(sp, target % D, (target / D) % 3, D, P), 40);
   store<f64>(VAL, slotMedian3Count(sp, target % D, D, P), 48);
 }
 
-/** Mean of the error-weighted mean and the error-weighted median of VAL. */
-function combine(e: usize): f64 {
+/** Mean of the error-weighted mean and the error-weighted median of VAL; member `skip` (EJ = none) has no weight. */
+function combine(e: usize, skip: u32): f64 {
   let ws = 0.0;
   let fm = 0.0;
   for (let j: u32 = 0; j < EJ; j++) {
     const a = <f64>load<f32>(e + E_ERR + (j << 2)) + 1e-6;
     const a2 = a * a;
-    const w = 1.0 / (a2 * a2);
+    const w = j == skip ? 0.0 : 1.0 / (a2 * a2);
     store<f64>(WT + (<usize>j << 3), w);
     ws += w;
     fm += w * load<f64>(VAL + (<usize>j << 3));
@@ -78,10 +85,10 @@ function combine(e: usize): f64 {
   const mean = Math.max(0.0, fm / ws);
   // Weighted median: walk the members in ascending order of forecast (selection, J is tiny;
   // ties keep member order) until half the weight is passed.
-  let used: u32 = 0;
+  let used: u32 = skip < EJ ? 1 << skip : 0;
   let acc = 0.0;
   let med = load<f64>(VAL);
-  for (let k: u32 = 0; k < EJ; k++) {
+  for (let k: u32 = skip < EJ ? 1 : 0; k < EJ; k++) {
     let best: i32 = -1;
     let bv = Infinity;
     for (let j: u32 = 0; j < EJ; j++) {
@@ -115,7 +122,9 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   if (nBefore >= h) {
     const slot = c % RING;
     for (let j: u32 = 0; j < EJ; j++) {
-      const pj = decU16(load<u16>(e + E_PEND + (slot * EJ + j) * 2));
+      const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
+      if (code == NO_FORECAST) continue;
+      const pj = decU16(code);
       const ej = e + E_ERR + j * 4;
       const a = Math.abs(count - pj);
       store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
@@ -152,23 +161,31 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   }
   lstmBucketInputs(c, c % D, (c / D) % 7, D);
   const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
-  if (train && nBefore >= 1) {
+  if (loss >= 0.0) {
     Fc.trainedThisBucket++;
     Fc.trainSteps += 1.0;
     Fc.trainLossSum += loss;
   }
   // 3. Forecast the target c + h, combine, remember under the target's ring slot.
   const target = c + h;
-  members(sp, target, h, ti0, ti1, tf);
-  const comb = combine(e);
+  const dense = lstmIsDense(sp);
+  Fc.closes++;
+  if (dense) Fc.denseCloses++;
+  members(sp, target, h, ti0, ti1, tf, dense);
+  const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = target % RING;
-  for (let j: u32 = 0; j < EJ; j++) store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>encU16(load<f64>(VAL + (<usize>j << 3))));
+  for (let j: u32 = 0; j < EJ; j++) {
+    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU16(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
+    store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>code);
+  }
   store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
   store<f32>(e + E_COMB, <f32>comb);
 }
 
 /** Start of a tick that closes buckets: the GRU's packed weights follow the current ones. */
 export function fcTickStart(): void {
+  Fc.denseCloses = 0;
+  Fc.closes = 0;
   lstmPack();
 }
 
@@ -209,8 +226,9 @@ export function fcOnClose(sp: usize, c: u32, y: f64): void {
  * Returns 0, or -1 if the horizon is beyond what the ensemble serves (checked at init time by
  * the facade as well).
  */
-export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, learningRate: f64, gradClip: f64): i32 {
+export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, learningRate: f64, gradClip: f64, minCountPerBucket: f64): i32 {
   Fc.enabled = enabled;
+  Lstm.minLevel = Math.log1p(Math.max(0.0, minCountPerBucket));
   Fc.quantile = quantile;
   Fc.trainPerBucket = trainPerBucket;
   Lstm.learningRate = learningRate;

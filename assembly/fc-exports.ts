@@ -8,6 +8,9 @@ export { fcConfigure };
 /** Online training steps taken so far, and the sum of their absolute errors (log space). */
 export function fcTrainSteps(): f64 { return Fc.trainSteps; }
 export function fcTrainLossSum(): f64 { return Fc.trainLossSum; }
+/** Bucket closes of the last tick that closed buckets: those that ran the GRU (dense tier), and all. */
+export function fcDenseCloses(): u32 { return Fc.denseCloses; }
+export function fcCloses(): u32 { return Fc.closes; }
 /** The shared training block (weights, Adam moments, step count): address and size in bytes. */
 export function fcTrainBlockPtr(): usize { return TRAIN_BLOCK; }
 export function fcTrainBlockBytes(): u32 { return <u32>TRAIN_BLOCK_BYTES; }

@@ -65,4 +65,4 @@ export function cellRouteBin(s: u32, b: u32, bin: u32): i32 {
   const cell = E.cellOf(s, b);
   return cell && bin < 8 ? <i32>load<u16>(cell + C_ROUTE + (<usize>bin << 1)) : -1;
 }
-export { fcConfigure, fcTrainSteps, fcTrainLossSum, fcTrainBlockPtr, fcTrainBlockBytes, lstmForecast, fcMember } from "./fc-exports";
+export { fcConfigure, fcDenseCloses, fcCloses, fcTrainSteps, fcTrainLossSum, fcTrainBlockPtr, fcTrainBlockBytes, lstmForecast, fcMember } from "./fc-exports";

@@ -50,10 +50,24 @@ export function lstmBytes(points: u32): u32 {
   return F_PROFILE + points * 8;
 }
 
-/** Learning settings of the online rule (set by fcConfigure). */
+/** Learning settings of the online rule and the tier threshold (set by fcConfigure). */
 export class Lstm {
   static learningRate: f64 = 0.001;
   static gradClip: f64 = 1.0;
+  /**
+   * log1p of the least mean count per bucket for which the GRU runs (0 = every user). A user whose
+   * level (EW mean of log1p count) is below it is in the sparse tier: its buckets still feed the
+   * level, the daily profile and the count rings, but not the GRU, and the ensemble leaves the
+   * LSTM member out.
+   */
+  static minLevel: f64 = 0.0;
+}
+
+/** True when the user's last closed bucket ran the GRU (dense tier): level at or above Lstm.minLevel. */
+// @ts-ignore: decorator
+@inline export function lstmIsDense(sp: usize): bool {
+  const e = sp + Slot.ext;
+  return load<u32>(e, F_N) != 0 && <f64>load<f32>(e, F_LEVEL) >= Lstm.minLevel;
 }
 
 // @ts-ignore: decorator
@@ -251,17 +265,21 @@ const HEAD_PARAMS: i32 = 3 + LH;
 /**
  * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features
  * (lstmBucketInputs must have been called for the bucket).
- * When `train` is set and a previous step exists, first runs the online rule on that step.
- * Returns |error| of the training step (0 if none).
+ * Dense users (level >= Lstm.minLevel) also run the GRU step and its outputs; when `train` is
+ * set and the previous step ran the GRU, the online rule learns from that step first.
+ * Returns |error| of the training step, or -1 when no training step ran.
  */
 export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
   const ly = Math.log1p(Math.max(0.0, count));
   const prevLevel = <f64>load<f32>(e, F_LEVEL);
-  let loss = 0.0;
-  if (train && n >= 1) loss = trainStep(e, ly - prevLevel);
   const level = <f64>(<f32>(n == 0 ? ly : prevLevel + LEVEL_ALPHA * (ly - prevLevel)));
+  const dense = level >= Lstm.minLevel;
+  // The online rule learns from the previous step's input and hidden state: only when that step
+  // ran the GRU (a sparse step marks F_PREV_X as NaN).
+  let loss = -1.0;
+  if (train && dense && n >= 1 && !isNaN(load<f32>(e + F_PREV_X))) loss = trainStep(e, ly - prevLevel);
   store<f32>(e, <f32>level, F_LEVEL);
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
@@ -277,16 +295,22 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   store<u16>(pi, <u16>encLog(pv + PROFILE_GAMMA * (ly - pv)));
   // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
   store<u16>(prof + (<usize>(points + point * 3 + day3) << 1), <u16>encU16(count));
-  const next = (slotOfDay + 1) % period;
-  const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
-  fillInput(ly, sNext, level, cv, tokPerReq, throttled);
-  gruStep(e + F_H);
-  for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
-  store<f32>(e + F_PREV_X, <f32>load<f64>(XB));
-  store<f32>(e + F_PREV_X + 4, <f32>load<f64>(XB, 8));
-  // Outputs from the f32-rounded hidden state, as the TS reference computes them.
-  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
-  for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
+  if (dense) {
+    const next = (slotOfDay + 1) % period;
+    const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
+    fillInput(ly, sNext, level, cv, tokPerReq, throttled);
+    gruStep(e + F_H);
+    for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
+    store<f32>(e + F_PREV_X, <f32>load<f64>(XB));
+    store<f32>(e + F_PREV_X + 4, <f32>load<f64>(XB, 8));
+    // Outputs from the f32-rounded hidden state, as the TS reference computes them.
+    for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
+    for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
+  } else {
+    // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes
+    // from them if the user becomes dense again); no training step may follow this one.
+    store<f32>(e + F_PREV_X, <f32>NaN);
+  }
   store<f32>(e + F_LAST3 + (<usize>(n % 3) << 2), <f32>count);
   store<u32>(e, n + 1, F_N);
   return loss;

@@ -190,7 +190,9 @@ function checkAgreement(w: Engine, r: Engine, p: MapPeer | undefined, sample: [n
 }
 
 interface TickResult {
-  /** Median ms of ticks closing a bucket in which every user had an event (the headline). */
+  /** Events each user sends in every bucket with events (the population's rate). */
+  eventsPerUser: number;
+  /** Median ms of ticks closing a bucket in which every user had events (the headline). */
   busyMs: number;
   /** Median ms of ticks closing a bucket without events. */
   idleMs: number;
@@ -199,15 +201,26 @@ interface TickResult {
   idleCpuMs: number;
   busyAllMs: number[];
   idleAllMs: number[];
+  /** Share of the busy ticks' bucket closes that ran LSTM-lite's GRU (dense tier); 0 with "hw". */
+  denseShare: number;
   engine: Engine;
 }
 
 /**
- * Tick time over `users` active users: each rep first gives every user one event in the next
- * bucket (not timed), then times the tick that closes it (busy), then times the tick closing the
- * following, empty bucket (idle). Medians of `reps`.
+ * Populations of the tick bench. Buckets with events alternate with idle ones, so a user's LSTM
+ * level settles near half of log1p(events per bucket): with 4 events per busy bucket it stays
+ * above the default tier threshold (log1p(1)), so every user runs the GRU (the dense worst case);
+ * with 1 event it falls below after the first idle bucket (the sparse tier).
  */
-async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>): Promise<TickResult> {
+const TICK_DENSE_EVENTS = 4;
+const TICK_SPARSE_EVENTS = 1;
+
+/**
+ * Tick time over `users` active users: each rep first gives every user `eventsPerUser` events in
+ * the next bucket (not timed), then times the tick that closes it (busy), then times the tick
+ * closing the following, empty bucket (idle). One untimed warm-up rep, then medians of `reps`.
+ */
+async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>, eventsPerUser = TICK_DENSE_EVENTS): Promise<TickResult> {
   const e = await makeEngine();
   const cap = e.ingressCapacity;
   const hashes = new Uint32Array(users * 2);
@@ -218,36 +231,52 @@ async function tickTime(users: number, reps: number, makeEngine: () => Promise<E
   }
   let t = T0;
   const fill = (bucketStart: number) => {
-    for (let i = 0; i < users; i += cap) {
-      const n = Math.min(cap, users - i);
+    const total = users * eventsPerUser;
+    for (let i = 0; i < total; i += cap) {
+      const n = Math.min(cap, total - i);
       const { view } = e.ingressBuffer();
       for (let k = 0; k < n; k++) {
-        view.setUint32(k * 48, hashes[2 * (i + k)], true);
-        view.setUint32(k * 48 + 4, hashes[2 * (i + k) + 1], true);
-        view.setFloat64(k * 48 + 8, bucketStart + ((i + k) % 1000), true);
+        // Event j of the bucket goes to user j mod users (each user's events spread over the bucket).
+        const j = i + k, u = j % users;
+        view.setUint32(k * 48, hashes[2 * u], true);
+        view.setUint32(k * 48 + 4, hashes[2 * u + 1], true);
+        view.setFloat64(k * 48 + 8, bucketStart + (u % 1000) + Math.floor(j / users) * 10_000, true);
         for (let f = 16; f < 48; f += 4) view.setUint32(k * 48 + f, 0, true);
       }
       if (e.ingestFilled(n) !== n) throw new Error("tick bench: events not applied");
     }
   };
   const busy: number[] = [], idle: number[] = [], busyCpu: number[] = [], idleCpu: number[] = [];
-  const timed = (now: number, wall: number[], cpu: number[]) => {
+  let denseCloses = 0, closes = 0;
+  const timed = (now: number, wall: number[], cpu: number[], keep: boolean) => {
     const c0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     const out = e.tick(now);
-    wall.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    cpu.push(cpuNsSince(c0) / 1e6);
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    if (keep) {
+      wall.push(ms);
+      cpu.push(cpuNsSince(c0) / 1e6);
+    }
     if (out !== users) throw new Error(`tick bench: ${out} records`);
   };
-  for (let r = 0; r < reps; r++) {
+  for (let r = 0; r <= reps; r++) {
+    const keep = r > 0; // rep 0 warms up (and settles the users' tier)
     fill(t);
     if (e.stats().usersTracked !== users) throw new Error(`tick bench: ${e.stats().usersTracked} users tracked, wanted ${users}`);
-    timed(t + WIDTH + LATENESS, busy, busyCpu); // closes bucket [t, t + W) with one event per user
-    timed(t + 2 * WIDTH + LATENESS, idle, idleCpu); // closes [t + W, t + 2W): no events
+    timed(t + WIDTH + LATENESS, busy, busyCpu, keep); // closes bucket [t, t + W) with events from every user
+    if (keep) {
+      const tiers = e.lstmTierStats();
+      denseCloses += tiers.denseCloses;
+      closes += tiers.closes;
+    }
+    timed(t + 2 * WIDTH + LATENESS, idle, idleCpu, keep); // closes [t + W, t + 2W): no events
     t += 2 * WIDTH;
   }
   const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
-  return { busyMs: med(busy), idleMs: med(idle), busyCpuMs: med(busyCpu), idleCpuMs: med(idleCpu), busyAllMs: busy, idleAllMs: idle, engine: e };
+  return {
+    eventsPerUser, busyMs: med(busy), idleMs: med(idle), busyCpuMs: med(busyCpu), idleCpuMs: med(idleCpu), busyAllMs: busy, idleAllMs: idle,
+    denseShare: closes ? denseCloses / closes : 0, engine: e,
+  };
 }
 
 type IngestFigures = { nsPerEvent: number; eventsPerSec: number; copyNsPerEvent: number; applyNsPerEvent: number; cpuNsPerEvent: number };
@@ -301,9 +330,11 @@ async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number,
 interface ConfigFigures {
   forecastModel: string;
   /** The same WASM figures for the build in BENCH_BEFORE_WASM (the code before issue 12), measured next to them in this run. */
-  before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults };
+  before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; tickSparse?: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults };
   memoryInfo: ReturnType<Engine["memoryInfo"]>;
   tick: Record<string, Omit<TickResult, "engine">>;
+  /** Ensemble only: the same ticks over users below the tier threshold (TICK_SPARSE_EVENTS per busy bucket). */
+  tickSparse?: Record<string, Omit<TickResult, "engine">>;
   referenceTick100k?: { busyMs: number; idleMs: number; agreedForecastRecords: number };
   ingest1M: IngestResults;
   ingestAgreedUsers: number;
@@ -326,6 +357,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
   const memoryInfo = (await Engine.create(opts)).memoryInfo();
   gc();
   const tick: ConfigFigures["tick"] = {};
+  let tickSparse: ConfigFigures["tickSparse"];
   let referenceTick100k: ConfigFigures["referenceTick100k"];
   for (const users of TICK_USERS) {
     if (beforeOpts && before) {
@@ -334,11 +366,28 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
       before.tick[String(users)] = b;
       console.log(`  tick ${label} BEFORE, ${users.toLocaleString()} users: ${b.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${b.busyCpuMs.toFixed(1)}), ${b.idleMs.toFixed(1)} ms idle (CPU ${b.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
       gc();
+      if (label === "ensemble") {
+        // The sparse population on the build before (which has no tiers: every user runs the GRU).
+        const { engine: _olds, ...bs } = await tickTime(users, 5, () => Engine.create(beforeOpts), TICK_SPARSE_EVENTS);
+        (before.tickSparse ??= {})[String(users)] = bs;
+        console.log(`  tick ${label} BEFORE, ${users.toLocaleString()} users of the sparse population: ${bs.busyMs.toFixed(1)} ms (CPU ${bs.busyCpuMs.toFixed(1)})`);
+        gc();
+      }
     }
     const w = await tickTime(users, 5, () => Engine.create(opts));
     const { engine: we, ...rest } = w;
     tick[String(users)] = rest;
-    console.log(`  tick ${label}, ${users.toLocaleString()} users: ${w.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${w.busyCpuMs.toFixed(1)}; ${w.busyAllMs.map((x) => x.toFixed(0)).join(", ")}), ${w.idleMs.toFixed(1)} ms an idle bucket (CPU ${w.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
+    // The population must be what the row says: with the ensemble, every busy close ran the GRU.
+    if (label === "ensemble" && w.denseShare !== 1) throw new Error(`tick bench: dense population, but ${(100 * w.denseShare).toFixed(1)} % of closes ran the GRU`);
+    console.log(`  tick ${label}, ${users.toLocaleString()} users, ${w.eventsPerUser} events each: ${w.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${w.busyCpuMs.toFixed(1)}; ${w.busyAllMs.map((x) => x.toFixed(0)).join(", ")}), ${w.idleMs.toFixed(1)} ms an idle bucket (CPU ${w.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
+    if (label === "ensemble") {
+      gc();
+      const sp = await tickTime(users, 5, () => Engine.create(opts), TICK_SPARSE_EVENTS);
+      const { engine: _se, ...spRest } = sp;
+      if (sp.denseShare !== 0) throw new Error(`tick bench: sparse population, but ${(100 * sp.denseShare).toFixed(1)} % of closes ran the GRU`);
+      (tickSparse ??= {})[String(users)] = spRest;
+      console.log(`  tick ${label}, ${users.toLocaleString()} sparse-tier users, ${sp.eventsPerUser} event each: ${sp.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${sp.busyCpuMs.toFixed(1)}), ${sp.idleMs.toFixed(1)} ms idle (CPU ${sp.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
+    }
     if (full && users === 100_000) {
       // The reference on the same input; its output must equal the WASM engine's.
       const r = await tickTime(users, 3, async () => Engine.createReference(opts));
@@ -351,7 +400,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
     gc();
   }
   return {
-    forecastModel: label, before, memoryInfo, tick, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
+    forecastModel: label, before, memoryInfo, tick, tickSparse, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
     distinctUsersInStream: ing.distinct,
     hotSet: hot ? { users: 10_000, events: Math.min(N_EVENTS, 2_000_000), distinctUsersInStream: hot.distinct, ingest: hot.results } : undefined,
   };
@@ -391,7 +440,10 @@ async function main(): Promise<void> {
       rows.push(["WASM ingest, 1M users", `${f.ingest1M.wasm.nsPerEvent.toFixed(1)} ns/event`, ""]);
     }
     for (const u of TICK_USERS)
-      rows.push([`WASM tick, ${u.toLocaleString()} active users (bucket with events / idle)`, `${f.tick[u].busyMs.toFixed(1)} / ${f.tick[u].idleMs.toFixed(1)} ms`, `CPU ${f.tick[u].busyCpuMs.toFixed(1)} / ${f.tick[u].idleCpuMs.toFixed(1)} ms${u === 1_000_000 ? "; target <= 150 ms" : ""}`]);
+      rows.push([`WASM tick, ${u.toLocaleString()} active users${label === "served" ? " (dense tier)" : ""} (bucket with events / idle)`, `${f.tick[u].busyMs.toFixed(1)} / ${f.tick[u].idleMs.toFixed(1)} ms`, `CPU ${f.tick[u].busyCpuMs.toFixed(1)} / ${f.tick[u].idleCpuMs.toFixed(1)} ms${u === 1_000_000 ? "; target <= 150 ms" : ""}`]);
+    if (f.tickSparse)
+      for (const u of TICK_USERS)
+        rows.push([`WASM tick, ${u.toLocaleString()} sparse-tier users (bucket with events / idle)`, `${f.tickSparse[u].busyMs.toFixed(1)} / ${f.tickSparse[u].idleMs.toFixed(1)} ms`, `CPU ${f.tickSparse[u].busyCpuMs.toFixed(1)} / ${f.tickSparse[u].idleCpuMs.toFixed(1)} ms`]);
     if (f.referenceTick100k) rows.push(["TS reference tick, 100k active users", `${f.referenceTick100k.busyMs.toFixed(1)} / ${f.referenceTick100k.idleMs.toFixed(1)} ms`, ""]);
     rows.push(["state per user (slot + index + output)", `${f.memoryInfo.bytesPerUser.toFixed(1)} B`, `slot ${f.memoryInfo.slotBytes} B; target <= 1024 B`]);
   }
@@ -403,6 +455,8 @@ async function main(): Promise<void> {
     tick100kMs: served.tick["100000"]?.busyMs, tick100kIdleMs: served.tick["100000"]?.idleMs,
     tick1MMs: served.tick["1000000"]?.busyMs, tick1MIdleMs: served.tick["1000000"]?.idleMs,
     tick100kCpuMs: served.tick["100000"]?.busyCpuMs, tick1MCpuMs: served.tick["1000000"]?.busyCpuMs,
+    tick1MSparseMs: served.tickSparse?.["1000000"]?.busyMs, tick1MSparseCpuMs: served.tickSparse?.["1000000"]?.busyCpuMs,
+    tick100kSparseCpuMs: served.tickSparse?.["100000"]?.busyCpuMs,
     ingestCpuNsPerEvent: s.wasm.cpuNsPerEvent,
     bytesPerUser: served.memoryInfo.bytesPerUser, slotBytes: served.memoryInfo.slotBytes,
     ingestNsPerEvent: s.wasm.nsPerEvent, speedupOverPeer: speedup,
@@ -427,6 +481,8 @@ async function main(): Promise<void> {
     tick100kMs: f.tick["100000"]?.busyMs, tick100kIdleMs: f.tick["100000"]?.idleMs,
     tick1MMs: f.tick["1000000"]?.busyMs, tick1MIdleMs: f.tick["1000000"]?.idleMs,
     tick100kCpuMs: f.tick["100000"]?.busyCpuMs, tick1MCpuMs: f.tick["1000000"]?.busyCpuMs,
+    tick1MSparseMs: f.tickSparse?.["1000000"]?.busyMs, tick1MSparseCpuMs: f.tickSparse?.["1000000"]?.busyCpuMs,
+    tick100kSparseCpuMs: f.tickSparse?.["100000"]?.busyCpuMs,
     ingestCpuNsPerEvent: f.ingest1M.wasm.cpuNsPerEvent,
     bytesPerUser: f.memoryInfo.bytesPerUser, slotBytes: f.memoryInfo.slotBytes,
     ingestNsPerEvent: f.ingest1M.wasm.nsPerEvent, speedupOverPeer: ingestPeer / f.ingest1M.wasm.nsPerEvent,
@@ -438,13 +494,14 @@ async function main(): Promise<void> {
   let beforeAfter: unknown;
   if (base) {
     const b = base.headline;
-    const t: [string, number, number][] = [
+    const t: [string, number | undefined, number | undefined][] = [
       ["tick, 100k users, bucket with events (ms)", b.tick100kMs, headline.tick100kMs],
       ["tick, 100k users, idle bucket (ms)", b.tick100kIdleMs, headline.tick100kIdleMs],
       ["tick, 1M users, bucket with events (ms)", b.tick1MMs, headline.tick1MMs],
       ["tick, 1M users, idle bucket (ms)", b.tick1MIdleMs, headline.tick1MIdleMs],
       ["tick, 100k users, bucket with events, CPU (ms)", b.tick100kCpuMs, headline.tick100kCpuMs],
       ["tick, 1M users, bucket with events, CPU (ms)", b.tick1MCpuMs, headline.tick1MCpuMs],
+      ["tick, 1M sparse-population users, CPU (ms)", b.tick1MSparseCpuMs, headline.tick1MSparseCpuMs],
       ["state per user (B)", b.bytesPerUser, headline.bytesPerUser],
       ["ingest, 1M Zipf users (ns/event)", b.ingestNsPerEvent, headline.ingestNsPerEvent],
       ["ingest, 1M Zipf users, CPU (ns/event)", b.ingestCpuNsPerEvent, headline.ingestCpuNsPerEvent],

@@ -9,7 +9,7 @@ import { z } from "zod";
 import {
   DEFAULT_ALPHA, DEFAULT_ALPHA_DECAY, DEFAULT_ALPHA_MAX, DEFAULT_ALLOWED_LATENESS_MS, DEFAULT_BETA,
   DEFAULT_BUCKET_WIDTH_MS, DEFAULT_CAPACITY_USERS, DEFAULT_COUNTS_CAPACITY, DEFAULT_GAMMA,
-  DEFAULT_HORIZON_BUCKETS, DEFAULT_INGRESS_CAPACITY, DEFAULT_LSTM_LEARNING_RATE,
+  DEFAULT_HORIZON_BUCKETS, DEFAULT_INGRESS_CAPACITY, DEFAULT_LSTM_LEARNING_RATE, DEFAULT_LSTM_MIN_COUNT_PER_BUCKET,
   DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
   DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
 } from "../engine/options.ts";
@@ -75,6 +75,12 @@ const LstmSchema = z.strictObject({
   trainUsersPerBucket: int().min(0).max(1_048_576).default(DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET),
   /** Adam learning rate of the online training, > 0. */
   learningRate: z.number().positive().max(1).default(DEFAULT_LSTM_LEARNING_RATE),
+  /**
+   * Least mean request count per bucket for which a user runs the GRU (the dense tier); sparser
+   * users keep the other ensemble members and leave LSTM-lite out, at well under half its tick
+   * cost. 0 = every user runs the GRU. Live.
+   */
+  minCountPerBucket: z.number().min(0).max(1_000_000).default(DEFAULT_LSTM_MIN_COUNT_PER_BUCKET),
   /**
    * Version of the shared weights in the model registry (nats.objectStore.models) that engines run,
    * e.g. "v3"; unset = weightsFile or the built-in initialisation. Live: engines swap weights in
@@ -678,6 +684,7 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.forecastModel": "restart",
   "engine.lstm": "restart",
   "engine.lstm.modelVersion": "live",
+  "engine.lstm.minCountPerBucket": "live",
   "engine.lstm.retrain": "live",
   "engine.ingressCapacity": "restart",
   "engine.countsCapacity": "restart",

@@ -62,9 +62,11 @@ export interface EngineCore {
   userOutputTokens(slot: number): number;
   // LSTM-lite and the ensemble (assembly/lstm.ts, assembly/ensemble.ts; see docs/forecasting.md).
   /** Before init: enable (1/0), upper quantile, users trained per closed bucket, learning rate, gradient clip. */
-  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number;
+  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number;
   fcTrainSteps(): number;
   fcTrainLossSum(): number;
+  fcDenseCloses(): number;
+  fcCloses(): number;
   /** Address and size of the shared training block (weights, Adam moments, step count; f64). */
   fcTrainBlockPtr(): number;
   fcTrainBlockBytes(): number;

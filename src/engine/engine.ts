@@ -130,7 +130,7 @@ const LAYOUT_PARAMS: readonly (keyof typeof ParamIndex)[] = [
 export const LIVE_ENGINE_OPTIONS = [
   "horizonBuckets", "upperQuantile", "alpha", "beta", "gamma", "phi", "alphaMax", "trackingThreshold",
   "trackingSmoothing", "alphaDecay", "varianceSmoothing", "timeOfDayDayWeight", "expireAfterBuckets",
-  "maxCatchUpBuckets", "lstmTrainUsersPerBucket", "lstmLearningRate",
+  "maxCatchUpBuckets", "lstmTrainUsersPerBucket", "lstmLearningRate", "lstmMinCountPerBucket",
 ] as const satisfies readonly (keyof EngineOptions)[];
 
 /** Creates engines of one implementation. */
@@ -159,7 +159,7 @@ export class Engine {
     this.options = options;
     const o = options;
     // LSTM-lite and the ensemble are configured before init: the slot layout depends on them.
-    core.fcConfigure(o.forecastModel === "ensemble" ? 1 : 0, o.upperQuantile, o.lstmTrainUsersPerBucket, o.lstmLearningRate, LSTM_GRAD_CLIP);
+    core.fcConfigure(o.forecastModel === "ensemble" ? 1 : 0, o.upperQuantile, o.lstmTrainUsersPerBucket, o.lstmLearningRate, LSTM_GRAD_CLIP, o.lstmMinCountPerBucket);
     const rc = core.init(
       o.capacityUsers, o.bucketWidthMs, o.allowedLatenessMs, o.seasonPoints, o.horizonBuckets, o.z, o.alpha,
       o.beta, o.gamma, o.phi, o.alphaMax, o.trackingThreshold, o.trackingSmoothing, o.alphaDecay,
@@ -217,6 +217,15 @@ export class Engine {
   lstmTrainingStats(): { steps: number; meanAbsError: number } {
     const steps = this.core.fcTrainSteps();
     return { steps, meanAbsError: steps ? this.core.fcTrainLossSum() / steps : NaN };
+  }
+
+  /**
+   * The tiers in the last tick that closed buckets: user-bucket closes that ran LSTM-lite's GRU
+   * (dense tier) out of all of them. Both 0 for "hw" engines.
+   */
+  lstmTierStats(): { denseCloses: number; closes: number } {
+    if (this.options.forecastModel !== "ensemble") return { denseCloses: 0, closes: 0 };
+    return { denseCloses: this.core.fcDenseCloses(), closes: this.core.fcCloses() };
   }
 
   /** Creates a WASM engine (release build, or debug with `debug: true`). */

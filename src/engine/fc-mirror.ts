@@ -52,6 +52,9 @@ const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 /** Largest horizon (buckets) the engine ensemble serves. */
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
 const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
+/** The LSTM member's index, and the pending-forecast code of a member that made none (assembly/ensemble.ts). */
+const J_LSTM = ENGINE_ENSEMBLE_MEMBERS.indexOf("lstm");
+const NO_FORECAST = 0xffff;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
 const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 + 3) & ~3, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
@@ -81,10 +84,15 @@ export class FcMirror {
   trainPerBucket = 0;
   learningRate = 0.001;
   gradClip = 1.0;
+  /** log1p of the dense tier's least count per bucket (assembly/lstm.ts Lstm.minLevel). */
+  minLevel = 0;
   lastBucket = 0xffffffff;
   trainedThisBucket = 0;
   trainSteps = 0;
   trainLossSum = 0;
+  /** Bucket closes of the last tick that ran the GRU, and all of them (assembly/ensemble.ts Fc). */
+  denseCloses = 0;
+  closes = 0;
   private f32 = new Float32Array(0);
   private u16 = new Uint16Array(0);
   private u32 = new Uint32Array(0);
@@ -99,8 +107,8 @@ export class FcMirror {
   private readonly val = new Float64Array(EJ);
   private readonly wt = new Float64Array(EJ);
 
-  configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number {
-    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip });
+  configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
+    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: Math.log1p(Math.max(0, minCountPerBucket)) });
     return 0;
   }
 
@@ -165,9 +173,10 @@ export class FcMirror {
     const n = u32[(e + F_N) >> 2];
     const ly = Math.log1p(Math.max(0, count));
     const prevLevel = f32[(e + F_LEVEL) >> 2];
-    let loss = 0;
-    if (train && n >= 1) loss = this.trainStep(e, ly - prevLevel);
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
+    const dense = level >= this.minLevel;
+    let loss = -1;
+    if (train && dense && n >= 1 && !Number.isNaN(f32[(e + F_PREV_X) >> 2])) loss = this.trainStep(e, ly - prevLevel);
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 1;
     if (n === 0) {
@@ -179,6 +188,12 @@ export class FcMirror {
     const pv = decLog(u16[pi]);
     u16[pi] = encLog(pv + LSTM_PROFILE_GAMMA * (ly - pv));
     u16[prof + points + point * 3 + day3] = encU16(count);
+    if (!dense) {
+      f32[(e + F_PREV_X) >> 2] = NaN;
+      f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
+      u32[(e + F_N) >> 2] = n + 1;
+      return loss;
+    }
     const next = (slotOfDay + 1) % period;
     const sNext = decLog(u16[prof + Math.floor((next * points) / period)]);
     const tod = (2.0 * Math.PI * slotOfDay) / period;
@@ -202,6 +217,18 @@ export class FcMirror {
     f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
     u32[(e + F_N) >> 2] = n + 1;
     return loss;
+  }
+
+  /** Start of a tick that closes buckets (assembly/ensemble.ts fcTickStart; the weights need no packing here). */
+  tickStart(): void {
+    this.denseCloses = 0;
+    this.closes = 0;
+  }
+
+  /** assembly/lstm.ts lstmIsDense. */
+  isDense(sp: number): boolean {
+    const e = sp + this.g.ext;
+    return this.u32[(e + F_N) >> 2] !== 0 && this.f32[(e + F_LEVEL) >> 2] >= this.minLevel;
   }
 
   lstmForecastCount(sp: number, h: number): number {
@@ -248,21 +275,21 @@ export class FcMirror {
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
 
-  private combine(e: number): number {
+  private combine(e: number, skip: number): number {
     const { f32, val, wt } = this;
     let ws = 0, fm = 0;
     for (let j = 0; j < EJ; j++) {
       const a = f32[(e + E_ERR + 4 * j) >> 2] + 1e-6;
       const a2 = a * a;
-      const w = 1.0 / (a2 * a2);
+      const w = j === skip ? 0 : 1.0 / (a2 * a2);
       wt[j] = w;
       ws += w;
       fm += w * val[j];
     }
     if (!(ws > 0) || !Number.isFinite(fm / ws)) return val[0];
     const mean = Math.max(0, fm / ws);
-    let used = 0, acc = 0, med = val[0];
-    for (let k = 0; k < EJ; k++) {
+    let used = skip < EJ ? 1 << skip : 0, acc = 0, med = val[0];
+    for (let k = skip < EJ ? 1 : 0; k < EJ; k++) {
       let best = -1, bv = Infinity;
       for (let j = 0; j < EJ; j++) {
         if (used & (1 << j)) continue;
@@ -302,7 +329,9 @@ export class FcMirror {
     if (nBefore >= h) {
       const slot = c % RING;
       for (let j = 0; j < EJ; j++) {
-        const pj = decU16(u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1]);
+        const code = u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1];
+        if (code === NO_FORECAST) continue;
+        const pj = decU16(code);
         const ej = (e + E_ERR + j * 4) >> 2;
         const a = Math.abs(count - pj);
         f32[ej] = nBefore === h ? a : ERROR_DECAY * f32[ej] + (1 - ERROR_DECAY) * a;
@@ -336,7 +365,7 @@ export class FcMirror {
       }
     }
     const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, Math.floor(c / D) % 3, cv, tokPerReq, throttled, train);
-    if (train && nBefore >= 1) {
+    if (loss >= 0) {
       this.trainedThisBucket++;
       this.trainSteps += 1;
       this.trainLossSum += loss;
@@ -346,13 +375,16 @@ export class FcMirror {
     val[0] = this.lastCount(sp);
     val[1] = this.median3Count(sp);
     val[2] = hwAt(i0, i1, xpos - fl) * widthSec;
-    val[3] = this.lstmForecastCount(sp, h);
+    const dense = this.isDense(sp);
+    this.closes++;
+    if (dense) this.denseCloses++;
+    val[3] = dense ? this.lstmForecastCount(sp, h) : 0;
     val[4] = this.profileForecastCount(sp, target % D);
     val[5] = this.seasonalLastCount(sp, target % D, Math.floor(target / D) % 3);
     val[6] = this.slotMedian3Count(sp, target % D);
-    const comb = this.combine(e);
+    const comb = this.combine(e, dense ? EJ : J_LSTM);
     const ts = target % RING;
-    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = encU16(val[j]);
+    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = j === J_LSTM && !dense ? NO_FORECAST : Math.min(encU16(val[j]), NO_FORECAST - 1);
     u16[(e + E_PCOMB + ts * 2) >> 1] = encU16(comb);
     f32[(e + E_COMB) >> 2] = comb;
   }

@@ -59,6 +59,13 @@ export interface EngineOptions {
   lstmTrainUsersPerBucket?: number;
   /** Adam learning rate of the online LSTM-lite training, > 0. Default 0.001. */
   lstmLearningRate?: number;
+  /**
+   * Least mean request count per bucket (the user's level, an EW mean of log1p counts) for which
+   * a user runs LSTM-lite's GRU ("dense" tier); sparser users keep every other ensemble member and
+   * leave the LSTM member out, which costs a fraction of the GRU's time. 0 = every user runs the
+   * GRU. Default {@link DEFAULT_LSTM_MIN_COUNT_PER_BUCKET}.
+   */
+  lstmMinCountPerBucket?: number;
 }
 
 export const DEFAULT_CAPACITY_USERS = 1 << 18;
@@ -84,6 +91,8 @@ export const MAX_CAPACITY_USERS = 1 << 22;
 export const DEFAULT_FORECAST_MODEL = "hw";
 export const DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET = 64;
 export const DEFAULT_LSTM_LEARNING_RATE = 0.001;
+/** Default of {@link EngineOptions.lstmMinCountPerBucket}: requests per bucket (see bench/results/accuracy-tiers.json for how it was chosen). */
+export const DEFAULT_LSTM_MIN_COUNT_PER_BUCKET = 1;
 /** Gradient-norm clip of the online LSTM-lite training. */
 export const LSTM_GRAD_CLIP = 1.0;
 
@@ -179,6 +188,8 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
   check(isInt(lstmTrainUsersPerBucket) && lstmTrainUsersPerBucket >= 0 && lstmTrainUsersPerBucket < 2 ** 31, "lstmTrainUsersPerBucket", lstmTrainUsersPerBucket, "must be an integer >= 0");
   const lstmLearningRate = o.lstmLearningRate ?? DEFAULT_LSTM_LEARNING_RATE;
   check(Number.isFinite(lstmLearningRate) && lstmLearningRate > 0, "lstmLearningRate", lstmLearningRate, "must be a finite number > 0");
+  const lstmMinCountPerBucket = o.lstmMinCountPerBucket ?? DEFAULT_LSTM_MIN_COUNT_PER_BUCKET;
+  check(Number.isFinite(lstmMinCountPerBucket) && lstmMinCountPerBucket >= 0, "lstmMinCountPerBucket", lstmMinCountPerBucket, "must be a finite number >= 0");
   check(o.lstmWeights === undefined || o.lstmWeights instanceof Uint8Array, "lstmWeights", typeof o.lstmWeights, "must be a Uint8Array (LSTL blob)");
   const bucketsPerHour = 3_600_000 / bucketWidthMs;
   const todAlpha = 1 - Math.pow(1 - timeOfDayDayWeight, 1 / bucketsPerHour);
@@ -188,6 +199,6 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
     timeOfDayDayWeight, expireAfterBuckets, maxCatchUpBuckets, ingressCapacity, countsCapacity,
     debug: o.debug ?? false, wasmPath: o.wasmPath, z: normalQuantile(upperQuantile), todAlpha, periodBuckets,
     ringBuckets: ringBuckets(bucketWidthMs, allowedLatenessMs),
-    forecastModel, lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket, lstmLearningRate,
+    forecastModel, lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket, lstmLearningRate, lstmMinCountPerBucket,
   };
 }

@@ -728,6 +728,7 @@ export class ReferenceCore implements EngineCore {
       start = end - this.maxCatchUp;
     }
     const nClose = end - start;
+    if (nClose !== 0 && this.fc.enabled) this.fc.tickStart();
     for (let k = 0; k < nClose; k++) this.positionOf(start + k, this.rScratch + k * SCRATCH_BYTES);
     const newClosed = end;
     const fpos = this.rScratch + nClose * SCRATCH_BYTES;
@@ -810,11 +811,13 @@ export class ReferenceCore implements EngineCore {
     return upper ? this.hwUpperAt(sp, ps, this.varMult(h), i0, i1, f) : this.hwForecastAt(sp, ps, i0, i1, f);
   }
 
-  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number): number {
-    return this.fc.configure(enabled !== 0, quantile, trainPerBucket, learningRate, gradClip);
+  fcConfigure(enabled: number, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
+    return this.fc.configure(enabled !== 0, quantile, trainPerBucket, learningRate, gradClip, minCountPerBucket);
   }
   fcTrainSteps(): number { return this.fc.trainSteps; }
   fcTrainLossSum(): number { return this.fc.trainLossSum; }
+  fcDenseCloses(): number { return this.fc.denseCloses; }
+  fcCloses(): number { return this.fc.closes; }
   fcTrainBlockPtr(): number { return this.rFcBlock; }
   fcTrainBlockBytes(): number { return FC_TRAIN_BLOCK_BYTES; }
   lstmForecast(s: number, h: number): number {

@@ -75,6 +75,9 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore> {
     fcConfigure: x.fcConfigure,
     fcTrainSteps: x.fcTrainSteps,
     fcTrainLossSum: x.fcTrainLossSum,
+    // Builds from before the sparse tier lack these two (bench:engine times such a build beside this one): no tiers, every close dense.
+    fcDenseCloses: x.fcDenseCloses ? u(x.fcDenseCloses) : u(() => 0),
+    fcCloses: x.fcCloses ? u(x.fcCloses) : u(() => 0),
     fcTrainBlockPtr: u(x.fcTrainBlockPtr),
     fcTrainBlockBytes: u(x.fcTrainBlockBytes),
     lstmForecast: x.lstmForecast,

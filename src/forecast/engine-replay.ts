@@ -74,6 +74,11 @@ export async function replayThroughEngine(series: ClientSeries[], o: EngineRepla
   if (o.ensemble)
     for (const h of H)
       engines.push(await make({ ...base, horizonBuckets: h, forecastModel: "ensemble", lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket: o.trainUsersPerBucket }));
+  // LSTM-lite on its own ("lstm-engine") is scored for every client: the ensemble engines leave
+  // sparse users out of the GRU (lstmMinCountPerBucket), so this engine runs it for all of them.
+  const lstmAll = o.ensemble
+    ? await make({ ...base, horizonBuckets: H[0], forecastModel: "ensemble", lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket: o.trainUsersPerBucket, lstmMinCountPerBucket: 0 })
+    : undefined;
   const hashes: UserHash[] = series.map((s) => userHash(s.key));
   const clientOf = new Map(hashes.map((h, i) => [`${h.lo}:${h.hi}`, i]));
   const T = Math.max(...series.map((s) => s.requests.length));
@@ -114,6 +119,10 @@ export async function replayThroughEngine(series: ClientSeries[], o: EngineRepla
         }
       }
     }
+    if (lstmAll) {
+      lstmAll.ingestCounts(recs);
+      lstmAll.tick((t + 1) * widthMs);
+    }
     const e0 = engines[0];
     for (let i = 0; i < series.length; i++) {
       const len = series[i].requests.length;
@@ -125,7 +134,7 @@ export async function replayThroughEngine(series: ClientSeries[], o: EngineRepla
         const f = e0.userForecast(hashes[i], H[k]);
         hw.preds[i][k][target] = f ? Math.max(0, f.ratePerSec * bucketSec) : 0;
         hw.uppers[i][k][target] = f ? Math.max(0, f.upperPerSec * bucketSec) : 0;
-        if (o.ensemble) lstm.preds[i][k][target] = engines[1].userLstmForecast(hashes[i], H[k]) ?? 0;
+        if (lstmAll) lstm.preds[i][k][target] = lstmAll.userLstmForecast(hashes[i], H[k]) ?? 0;
       }
     }
   }

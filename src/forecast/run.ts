@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ForecastOptionError } from "./errors.ts";
 import { ENGINE_MODEL_NAMES, replayThroughEngine, type PrecomputedModel } from "./engine-replay.ts";
+import type { EngineOptions } from "../engine/index.ts";
 import { evaluate, MODEL_NAMES, pretrainOnTrainSplit, resolveOptions, selectClients, type EvalOptions, type EvalResult, type ModelName } from "./evaluate.ts";
 import { LstmWeights } from "./lstm.ts";
 import { formatTable, loadRReference, summariseRReference } from "./report.ts";
@@ -36,6 +37,8 @@ export interface RunEvalOptions extends Omit<EvalOptions, "onProgress" | "lstmWe
   engine?: "wasm" | "ts";
   /** Progress lines go here (stderr in the CLI); undefined = silent. */
   progress?: (line: string) => void;
+  /** Extra options of the engines behind the engine-backed models (e.g. lstmMinCountPerBucket). Default none. */
+  engineOptions?: EngineOptions;
 }
 
 export function parseModels(list: string[] | undefined, extra: string[] = []): ModelName[] | undefined {
@@ -72,7 +75,7 @@ export async function runEval(o: RunEvalOptions): Promise<{ result: EvalResult; 
     // The engine's LSTM-lite starts from the same pre-trained weights as the TS one.
     if (ensemble && !lstmWeights) lstmWeights = pretrainOnTrainSplit(used, ro, onPretrain);
     const t0 = performance.now();
-    const got = await replayThroughEngine(used, { engine: o.engine, horizons: ro.horizons, quantile: ro.quantile, ensemble, lstmWeights: lstmWeights?.toBytes() });
+    const got = await replayThroughEngine(used, { engine: o.engine, horizons: ro.horizons, quantile: ro.quantile, ensemble, lstmWeights: lstmWeights?.toBytes(), engineOptions: o.engineOptions });
     for (const m of wantEngine) precomputed[m] = got[m];
     o.progress?.(`engine (${o.engine}) replay of ${used.length} clients: ${((performance.now() - t0) / 1000).toFixed(1)} s`);
   }

@@ -52,6 +52,7 @@ export function engineLiveOptionsFromConfig(e: ForesightConfig["engine"]): Engin
     alphaMax: e.holtWinters.alphaMax,
     trackingThreshold: e.holtWinters.trackingThreshold,
     expireAfterBuckets: e.expireAfterBuckets,
+    lstmMinCountPerBucket: e.lstm.minCountPerBucket,
   };
 }
 

@@ -93,4 +93,66 @@ test("frozen weights (no online training) stay equal to the loaded blob; options
   assert.is(hw.lstmWeights(), undefined);
 });
 
+test("sparse tier: users below lstmMinCountPerBucket leave LSTM-lite out (and skip its GRU); WASM equals the reference byte for byte", async () => {
+  // Three users at 10-min buckets: "dense" sends 15-25 requests a bucket; "sparse" 0 or 1
+  // (level log1p of about 0.5 < log1p(2)); "switch" is dense for 60 buckets, idle for 90 (its
+  // level decays below the threshold), then dense again.
+  const T = 240;
+  const countOf = (u: string, t: number) => (u === "dense" ? 15 + ((t * 7) % 11) : u === "sparse" ? t % 2 : t < 60 || t >= 150 ? 15 + ((t * 5) % 9) : 0);
+  const who = ["dense", "sparse", "switch"];
+  const tiered = (weights: Uint8Array, minCount: number, train = 0): EngineOptions => opts({ lstmWeights: weights, lstmMinCountPerBucket: minCount, lstmTrainUsersPerBucket: train });
+  const other = LstmWeights.init(9).toBytes();
+  const engines = {
+    // Byte-for-byte with training off (Adam's pow differs in the last bit between WASM and V8,
+    // which the first test covers with a tolerance); training counted on a third engine.
+    wasm: await Engine.create(tiered(blob, 2)),
+    ref: Engine.createReference(tiered(blob, 2)),
+    trained: await Engine.create(tiered(blob, 2, 1000)),
+    trainedRef: Engine.createReference(tiered(blob, 2, 1000)),
+    otherWeights: await Engine.create(tiered(other, 2)),
+    sameWeights: await Engine.create(tiered(blob, 2)),
+    allDense: await Engine.create(tiered(blob, 0)),
+    allDenseOther: await Engine.create(tiered(other, 0)),
+  };
+  const rates: Record<string, Record<string, number[]>> = {};
+  for (const k of Object.keys(engines)) rates[k] = Object.fromEntries(who.map((u) => [u, [] as number[]]));
+  for (let t = 0; t < T; t++) {
+    const recs = who.map((u) => ({ userHash: userHash(u), timeMs: t * W + 5, requests: countOf(u, t) }));
+    for (const [k, e] of Object.entries(engines)) {
+      e.ingestCounts(recs);
+      e.tick((t + 1) * W);
+      for (const f of e.forecasts()) rates[k][who.find((u) => userHash(u).lo === f.userHash.lo)!].push(f.ratePerSec);
+    }
+    // Tier counts of this tick: "dense" always, "sparse" never (after its first bucket, whose level is its count's).
+    const tiers = engines.wasm.lstmTierStats();
+    assert.equal(tiers, engines.ref.lstmTierStats(), `tier counts at bucket ${t}`);
+    assert.is(tiers.closes, 3);
+    if (t >= 1) assert.ok(tiers.denseCloses === 1 || tiers.denseCloses === 2, `dense closes ${tiers.denseCloses} at bucket ${t}`);
+    if (t >= 1 && t < 60) assert.is(tiers.denseCloses, 2, `bucket ${t}: "dense" and "switch"`);
+    if (t % 40 === 39) assert.ok(Buffer.from(engines.wasm.snapshot()).equals(Buffer.from(engines.ref.snapshot())), `state equal at bucket ${t}`);
+  }
+  assert.equal(rates.wasm, rates.ref, "WASM forecasts equal the reference's");
+  assert.is(engines.trained.lstmTrainingStats().steps, engines.trainedRef.lstmTrainingStats().steps);
+  // Online training runs only on dense steps that follow a dense step: "dense" from bucket 1 on,
+  // "switch" while its level stays above log1p(2) (it leaves the tier some buckets into its idle
+  // stretch and comes back within a few buckets of bucket 150).
+  const steps = engines.trained.lstmTrainingStats().steps;
+  assert.ok(steps >= (T - 1) + 59 && steps < (T - 1) + 59 + 90 + (T - 150), `training steps ${steps}`);
+  // A sparse user's forecast does not depend on the LSTM weights; a dense one's does.
+  assert.equal(rates.otherWeights.sparse, rates.sameWeights.sparse, "sparse user: LSTM-lite left out");
+  assert.not.equal(rates.otherWeights.dense, rates.sameWeights.dense, "dense user: LSTM-lite in the ensemble");
+  // With the tier off (0) every user runs the GRU: the weights matter for the sparse user too.
+  assert.not.equal(rates.allDenseOther.sparse, rates.allDense.sparse, "tier off: the sparse user runs LSTM-lite");
+  // The switching user leaves the tier while idle: for a stretch its forecast ignores the weights, then uses them again.
+  const ignores = (t: number) => rates.otherWeights.switch[t] === rates.sameWeights.switch[t];
+  assert.ok(!ignores(59), "dense at bucket 59");
+  assert.ok(ignores(140), "sparse late in the idle stretch");
+  assert.ok(!ignores(T - 1), "dense again at the end");
+  // The threshold is live: a running engine takes a new one without a restart.
+  const next = await engines.wasm.reconfigured({ lstmMinCountPerBucket: 0 });
+  next.restore(engines.wasm.snapshot());
+  assert.is(next.options.lstmMinCountPerBucket, 0);
+  assert.throws(() => Engine.createReference(opts({ lstmMinCountPerBucket: -1 })), (x: unknown) => x instanceof EngineOptionsError && /lstmMinCountPerBucket/.test((x as Error).message));
+});
+
 test.run();
