@@ -92,7 +92,7 @@ export const DEFAULT_FORECAST_MODEL = "hw";
 export const DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET = 64;
 export const DEFAULT_LSTM_LEARNING_RATE = 0.001;
 /** Default of {@link EngineOptions.lstmMinCountPerBucket}: requests per bucket (see bench/results/accuracy-tiers.json for how it was chosen). */
-export const DEFAULT_LSTM_MIN_COUNT_PER_BUCKET = 1;
+export const DEFAULT_LSTM_MIN_COUNT_PER_BUCKET = 0.5;
 /** Gradient-norm clip of the online LSTM-lite training. */
 export const LSTM_GRAD_CLIP = 1.0;
 
