@@ -214,13 +214,21 @@ interface TickResult {
  */
 const TICK_DENSE_EVENTS = 4;
 const TICK_SPARSE_EVENTS = 1;
+/**
+ * Untimed reps before the timed ones. A user's level starts at log1p of its first bucket's count
+ * (0.69 for 1 event) and moves 5 % of the way per bucket, so the sparse population needs about 19
+ * busy/idle pairs to settle below log1p(0.5); the dense one stays dense from the start.
+ */
+const TICK_DENSE_WARM_REPS = 1;
+const TICK_SPARSE_WARM_REPS = 24;
 
 /**
  * Tick time over `users` active users: each rep first gives every user `eventsPerUser` events in
  * the next bucket (not timed), then times the tick that closes it (busy), then times the tick
- * closing the following, empty bucket (idle). One untimed warm-up rep, then medians of `reps`.
+ * closing the following, empty bucket (idle). `warmReps` untimed reps first (they settle the users'
+ * tier), then medians of `reps`.
  */
-async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>, eventsPerUser = TICK_DENSE_EVENTS): Promise<TickResult> {
+async function tickTime(users: number, reps: number, makeEngine: () => Promise<Engine>, eventsPerUser = TICK_DENSE_EVENTS, warmReps = TICK_DENSE_WARM_REPS): Promise<TickResult> {
   const e = await makeEngine();
   const cap = e.ingressCapacity;
   const hashes = new Uint32Array(users * 2);
@@ -259,8 +267,8 @@ async function tickTime(users: number, reps: number, makeEngine: () => Promise<E
     }
     if (out !== users) throw new Error(`tick bench: ${out} records`);
   };
-  for (let r = 0; r <= reps; r++) {
-    const keep = r > 0; // rep 0 warms up (and settles the users' tier)
+  for (let r = 0; r < warmReps + reps; r++) {
+    const keep = r >= warmReps;
     fill(t);
     if (e.stats().usersTracked !== users) throw new Error(`tick bench: ${e.stats().usersTracked} users tracked, wanted ${users}`);
     timed(t + WIDTH + LATENESS, busy, busyCpu, keep); // closes bucket [t, t + W) with events from every user
@@ -368,7 +376,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
       gc();
       if (label === "ensemble") {
         // The sparse population on the build before (which has no tiers: every user runs the GRU).
-        const { engine: _olds, ...bs } = await tickTime(users, 5, () => Engine.create(beforeOpts), TICK_SPARSE_EVENTS);
+        const { engine: _olds, ...bs } = await tickTime(users, 5, () => Engine.create(beforeOpts), TICK_SPARSE_EVENTS, TICK_SPARSE_WARM_REPS);
         (before.tickSparse ??= {})[String(users)] = bs;
         console.log(`  tick ${label} BEFORE, ${users.toLocaleString()} users of the sparse population: ${bs.busyMs.toFixed(1)} ms (CPU ${bs.busyCpuMs.toFixed(1)})`);
         gc();
@@ -382,7 +390,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
     console.log(`  tick ${label}, ${users.toLocaleString()} users, ${w.eventsPerUser} events each: ${w.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${w.busyCpuMs.toFixed(1)}; ${w.busyAllMs.map((x) => x.toFixed(0)).join(", ")}), ${w.idleMs.toFixed(1)} ms an idle bucket (CPU ${w.idleCpuMs.toFixed(1)}); load ${loadavg()[0].toFixed(1)}`);
     if (label === "ensemble") {
       gc();
-      const sp = await tickTime(users, 5, () => Engine.create(opts), TICK_SPARSE_EVENTS);
+      const sp = await tickTime(users, 5, () => Engine.create(opts), TICK_SPARSE_EVENTS, TICK_SPARSE_WARM_REPS);
       const { engine: _se, ...spRest } = sp;
       if (sp.denseShare !== 0) throw new Error(`tick bench: sparse population, but ${(100 * sp.denseShare).toFixed(1)} % of closes ran the GRU`);
       (tickSparse ??= {})[String(users)] = spRest;
