@@ -132,6 +132,13 @@ test("a new revision lowering maxReplicas reaches the workload without a restart
   assert.is(await metric("foresight_config_applied_total"), appliedBefore + 1, "nothing applied");
   assert.is(replicasOf("chat"), 5);
 
+  // Valid for the schema, refused by the allocator: no pools at all. The running pools stay.
+  await putConfig([]);
+  await waitFor("the allocator's refusal counted", async () => (await metric("foresight_config_apply_failures_total")) === 1);
+  assert.ok(lines.some((l) => /config change handler failed/.test(l.msg) && /keeps its pools \(chat\)/.test(l.msg)), "the refusal says why");
+  const kept = await nextDecision("a decision after the refused change", () => true);
+  assert.equal(kept.map((d) => [d.pool, d.replicas]), [["chat", 5]]);
+
   // Raising minReplicas above what the demand wants: the workload follows it too.
   await putConfig([poolDoc("chat", "scale", 12, { minReplicas: 12 })]);
   await waitFor("chat raised to the new minReplicas 12", () => replicasOf("chat") === 12);
@@ -162,6 +169,12 @@ test("a pool switched from shadow to scale starts being patched; a removed pool 
   assert.ok(sim.get("apps", "deployments", NS, "batch"), "batch's Deployment stays");
   assert.is(replicasOf("batch"), 4, "and keeps its replicas");
   assert.is(await metric("foresight_pool_replicas_decided", { pool: "batch" }), 0, "batch's gauges left /metrics");
+
+  // Added back, in scale mode: acted on from the next decision (a scale-up is never held).
+  await putConfig([poolDoc("chat", "scale", 6), poolDoc("batch", "scale", 20)]);
+  partialPools = ["chat", "batch"];
+  await waitFor("batch scaled to what the demand wants (14)", () => replicasOf("batch") === 14);
+  assert.ok(lines.some((l) => l.msg === "allocator settings applied" && l.added?.includes("batch")), "the added pool is logged");
 });
 
 test("new throttle settings restart the leader's grant service with them; a budget change reaches the policy", async () => {
