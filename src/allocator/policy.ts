@@ -232,13 +232,13 @@ export class PoolPolicy {
   }
 
   /**
-   * This pool under a new config (a live config change): the last replicas (clamped to the new
-   * bounds) and the stabilization history carry over, so a changed setting never opens a window
+   * This pool under a new config (a live config change): the last replicas (or `replicas`, e.g.
+   * what the workload runs; clamped to the new bounds) and the stabilization history carry over, so a changed setting never opens a window
    * for an unstabilized scale-down; the modelled HPA starts afresh under the new settings (its
    * samples were taken against the old capacity per replica).
    */
-  withConfig(config: PoolPolicyConfig): PoolPolicy {
-    const next = new PoolPolicy(config, this.replicas);
+  withConfig(config: PoolPolicyConfig, replicas = this.replicas): PoolPolicy {
+    const next = new PoolPolicy(config, replicas);
     for (let j = 0; j < this.histN; j++) {
       const i = (this.histHead + j) % this.histT.length;
       next.pushHistory(this.histT[i], this.histV[i]);
@@ -317,9 +317,9 @@ export class ClusterPolicy {
 
   /**
    * Applies a new config (live): pools are matched by name. An unchanged pool keeps its state, a
-   * changed one carries its replicas and stabilization history over ({@link PoolPolicy.withConfig}),
-   * an added one starts at `initialReplicasOf(name)` (e.g. what the cluster runs; default its
-   * minReplicas), a removed one is dropped. Pool order becomes the new config's order. Returns the
+   * changed one carries its stabilization history over ({@link PoolPolicy.withConfig}) and starts
+   * from `initialReplicasOf(name)` (e.g. what the cluster runs; default its last decision), an
+   * added one starts at `initialReplicasOf(name)` (default its minReplicas), a removed one is dropped. Pool order becomes the new config's order. Returns the
    * names of the pools added, changed and removed. Throws (changing nothing) on a bad pool config.
    */
   reconfigure(
@@ -337,7 +337,7 @@ export class ClusterPolicy {
       const old = this.pools[i];
       if (samePolicyConfig(old.config, c)) return old;
       changed.push(c.name);
-      return old.withConfig(c);
+      return old.withConfig(c, initialReplicasOf(c.name));
     });
     const keep = new Set(pools.map((p) => p.name));
     const removed = this.pools.map((p) => p.config.name).filter((n) => !keep.has(n));

@@ -435,7 +435,10 @@ export class AllocatorService {
    *   for an unstabilized scale-down; lowered bounds (maxReplicas, minReplicas) apply at the next
    *   decision;
    * - an added pool is acted on in its configured mode from the next decision; it starts from the
-   *   replicas its workload runs and scale-downs wait one stabilization window (as for a new leader);
+   *   replicas its workload runs (read here) and scale-downs wait one stabilization window (as for
+   *   a new leader); a pool moved to another workload starts from that one's replicas;
+   * - a mode change keeps the replicas last read (the same workload), so `shadow` -> `scale`
+   *   starts from what the workload runs, not from the shadow decisions;
    * - a removed pool is no longer acted on; its workload, HPA and resources stay as they are
    *   (the allocator never deletes Kubernetes objects) and its pool series leave /metrics;
    * - a changed pool list (names or order) restarts the sum of partials: partials for the old
@@ -449,11 +452,22 @@ export class AllocatorService {
     if (next.pools.length === 0) throw new AllocatorSettingsError(`a config without pools is not applied: the allocator keeps its pools (${this.pools.map((p) => p.name).join(", ")})`);
     const before = new Map(this.pools.map((p) => [p.name, p]));
     const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
+    // Pools whose workload is new to the allocator (added, or moved to another object): what they
+    // run now is read first, so their first decision starts from it (never a scale-down from a
+    // replica count the workload does not run).
+    const read = new Map<string, number>();
+    for (const t of targetsOf(next.pools)) {
+      const old = before.get(t.pool);
+      if (old && old.workload.kind === t.kind && old.workload.namespace === t.namespace && old.workload.name === t.name) continue;
+      const replicas = await this.actuator.readReplicas(t);
+      if (replicas !== undefined) read.set(t.pool, replicas);
+    }
+    const initialReplicasOf = (name: string) => read.get(name) ?? statuses.get(name)?.currentReplicas;
     // The policy first: it is the one step that can refuse the settings, and it changes nothing then.
     let change: { added: string[]; changed: string[]; removed: string[] };
     try {
       change = this.policy
-        ? this.policy.reconfigure(next.pools, next.cluster, (name) => statuses.get(name)?.currentReplicas)
+        ? this.policy.reconfigure(next.pools, next.cluster, initialReplicasOf)
         : new ClusterPolicy(this.pools, this.cluster).reconfigure(next.pools, next.cluster);
     } catch (err) {
       if (err instanceof PolicyInputError) throw new AllocatorSettingsError(`pool settings refused, keeping the running ones: ${err.message}`, { cause: err });
@@ -472,6 +486,7 @@ export class AllocatorService {
       this.lastGap = "";
     }
     this.actuator.setTargets(targetsOf(next.pools));
+    for (const [pool, replicas] of read) this.actuator.noteReplicas(pool, replicas);
     for (const name of change.added) this.addedAtMs.set(name, now);
     for (const name of change.removed) {
       this.addedAtMs.delete(name);

@@ -177,6 +177,22 @@ test("a pool switched from shadow to scale starts being patched; a removed pool 
   assert.ok(lines.some((l) => l.msg === "allocator settings applied" && l.added?.includes("batch")), "the added pool is logged");
 });
 
+test("a pool added live starts from the replicas its workload runs: no scale-down on its first decisions", async () => {
+  sim.create(deployment("extra", { replicas: 10 }));
+  await putConfig([poolDoc("chat", "scale", 6)]);
+  await start();
+  await waitFor("chat scaled", () => replicasOf("chat") === 6);
+  // extra's demand (100/s at 50/s per replica) needs 3; its workload runs 10.
+  await putConfig([poolDoc("chat", "scale", 6), poolDoc("extra", "scale", 20, { stabilizationWindowSec: 600, costModel: { requestsPerSecPerReplica: 50 } })]);
+  partialPools = ["chat", "extra"];
+  const first = decisions.length;
+  await nextDecision("three decisions with extra", () => decisions.slice(first).filter((d) => d.some((x) => x.pool === "extra")).length >= 3);
+  await waitFor("extra's decisions actuated", async () => (await metric("foresight_allocator_actuations_total", { pool: "extra" })) >= 2);
+  const extra = decisions.slice(first).flatMap((d) => d.filter((x) => x.pool === "extra"));
+  assert.ok(extra.every((d) => d.replicas === 10 && d.previousReplicas === 10), `decided from the 10 it runs: ${extra.map((d) => `${d.previousReplicas}->${d.replicas} ${d.reason}`).join("; ")}`);
+  assert.is(replicasOf("extra"), 10, "no scale-down inside its stabilization window");
+});
+
 test("new throttle settings restart the leader's grant service with them; a budget change reaches the policy", async () => {
   await putConfig([poolDoc("chat", "scale", 8)]);
   await start({ grants: true });
