@@ -267,20 +267,29 @@ export class GrantHost {
   /**
    * New pools (their match rules) and grant service settings (a live config change; `service`
    * absent = unchanged; its logger is kept). A running service restarts with them; resolves to
-   * whether it did. A restart that fails to start is logged and counted, and retried at the next
-   * lease round (sync), as a failed start on leadership is.
+   * whether it did. `apply` (the caller's own switch to the new pools, synchronous) runs exactly
+   * once: after the running service stopped, before the new one starts, so no service ever runs
+   * on pools (or capacities) other than those it started with. A restart that fails to start is
+   * logged and counted, and retried at the next lease round (sync), as a failed start on
+   * leadership is.
    */
-  reconfigure(next: { pools: readonly PoolMatchRules[]; service?: HostedGrantServiceOptions }): Promise<boolean> {
+  reconfigure(next: { pools: readonly PoolMatchRules[]; service?: HostedGrantServiceOptions }, apply: () => void = () => undefined): Promise<boolean> {
     return this.oneAtATime(async () => {
       const service = next.service ? { ...next.service, log: next.service.log ?? this.opts.service.log } : this.opts.service;
       const omit = new Set(["log"]);
       const samePools = canonicalJson(next.pools.map(matchRulesOf)) === canonicalJson(this.opts.pools.map(matchRulesOf));
-      if (samePools && canonicalJson(service, omit) === canonicalJson(this.opts.service, omit)) return false;
+      if (samePools && canonicalJson(service, omit) === canonicalJson(this.opts.service, omit)) {
+        apply();
+        return false;
+      }
+      const running = this.current !== undefined;
+      // A failed stop still retires the service (stopService); the switch goes ahead.
+      if (running) await this.stopService("config changed").catch((err: unknown) => this.opts.log.error({ err }, "grant service: stop for a config change failed"));
+      apply();
       this.opts = { ...this.opts, pools: next.pools, service };
       this.resolver = new UserPoolResolver(next.pools);
       this.unpooled = this.resolver.defaultPool === NO_POOL ? next.pools.length : -1;
-      if (!this.current) return false;
-      await this.stopService("config changed");
+      if (!running) return false;
       try {
         await this.startService();
       } catch (err) {

@@ -463,12 +463,11 @@ export class AllocatorService {
       if (replicas !== undefined) read.set(t.pool, replicas);
     }
     const initialReplicasOf = (name: string) => read.get(name) ?? statuses.get(name)?.currentReplicas;
-    // The policy first: it is the one step that can refuse the settings, and it changes nothing then.
+    // Checked on a copy first: the policy is the one step that can refuse the settings, and then
+    // nothing has changed.
     let change: { added: string[]; changed: string[]; removed: string[] };
     try {
-      change = this.policy
-        ? this.policy.reconfigure(next.pools, next.cluster, initialReplicasOf)
-        : new ClusterPolicy(this.pools, this.cluster).reconfigure(next.pools, next.cluster);
+      change = new ClusterPolicy(this.pools, this.cluster).reconfigure(next.pools, next.cluster);
     } catch (err) {
       if (err instanceof PolicyInputError) throw new AllocatorSettingsError(`pool settings refused, keeping the running ones: ${err.message}`, { cause: err });
       throw err;
@@ -476,24 +475,29 @@ export class AllocatorService {
     const namesChanged = canonicalJson(this.pools.map((p) => p.name)) !== canonicalJson(next.pools.map((p) => p.name));
     const modes = next.pools.filter((p) => before.has(p.name) && before.get(p.name)!.mode !== p.mode).map((p) => `${p.name}: ${before.get(p.name)!.mode} -> ${p.mode}`);
     const clusterChanged = canonicalJson(this.cluster) !== canonicalJson(next.cluster);
-    const now = this.clock();
-    this.pools = next.pools;
-    this.cluster = next.cluster;
-    if (next.upperQuantile !== undefined) this.z = normalQuantile(next.upperQuantile);
-    if (next.horizonSec !== undefined) this.horizonSec = next.horizonSec;
-    if (namesChanged) {
-      this.summer = this.newSummer(next.pools);
-      this.lastGap = "";
-    }
-    this.actuator.setTargets(targetsOf(next.pools));
-    for (const [pool, replicas] of read) this.actuator.noteReplicas(pool, replicas);
-    for (const name of change.added) this.addedAtMs.set(name, now);
-    for (const name of change.removed) {
-      this.addedAtMs.delete(name);
-      await this.metrics.forgetPool(name);
-    }
-    if (this.decideTask && this.opts.decisionIntervalMs === undefined) this.decideTask.setIntervalMs(this.decisionIntervalMs());
-    const grantsRestarted = this.grantHost ? await this.grantHost.reconfigure({ pools: next.pools, service: next.grants }) : false;
+    // The switch itself, synchronous (no decision sees half of it); with grants, while the grant
+    // service is stopped, so it never runs on a pool list other than the one it started with.
+    const swap = () => {
+      this.policy?.reconfigure(next.pools, next.cluster, initialReplicasOf);
+      this.pools = next.pools;
+      this.cluster = next.cluster;
+      if (next.upperQuantile !== undefined) this.z = normalQuantile(next.upperQuantile);
+      if (next.horizonSec !== undefined) this.horizonSec = next.horizonSec;
+      if (namesChanged) {
+        this.summer = this.newSummer(next.pools);
+        this.lastGap = "";
+      }
+      this.actuator.setTargets(targetsOf(next.pools));
+      for (const [pool, replicas] of read) this.actuator.noteReplicas(pool, replicas);
+      const now = this.clock();
+      for (const name of change.added) this.addedAtMs.set(name, now);
+      for (const name of change.removed) this.addedAtMs.delete(name);
+      if (this.decideTask && this.opts.decisionIntervalMs === undefined) this.decideTask.setIntervalMs(this.decisionIntervalMs());
+    };
+    let grantsRestarted = false;
+    if (this.grantHost) grantsRestarted = await this.grantHost.reconfigure({ pools: next.pools, service: next.grants }, swap);
+    else swap();
+    for (const name of change.removed) await this.metrics.forgetPool(name);
     const result: AllocatorSettingsChange = { ...change, modes, cluster: clusterChanged, grantsRestarted };
     this.log.info(result, "allocator settings applied");
     return result;
