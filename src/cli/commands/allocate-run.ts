@@ -87,6 +87,7 @@ export interface RunAllocatorOptions {
   followKv: boolean;
   /** Run the grant service on the leader. */
   grants: boolean;
+  /** The allocator's logger (the watcher logs under it as component "config"); its level follows log.level live. */
   log: Logger;
   /** Options passed to the service as they are (process id, lease TTL, ports, actuator, clock…). */
   service?: Partial<Omit<AllocatorServiceOptions, "pools" | "cluster" | "grants" | "kubeConfig" | "log">>;
