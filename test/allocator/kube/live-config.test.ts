@@ -41,6 +41,8 @@ let decisions: PoolDecision[][] = [];
 /** Pool names the test's "processor" publishes partials for (follows the config like serve does). */
 let partialPools: string[] = [];
 let publisher: NodeJS.Timeout | undefined;
+/** A second allocator (standby), when a test starts one. */
+let standby: RunningAllocator | undefined;
 
 function replicasOf(name: string): number {
   return sim.get("apps", "deployments", NS, name)!.spec.replicas as number;
@@ -80,22 +82,29 @@ test.after.each(async () => {
   publisher = undefined;
   await running?.stop();
   running = undefined;
+  await standby?.stop();
+  standby = undefined;
   await nc.close();
   await sim.stop();
   await nats.dispose();
 });
 
 /** Starts the allocator on the config in KV (as `foresight allocate` with its default --kv) and a partial publisher. */
-async function start(opts: { grants?: boolean } = {}): Promise<void> {
+async function start(opts: { grants?: boolean; standby?: boolean } = {}): Promise<void> {
   const loaded = await loadConfig({ overrides: { nats: { connection: { servers: [nats.url] }, subjectPrefix: PREFIX, partitions: 1 } }, kv: { nc } });
   const kc = new KubeConfig();
   kc.loadFromOptions(sim.kubeConfigOptions());
   const mem = memoryLogger();
-  lines = mem.lines;
-  running = await runAllocator(loaded, {
+  const r = await runAllocator(loaded, {
     kubeConfig: kc, followKv: true, grants: opts.grants ?? false, log: mem.log,
-    service: { processId: "alloc-live", leaseTtlMs: 1500, httpPort: -1, decisionIntervalMs: 100, actuator: { events: false }, onDecisions: (d) => void decisions.push(d.map((x) => ({ ...x }))) },
+    service: { processId: opts.standby ? "alloc-standby" : "alloc-live", leaseTtlMs: 1500, httpPort: -1, decisionIntervalMs: 100, actuator: { events: false }, onDecisions: (d) => void decisions.push(d.map((x) => ({ ...x }))) },
   });
+  if (opts.standby) {
+    standby = r;
+    return;
+  }
+  running = r;
+  lines = mem.lines;
   partialPools = loaded.config.pools.map((p) => p.name);
   const publish = () => {
     const n = partialPools.length;
@@ -191,6 +200,22 @@ test("a pool added live starts from the replicas its workload runs: no scale-dow
   const extra = decisions.slice(first).flatMap((d) => d.filter((x) => x.pool === "extra"));
   assert.ok(extra.every((d) => d.replicas === 10 && d.previousReplicas === 10), `decided from the 10 it runs: ${extra.map((d) => `${d.previousReplicas}->${d.replicas} ${d.reason}`).join("; ")}`);
   assert.is(replicasOf("extra"), 10, "no scale-down inside its stabilization window");
+});
+
+test("a standby follows the config too: after the leader stops, it decides with the revision applied meanwhile", async () => {
+  await putConfig([poolDoc("chat", "scale", 8)]);
+  await start();
+  await start({ standby: true });
+  assert.ok(running!.service.isLeader() && !standby!.service.isLeader(), "the first leads");
+  await waitFor("chat at 8", () => replicasOf("chat") === 8);
+  const revision = await putConfig([poolDoc("chat", "scale", 4)]);
+  await waitFor("both allocators on the new revision", () => running!.watcher!.revision === revision && standby!.watcher!.revision === revision);
+  await running!.stop();
+  running = undefined;
+  await waitFor("the standby leads", () => standby!.service.isLeader());
+  const d = await nextDecision("a decision of the new leader", () => true);
+  assert.is(d[0].replicas, 4, "the new leader decides with maxReplicas 4");
+  await waitFor("chat at 4", () => replicasOf("chat") === 4);
 });
 
 test("new throttle settings restart the leader's grant service with them; a budget change reaches the policy", async () => {
