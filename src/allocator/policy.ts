@@ -8,6 +8,7 @@ import { combineUpper, type DemandMethod, type PoolDemand } from "./demand.ts";
 import { HpaRecommender } from "./hpa.ts";
 import { normalQuantile } from "../engine/options.ts";
 import { calculateRequiredResources, type BandwidthConfig, type CostModel } from "./resources.ts";
+import { canonicalJson } from "../util/canonical-json.ts";
 
 /** What the policy reads of a pool's config (config `pools[]` satisfies it). */
 export interface PoolPolicyConfig {
@@ -230,6 +231,21 @@ export class PoolPolicy {
     this.replicas = replicas;
   }
 
+  /**
+   * This pool under a new config (a live config change): the last replicas (or `replicas`, e.g.
+   * what the workload runs; clamped to the new bounds) and the stabilization history carry over, so a changed setting never opens a window
+   * for an unstabilized scale-down; the modelled HPA starts afresh under the new settings (its
+   * samples were taken against the old capacity per replica).
+   */
+  withConfig(config: PoolPolicyConfig, replicas = this.replicas): PoolPolicy {
+    const next = new PoolPolicy(config, replicas);
+    for (let j = 0; j < this.histN; j++) {
+      const i = (this.histHead + j) % this.histT.length;
+      next.pushHistory(this.histT[i], this.histV[i]);
+    }
+    return next;
+  }
+
   private pushHistory(tMs: number, v: number): void {
     const cap = this.histT.length;
     if (this.histN === cap) {
@@ -264,6 +280,11 @@ export class PoolPolicy {
   }
 }
 
+/** True when two pool configs hold the same settings (key order aside). */
+function samePolicyConfig(a: PoolPolicyConfig, b: PoolPolicyConfig): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
 function clamp(v: number, lo: number, hi: number): number {
   return v < lo ? lo : v > hi ? hi : v;
 }
@@ -272,19 +293,58 @@ function clamp(v: number, lo: number, hi: number): number {
  * All pools of a cluster: each pool's decision, then the cluster budget. Pool order is config order.
  */
 export class ClusterPolicy {
-  readonly pools: PoolPolicy[];
+  pools: PoolPolicy[];
   budget: ClusterBudget;
-  private readonly index = new Map<string, number>();
-  private readonly poolZ: (number | undefined)[];
+  private index = new Map<string, number>();
+  private poolZ: (number | undefined)[];
 
   constructor(pools: readonly PoolPolicyConfig[], budget: ClusterBudget, initialReplicas?: readonly number[]) {
     this.pools = pools.map((p, i) => new PoolPolicy(p, initialReplicas?.[i]));
-    this.poolZ = pools.map((p) => (p.upperQuantile === undefined ? undefined : normalQuantile(p.upperQuantile)));
-    pools.forEach((p, i) => {
-      if (this.index.has(p.name)) throw new PolicyInputError(`duplicate pool name "${p.name}"`);
-      this.index.set(p.name, i);
-    });
+    this.poolZ = [];
+    this.setIndex(pools);
     this.budget = budget;
+  }
+
+  private setIndex(pools: readonly PoolPolicyConfig[]): void {
+    const index = new Map<string, number>();
+    pools.forEach((p, i) => {
+      if (index.has(p.name)) throw new PolicyInputError(`duplicate pool name "${p.name}"`);
+      index.set(p.name, i);
+    });
+    this.index = index;
+    this.poolZ = pools.map((p) => (p.upperQuantile === undefined ? undefined : normalQuantile(p.upperQuantile)));
+  }
+
+  /**
+   * Applies a new config (live): pools are matched by name. An unchanged pool keeps its state, a
+   * changed one carries its stabilization history over ({@link PoolPolicy.withConfig}) and starts
+   * from `initialReplicasOf(name)` (e.g. what the cluster runs; default its last decision), an
+   * added one starts at `initialReplicasOf(name)` (default its minReplicas), a removed one is dropped. Pool order becomes the new config's order. Returns the
+   * names of the pools added, changed and removed. Throws (changing nothing) on a bad pool config.
+   */
+  reconfigure(
+    pools: readonly PoolPolicyConfig[],
+    budget: ClusterBudget,
+    initialReplicasOf: (name: string) => number | undefined = () => undefined,
+  ): { added: string[]; changed: string[]; removed: string[] } {
+    const added: string[] = [], changed: string[] = [];
+    const next = pools.map((c) => {
+      const i = this.indexOf(c.name);
+      if (i < 0) {
+        added.push(c.name);
+        return new PoolPolicy(c, initialReplicasOf(c.name));
+      }
+      const old = this.pools[i];
+      if (samePolicyConfig(old.config, c)) return old;
+      changed.push(c.name);
+      return old.withConfig(c, initialReplicasOf(c.name));
+    });
+    const keep = new Set(pools.map((p) => p.name));
+    const removed = this.pools.map((p) => p.config.name).filter((n) => !keep.has(n));
+    this.setIndex(pools);
+    this.pools = next;
+    this.budget = budget;
+    return { added, changed, removed };
   }
 
   /** Index of a pool by name, or -1. */

@@ -671,9 +671,15 @@ export const DEFAULT_CONFIG: ForesightConfig = Object.freeze(ForesightConfigSche
 export type ConfigApplyMode = "live" | "restart";
 
 /**
- * How changes take effect, by path prefix (longest prefix wins). "live": running components
- * apply it on the next tick/request; "restart": memory layout, connections or stream topology
- * depend on it, so it applies after a restart (the watcher reports such changes).
+ * How changes take effect, by path prefix (longest prefix wins). "live": every running component
+ * that reads the path applies it on its next tick/request; "restart": memory layout, connections
+ * or stream topology depend on it, so it applies after a restart (the watcher reports such
+ * changes, and `foresight serve` / `foresight allocate` log them as restartRequired).
+ * Who follows what: the processor (`serve`) the engine settings, schedule, log, and the pools'
+ * names and match rules (its demand partials); the allocator (`allocate`) pools, cluster,
+ * throttle (its grant service restarts with them), engine.upperQuantile / horizon and log.
+ * For the allocator, engine.capacityUsers (its grant slots), schedule.leaseTtlMs, nats and http
+ * need a restart, as below.
  */
 export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Object.freeze({
   engine: "live",
@@ -690,8 +696,11 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.countsCapacity": "restart",
   schedule: "live",
   "schedule.leaseTtlMs": "restart",
+  // processor (partials' pools) and allocator (policy, targets, grants' pools): all of it live.
   pools: "live",
+  // allocator: the budget of the next decision.
   cluster: "live",
+  // allocator (grant service restarted with it) and the gateways' clients.
   throttle: "live",
   nats: "restart",
   envoy: "live",

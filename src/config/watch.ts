@@ -67,6 +67,11 @@ function counter(registry: Registry): Counter<"reason"> {
   );
 }
 
+/** A counter without labels, shared when the registry already has it (two watchers, one process). */
+function plainCounter(registry: Registry, name: string, help: string): Counter {
+  return (registry.getSingleMetric(name) as Counter | undefined) ?? new Counter({ name, help, registers: [registry] });
+}
+
 function gauge(registry: Registry, name: string, help: string): Gauge {
   return (registry.getSingleMetric(name) as Gauge | undefined) ?? new Gauge({ name, help, registers: [registry] });
 }
@@ -84,6 +89,8 @@ export class ConfigWatcher {
   private readonly base: Record<string, unknown>;
   private readonly log: Logger;
   private readonly rejected: Counter<"reason">;
+  private readonly applied: Counter;
+  private readonly handlerFailures: Counter;
   private readonly revisionGauge: Gauge;
   private readonly restartPendingGauge: Gauge;
 
@@ -95,6 +102,12 @@ export class ConfigWatcher {
     this.base = opts.base ?? {};
     this.log = (opts.logger ?? pino()).child({ component: "config-watcher", bucket: store.bucket });
     this.rejected = counter(registry);
+    this.applied = plainCounter(registry, "foresight_config_applied_total", "Config revisions validated and applied (the one read at start included)");
+    this.handlerFailures = plainCounter(
+      registry,
+      "foresight_config_apply_failures_total",
+      "Applied config revisions whose change handler failed (the component may still run the previous settings)",
+    );
     this.revisionGauge = gauge(registry, "foresight_config_revision", "KV revision of the applied config (0 = none)");
     this.restartPendingGauge = gauge(
       registry,
@@ -169,7 +182,8 @@ export class ConfigWatcher {
     try {
       await this.opts.onChange(update);
     } catch (err) {
-      this.log.error({ err, revision: update.revision }, "config change handler failed");
+      this.handlerFailures.inc();
+      this.log.error({ err, revision: update.revision }, `config change handler failed for revision ${update.revision}: ${(err as Error).message}`);
     } finally {
       clearTimeout(warn);
     }
@@ -203,6 +217,7 @@ export class ConfigWatcher {
     this.cfg = next;
     this.appliedRevision = e.revision;
     if (initial) this.startConfig = next; // the process starts with it: nothing pending
+    this.applied.inc();
     this.revisionGauge.set(e.revision);
     this.restartPendingGauge.set(this.restartPending.length ? 1 : 0);
     if (!initial) {

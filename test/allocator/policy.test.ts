@@ -189,6 +189,36 @@ test("cluster policy: budget cuts the lower priority and the pool remembers the 
   assert.is(c.indexOf("lo"), 1);
 });
 
+test("cluster policy: reconfigure keeps unchanged pools, carries a changed pool's replicas and stabilization window, adds and removes by name", () => {
+  const budget = { maxReplicasTotal: 100, maxCpuMillicores: 1e9, maxMemoryMiB: 1e9 };
+  const c = new ClusterPolicy([cfg({ name: "a", maxReplicas: 50, stabilizationWindowSec: 60 }), cfg({ name: "b", maxReplicas: 50 })], budget);
+  const high = { upperRequestsPerSec: 160, observedRequestsPerSec: 0 }; // wants 22
+  const low = { upperRequestsPerSec: 8, observedRequestsPerSec: 0 }; // wants 2 (the HPA floor stays at 1)
+  assert.equal(c.decide(0, [high, high]).map((d) => d.replicas), [22, 22]);
+  const unchanged = c.pools[1];
+  // a: a new tolerance (a changed pool); b: the same settings; c: new; the order changes.
+  const change = c.reconfigure([cfg({ name: "c", maxReplicas: 50 }), cfg({ name: "a", maxReplicas: 50, stabilizationWindowSec: 60, tolerance: 0 }), cfg({ name: "b", maxReplicas: 50 })], budget, (n) => (n === "c" ? 7 : undefined));
+  assert.equal(change, { added: ["c"], changed: ["a"], removed: [] });
+  assert.equal([c.indexOf("c"), c.indexOf("a"), c.indexOf("b")], [0, 1, 2]);
+  assert.is(c.pools[2], unchanged, "an unchanged pool keeps its state");
+  assert.is(c.pools[1].replicas, 22, "a changed pool keeps its replicas");
+  assert.is(c.pools[0].replicas, 7, "an added pool starts at the replicas given for it");
+  // a's stabilization history came along: 30 s later its scale-down is still held.
+  const held = c.decide(30 * S, [low, low, low]);
+  assert.is(held[1].replicas, 22);
+  assert.is(held[1].reason, "hold: stabilization");
+  // A lowered maxReplicas applies at the next decision, stabilization or not.
+  const removed = c.reconfigure([cfg({ name: "a", maxReplicas: 10, stabilizationWindowSec: 60 })], { ...budget, maxReplicasTotal: 9 });
+  assert.equal(removed, { added: [], changed: ["a"], removed: ["c", "b"] });
+  const [d] = c.decide(31 * S, [low]);
+  assert.is(d.replicas, 9, "bounded by the new maxReplicas, then cut by the new budget");
+  assert.is(d.budgetLimited, true);
+  // A refused config changes nothing.
+  assert.throws(() => c.reconfigure([cfg({ name: "a", minReplicas: 5, maxReplicas: 2 })], budget), /minReplicas <= maxReplicas/);
+  assert.is(c.pools[0].config.maxReplicas, 10);
+  assert.is(c.budget.maxReplicasTotal, 9);
+});
+
 test("users: spare shared in proportion; short pool water-filled; deallocation safeguard", () => {
   const mb = new PoolMembership(4, 2);
   mb.set(0, 0);

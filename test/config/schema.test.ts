@@ -195,6 +195,11 @@ test("apply modes: every leaf of the config is classified; restart vs live examp
   assert.is(applyModeOf("engine.upperQuantile"), "live");
   assert.is(applyModeOf("pools.0.mode"), "live");
   assert.is(applyModeOf("throttle.safeLimits.default.requestsPerSec"), "live");
+  // What `foresight allocate` follows live (src/allocator/kube/service.ts applySettings) and what not.
+  for (const p of ["pools.0.maxReplicas", "pools.0.minReplicas", "pools.1.mode", "pools.0.costModel.requestsPerSecPerReplica", "pools.0.stabilizationWindowSec", "pools.0.workload.name", "pools.2", "cluster.maxReplicasTotal", "throttle.plans.default.requestsPerSec", "throttle.grantTtlMs", "engine.upperQuantile"]) {
+    assert.is(applyModeOf(p), "live", p);
+  }
+  for (const p of ["engine.capacityUsers", "schedule.leaseTtlMs", "nats.partitions", "http.metricsPort"]) assert.is(applyModeOf(p), "restart", p);
 });
 
 test("envLayer and getPath", () => {

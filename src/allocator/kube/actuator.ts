@@ -97,19 +97,47 @@ export class Actuator {
     });
   }
 
-  /** Sets the pools acted on. A pool whose target changed (or is new) is acted on again even if it was gone. */
+  /**
+   * Sets the pools acted on. A pool whose target changed (or is new) is acted on again even if it
+   * was gone; when its workload is the same one (a mode change), the replicas last read are kept,
+   * so the next decision starts from what the workload runs.
+   */
   setTargets(targets: PoolTarget[]): void {
     const next = new Map(targets.map((t) => [t.pool, t]));
     for (const [pool, old] of this.targets) {
       const t = next.get(pool);
       if (!t || JSON.stringify(t) !== JSON.stringify(old)) {
+        const kept = t && workloadKey(t) === workloadKey(old) ? this.status.get(pool)?.currentReplicas : undefined;
         this.status.delete(pool);
         this.lastReported.delete(pool);
         this.opts.metrics?.poolStopped.set({ pool }, 0);
+        if (t && kept !== undefined) this.statusOf(t).currentReplicas = kept;
       }
     }
     this.targets.clear();
     for (const [pool, t] of next) this.targets.set(pool, t);
+  }
+
+  /**
+   * Reads the replicas a target's workload runs (a pool about to be acted on for the first time),
+   * and records them when the pool is a target; undefined when the read fails (the error is
+   * logged; the actuation that follows reports it properly).
+   */
+  async readReplicas(t: PoolTarget): Promise<number | undefined> {
+    try {
+      const scale = await this.opts.client.getScale(t.kind, t.namespace, t.name);
+      if (this.targets.get(t.pool) === t) this.current(t, this.statusOf(t), scale);
+      return scale.replicas;
+    } catch (err) {
+      this.log.warn({ pool: t.pool, workload: `${t.kind} ${t.namespace}/${t.name}`, err: (err as Error).message }, "cannot read the workload's replicas");
+      return undefined;
+    }
+  }
+
+  /** Records replicas read before the pool became a target (see {@link readReplicas}). */
+  noteReplicas(pool: string, replicas: number): void {
+    const t = this.targets.get(pool);
+    if (t && this.statusOf(t).currentReplicas === undefined) this.statusOf(t).currentReplicas = replicas;
   }
 
   /** Pools' actuation status. */
@@ -372,6 +400,11 @@ export class Actuator {
     }
     return changed;
   }
+}
+
+/** The workload a pool's replicas are read from. */
+function workloadKey(t: PoolTarget): string {
+  return `${t.kind}/${t.namespace}/${t.name}`;
 }
 
 /** The object a pool's requests go to: one queue per object. */

@@ -9,6 +9,9 @@
 // when it is not any more; the service also checks the lease before every publication, so a
 // process whose lease lapsed publishes nothing even before the lease loop notices. Gateways ride
 // over the hand-over on their grants' leases (throttle.grantTtlMs, longer than the lease TTL).
+// A live config change of the pools or throttle settings restarts the running service the same
+// way (reconfigure): stop, then start with the new settings; starts, stops and restarts run one
+// at a time.
 import type { NatsConnection } from "@nats-io/transport-node";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "pino";
@@ -20,6 +23,12 @@ import { METRIC_PREFIX } from "../../obs/metrics.ts";
 import { NO_POOL, type PoolMatchRules } from "../demand.ts";
 import { UserAllocations, sortedClaims, waterLevelOfGroups, type SortedClaims, type UserAllocationOptions } from "../users.ts";
 import { UserPoolResolver } from "./partials.ts";
+import { canonicalJson } from "../../util/canonical-json.ts";
+
+/** What the grants read of a pool: its name and match rules. */
+function matchRulesOf(p: PoolMatchRules): { name: string; match: PoolMatchRules["match"] } {
+  return { name: p.name, match: p.match };
+}
 
 /** Default user slots per partition of the hosted grant service (the GrantService default). */
 export const DEFAULT_GRANT_USERS_PER_PARTITION = 524_288;
@@ -199,9 +208,11 @@ export interface GrantHostOptions {
 export class GrantHost {
   private current: GrantService | undefined;
   private readonly retired = emptyGrantStats();
-  private readonly resolver: UserPoolResolver;
+  private resolver: UserPoolResolver;
   /** Pool index of users outside every pool (an extra unbounded pool), or −1 when a default pool takes them. */
-  private readonly unpooled: number;
+  private unpooled: number;
+  /** The start/stop/restart in progress: they run one at a time. */
+  private serial: Promise<unknown> = Promise.resolve();
   /** 1 while this process publishes grants. */
   readonly active: Gauge;
   /** Grant service starts that failed (retried at the next lease round). */
@@ -210,13 +221,18 @@ export class GrantHost {
   /** Called after a hosted service started or stopped (tests). */
   onChange?: (service: GrantService | undefined) => void;
 
-  constructor(private readonly opts: GrantHostOptions) {
+  constructor(private opts: GrantHostOptions) {
     this.resolver = new UserPoolResolver(opts.pools);
     this.unpooled = this.resolver.defaultPool === NO_POOL ? opts.pools.length : -1;
     const r = [opts.registry];
     this.active = new Gauge({ name: `${METRIC_PREFIX}grants_active`, help: "1 while this process (the allocator leader) publishes grants.", registers: r });
     this.startErrors = new Counter({ name: `${METRIC_PREFIX}grants_start_errors_total`, help: "Grant service starts that failed (retried at the next lease round).", registers: r });
     this.metrics = new GrantServiceMetrics(opts.registry, () => this.stats());
+  }
+
+  /** The grant service options the next (or running) service starts with (the config's throttle settings). */
+  get serviceOptions(): HostedGrantServiceOptions {
+    return this.opts.service;
   }
 
   /** The running grant service (while leading), else undefined. */
@@ -241,8 +257,55 @@ export class GrantHost {
     return caps;
   }
 
+  /** Runs `f` after the start/stop/restart in progress. */
+  private oneAtATime<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.serial.then(f, f);
+    this.serial = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * New pools (their match rules) and grant service settings (a live config change; `service`
+   * absent = unchanged; its logger is kept). A running service restarts with them; resolves to
+   * whether it did. `apply` (the caller's own switch to the new pools, synchronous) runs exactly
+   * once: after the running service stopped, before the new one starts, so no service ever runs
+   * on pools (or capacities) other than those it started with. A restart that fails to start is
+   * logged and counted, and retried at the next lease round (sync), as a failed start on
+   * leadership is.
+   */
+  reconfigure(next: { pools: readonly PoolMatchRules[]; service?: HostedGrantServiceOptions }, apply: () => void = () => undefined): Promise<boolean> {
+    return this.oneAtATime(async () => {
+      const service = next.service ? { ...next.service, log: next.service.log ?? this.opts.service.log } : this.opts.service;
+      const omit = new Set(["log"]);
+      const samePools = canonicalJson(next.pools.map(matchRulesOf)) === canonicalJson(this.opts.pools.map(matchRulesOf));
+      if (samePools && canonicalJson(service, omit) === canonicalJson(this.opts.service, omit)) {
+        apply();
+        return false;
+      }
+      const running = this.current !== undefined;
+      // A failed stop still retires the service (stopService); the switch goes ahead.
+      if (running) await this.stopService("config changed").catch((err: unknown) => this.opts.log.error({ err }, "grant service: stop for a config change failed"));
+      apply();
+      this.opts = { ...this.opts, pools: next.pools, service };
+      this.resolver = new UserPoolResolver(next.pools);
+      this.unpooled = this.resolver.defaultPool === NO_POOL ? next.pools.length : -1;
+      if (!running) return false;
+      try {
+        await this.startService();
+      } catch (err) {
+        this.opts.log.error({ err }, "grant service: restart with the new config failed; retried at the next lease round");
+        return false;
+      }
+      return true;
+    });
+  }
+
   /** Starts or stops the grant service to match the lease; errors are logged and counted, never thrown. */
-  async sync(): Promise<void> {
+  sync(): Promise<void> {
+    return this.oneAtATime(() => this.syncNow());
+  }
+
+  private async syncNow(): Promise<void> {
     const lead = this.opts.isLeader();
     try {
       if (lead && !this.current) await this.startService();
@@ -297,7 +360,9 @@ export class GrantHost {
   }
 
   /** Stops the grant service if it runs (shutdown). */
-  async stop(): Promise<void> {
-    if (this.current) await this.stopService("shutdown");
+  stop(): Promise<void> {
+    return this.oneAtATime(async () => {
+      if (this.current) await this.stopService("shutdown");
+    });
   }
 }

@@ -69,9 +69,12 @@ export {
   encodeDemandPartial,
 } from "./partials.ts";
 export {
+  type AllocatorLiveSettings,
   type AllocatorPoolConfig,
   AllocatorService,
   type AllocatorServiceOptions,
+  type AllocatorSettingsChange,
+  AllocatorSettingsError,
   DEFAULT_STALE_AFTER_MS,
   POOLS_STATE_VERSION,
   type PoolsState,
@@ -79,3 +82,4 @@ export {
   type PoolStateEntry,
 } from "./service.ts";
 export { parseQuantity } from "./quantity.ts";
+export { allocatorSettings } from "./settings.ts";

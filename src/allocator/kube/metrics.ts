@@ -56,6 +56,17 @@ export class AllocatorMetrics {
     this.poolStopped = new Gauge({ name: `${p}allocator_pool_stopped`, help: "1 while the pool is not acted on (its workload is gone).", labelNames: ["pool"], registers: r });
   }
 
+  /**
+   * Drops a pool's gauges (a pool removed by a live config change: its last values would
+   * otherwise stay exported as if current). Its counters stay: they are history.
+   */
+  async forgetPool(pool: string): Promise<void> {
+    const gauges: Gauge<string>[] = [this.demandForecast, this.demandUpper, this.demandObserved, this.replicasDecided, this.replicasPredictive, this.replicasReactiveFloor, this.replicasCurrent, this.poolStopped];
+    for (const g of gauges) {
+      for (const v of (await g.get()).values) if (v.labels.pool === pool) g.remove(v.labels as Record<string, string>);
+    }
+  }
+
   /** Exports one decision's numbers. */
   recordDecision(d: { pool: string; replicas: number; predictiveReplicas: number; reactiveReplicas: number }): void {
     this.replicasDecided.set({ pool: d.pool }, d.replicas);

@@ -6,6 +6,8 @@
 // on it); a new leader holds scale-downs for one stabilization window (its history is empty);
 // with NATS disconnected no decision is made at all (the current allocation stays); with the
 // Kubernetes API unreachable the actuator keeps retrying and the allocation stays as it is.
+// Live config: applySettings() takes new pools, budget and grant settings without a restart
+// (see its comment for what happens to each pool).
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import type { NatsConnection, Subscription } from "@nats-io/transport-node";
@@ -19,7 +21,8 @@ import { DEFAULT_LEASE_TTL_MS } from "../../config/schema.ts";
 import { processorNames } from "../../processor/names.ts";
 import { normalQuantile } from "../../engine/options.ts";
 import { DEFAULT_PARTITIONS } from "../../telemetry/frame.ts";
-import { ClusterPolicy, type PoolDecision, type PoolPolicyConfig } from "../policy.ts";
+import { ClusterPolicy, PolicyInputError, type PoolDecision, type PoolPolicyConfig } from "../policy.ts";
+import { canonicalJson } from "../../util/canonical-json.ts";
 import { combineUpper } from "../demand.ts";
 import type { ClusterBudget } from "../budget.ts";
 import { poolCapacityPerSec } from "../users.ts";
@@ -74,6 +77,47 @@ export interface PoolStateEntry {
   actuation: string;
   /** Why the decision is what it is. */
   reason: string;
+}
+
+/**
+ * What the allocator follows live from config (allocatorSettings() in ./settings.ts maps the
+ * config onto it). Everything else in AllocatorServiceOptions is fixed at start.
+ */
+export interface AllocatorLiveSettings {
+  /** Pools (config `pools`); at least one. */
+  pools: readonly AllocatorPoolConfig[];
+  /** Cluster budget (config `cluster`). */
+  cluster: ClusterBudget;
+  /** Quantile of the engine's upper bound (config engine.upperQuantile). Default: unchanged. */
+  upperQuantile?: number;
+  /** Forecast horizon, s (the metrics' `horizon` label). Default: unchanged. */
+  horizonSec?: number;
+  /**
+   * The hosted grant service's options (config `throttle`). Ignored when the service started
+   * without grants; absent = unchanged.
+   */
+  grants?: HostedGrantServiceOptions;
+}
+
+/** What one {@link AllocatorService.applySettings} changed. */
+export interface AllocatorSettingsChange {
+  /** Pools new to the allocator (acted on in their configured mode from the next decision). */
+  added: string[];
+  /** Pools whose settings changed (policy, mode, workload or match rules). */
+  changed: string[];
+  /** Pools no longer acted on (their workloads are left as they are). */
+  removed: string[];
+  /** Pools whose mode changed, as "pool: old -> new". */
+  modes: string[];
+  /** True when the cluster budget changed. */
+  cluster: boolean;
+  /** True when the grant service was restarted with new settings. */
+  grantsRestarted: boolean;
+}
+
+/** A live settings change the allocator cannot take (the running settings stay). */
+export class AllocatorSettingsError extends Error {
+  override name = "AllocatorSettingsError";
 }
 
 /** The message on `<prefix>.pools.state`. */
@@ -138,6 +182,11 @@ export interface AllocatorServiceOptions {
   onDecisions?: (decisions: PoolDecision[], sum: DemandSum) => void;
 }
 
+/** The actuator's targets of the pools. */
+function targetsOf(pools: readonly AllocatorPoolConfig[]): PoolTarget[] {
+  return pools.map((p) => ({ pool: p.name, mode: p.mode, ...p.workload }));
+}
+
 /** See the module comment. */
 export class AllocatorService {
   readonly metrics: AllocatorMetrics;
@@ -151,15 +200,22 @@ export class AllocatorService {
   private nc!: NatsConnection;
   private lease!: LeaderLease;
   private sub: Subscription | undefined;
-  private readonly summer: DemandSummer;
+  private summer: DemandSummer;
   private policy: ClusterPolicy | undefined;
+  /** The live settings (applySettings replaces them). */
+  private pools: readonly AllocatorPoolConfig[];
+  private cluster: ClusterBudget;
+  private horizonSec: number;
+  /** Pools added by a live change, with when: scale-downs wait one stabilization window, as for a new leader. */
+  private readonly addedAtMs = new Map<string, number>();
+  private decideTask: PeriodicTask | undefined;
   private leaderSinceMs = 0;
   private natsConnected = false;
   private tasks: PeriodicTask[] = [];
   private http: ObsServer | undefined;
   private grantHost: GrantHost | undefined;
   private readonly clock: () => number;
-  private readonly z: number;
+  private z: number;
   private lastState: PoolsState | undefined;
   private lastGap = "[[],[]]";
   private stopPromise: Promise<void> | undefined;
@@ -172,9 +228,12 @@ export class AllocatorService {
     this.processId = opts.processId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
     this.clock = opts.clock ?? Date.now;
     this.z = normalQuantile(opts.upperQuantile ?? 0.95);
-    this.summer = new DemandSummer(opts.pools.map((p) => p.name), opts.partitions ?? DEFAULT_PARTITIONS, opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+    this.pools = opts.pools;
+    this.cluster = opts.cluster;
+    this.horizonSec = opts.horizonSec ?? 60;
+    this.summer = this.newSummer(opts.pools);
     this.actuator = new Actuator({ client: new KubeClient(opts.kubeConfig), metrics: this.metrics, log: this.log.child({ component: "actuator" }), ...opts.actuator });
-    this.actuator.setTargets(opts.pools.map((p) => ({ pool: p.name, mode: p.mode, ...p.workload })));
+    this.actuator.setTargets(targetsOf(opts.pools));
   }
 
   /** Connects, opens the lease and starts the lease and decision loops. */
@@ -221,7 +280,7 @@ export class AllocatorService {
       },
     });
     const ttl = this.lease.ttlMs;
-    const interval = o.decisionIntervalMs ?? Math.min(...o.pools.map((p) => p.decisionIntervalMs));
+    const interval = this.decisionIntervalMs();
     if (o.grants) {
       this.grantHost = new GrantHost({
         nc: this.nc, service: { ...o.grants, log: o.grants.log ?? this.log.child({ component: "grants" }) }, pools: o.pools,
@@ -232,6 +291,7 @@ export class AllocatorService {
     const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRoundAndGrants(), onError: this.onError });
     const decideTask = new PeriodicTask({ name: "allocator-decide", intervalMs: interval, timeoutMs: Math.max(interval, 10_000), run: () => void this.decideNow(), onError: this.onError });
     this.tasks = [leaseTask, decideTask];
+    this.decideTask = decideTask;
     await leaseTask.runNow();
     leaseTask.start();
     decideTask.start();
@@ -270,7 +330,7 @@ export class AllocatorService {
       if (now && !was) {
         this.leaderSinceMs = this.clock();
         // A new leader starts the policy afresh; scale-downs wait one stabilization window (below).
-        this.policy = new ClusterPolicy(this.opts.pools, this.opts.cluster);
+        this.policy = new ClusterPolicy(this.pools, this.cluster);
         this.log.info({ processId: this.processId }, "allocator leadership acquired");
       } else if (!now && was) {
         this.policy = undefined;
@@ -285,8 +345,9 @@ export class AllocatorService {
    */
   poolCapacities(): number[] {
     const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
-    return this.opts.pools.map((p, i) => {
-      const entry = this.lastState?.pools[i];
+    const entries = new Map(this.lastState?.pools.map((e) => [e.pool, e]));
+    return this.pools.map((p) => {
+      const entry = entries.get(p.name);
       const replicas = entry?.replicasAllocated ?? statuses.get(p.name)?.currentReplicas ?? p.minReplicas;
       return poolCapacityPerSec(replicas, p.costModel.requestsPerSecPerReplica);
     });
@@ -328,12 +389,12 @@ export class AllocatorService {
       else this.log.info("demand partials complete");
       this.lastGap = gap;
     }
-    const pools = this.opts.pools;
+    const pools = this.pools;
     const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
-    const incomplete = pools.map((p) => sum.incomplete || now - this.leaderSinceMs < p.stabilizationWindowSec * 1000);
+    const incomplete = pools.map((p) => sum.incomplete || now - Math.max(this.leaderSinceMs, this.addedAtMs.get(p.name) ?? 0) < p.stabilizationWindowSec * 1000);
     const current = pools.map((p) => statuses.get(p.name)?.currentReplicas ?? policy.pools[policy.indexOf(p.name)].replicas);
     const decisions = policy.decideFromDemand(now, sum.demand, this.z, { incomplete, currentReplicas: current });
-    const horizon = `${this.opts.horizonSec ?? 60}s`;
+    const horizon = `${this.horizonSec}s`;
     const entries: PoolStateEntry[] = [];
     decisions.forEach((d, i) => {
       const p = pools[i];
@@ -365,6 +426,95 @@ export class AllocatorService {
     }
     this.opts.onDecisions?.(decisions, sum);
     return decisions;
+  }
+
+  /**
+   * Applies new live settings (a config revision) between two decisions:
+   * - the policy of an unchanged pool keeps its state; a changed pool keeps its replicas and its
+   *   stabilization history (ClusterPolicy.reconfigure), so a new setting never opens a window
+   *   for an unstabilized scale-down; lowered bounds (maxReplicas, minReplicas) apply at the next
+   *   decision;
+   * - an added pool is acted on in its configured mode from the next decision; it starts from the
+   *   replicas its workload runs (read here) and scale-downs wait one stabilization window (as for
+   *   a new leader); a pool moved to another workload starts from that one's replicas;
+   * - a mode change keeps the replicas last read (the same workload), so `shadow` -> `scale`
+   *   starts from what the workload runs, not from the shadow decisions;
+   * - a removed pool is no longer acted on; its workload, HPA and resources stay as they are
+   *   (the allocator never deletes Kubernetes objects) and its pool series leave /metrics;
+   * - a changed pool list (names or order) restarts the sum of partials: partials for the old
+   *   list are refused until the processors follow the same revision, and meanwhile every pool is
+   *   held (incomplete demand: no scale-down);
+   * - the grant service restarts with the new pools and throttle settings (gateways ride over it
+   *   on their grants' leases).
+   * Throws {@link AllocatorSettingsError} (changing nothing) when the settings cannot run.
+   */
+  async applySettings(next: AllocatorLiveSettings): Promise<AllocatorSettingsChange> {
+    if (next.pools.length === 0) throw new AllocatorSettingsError(`a config without pools is not applied: the allocator keeps its pools (${this.pools.map((p) => p.name).join(", ")})`);
+    const before = new Map(this.pools.map((p) => [p.name, p]));
+    const statuses = new Map(this.actuator.statuses().map((s) => [s.pool, s]));
+    // Pools whose workload is new to the allocator (added, or moved to another object): what they
+    // run now is read first, so their first decision starts from it (never a scale-down from a
+    // replica count the workload does not run).
+    const read = new Map<string, number>();
+    for (const t of targetsOf(next.pools)) {
+      const old = before.get(t.pool);
+      if (old && old.workload.kind === t.kind && old.workload.namespace === t.namespace && old.workload.name === t.name) continue;
+      const replicas = await this.actuator.readReplicas(t);
+      if (replicas !== undefined) read.set(t.pool, replicas);
+    }
+    const initialReplicasOf = (name: string) => read.get(name) ?? statuses.get(name)?.currentReplicas;
+    // Checked on a copy first: the policy is the one step that can refuse the settings, and then
+    // nothing has changed.
+    let change: { added: string[]; changed: string[]; removed: string[] };
+    try {
+      change = new ClusterPolicy(this.pools, this.cluster).reconfigure(next.pools, next.cluster);
+    } catch (err) {
+      if (err instanceof PolicyInputError) throw new AllocatorSettingsError(`pool settings refused, keeping the running ones: ${err.message}`, { cause: err });
+      throw err;
+    }
+    const namesChanged = canonicalJson(this.pools.map((p) => p.name)) !== canonicalJson(next.pools.map((p) => p.name));
+    const modes = next.pools.filter((p) => before.has(p.name) && before.get(p.name)!.mode !== p.mode).map((p) => `${p.name}: ${before.get(p.name)!.mode} -> ${p.mode}`);
+    const clusterChanged = canonicalJson(this.cluster) !== canonicalJson(next.cluster);
+    // The switch itself, synchronous (no decision sees half of it); with grants, while the grant
+    // service is stopped, so it never runs on a pool list other than the one it started with.
+    const swap = () => {
+      this.policy?.reconfigure(next.pools, next.cluster, initialReplicasOf);
+      this.pools = next.pools;
+      this.cluster = next.cluster;
+      if (next.upperQuantile !== undefined) this.z = normalQuantile(next.upperQuantile);
+      if (next.horizonSec !== undefined) this.horizonSec = next.horizonSec;
+      if (namesChanged) {
+        this.summer = this.newSummer(next.pools);
+        this.lastGap = "";
+      }
+      this.actuator.setTargets(targetsOf(next.pools));
+      for (const [pool, replicas] of read) this.actuator.noteReplicas(pool, replicas);
+      const now = this.clock();
+      for (const name of change.added) this.addedAtMs.set(name, now);
+      for (const name of change.removed) this.addedAtMs.delete(name);
+      if (this.decideTask && this.opts.decisionIntervalMs === undefined) this.decideTask.setIntervalMs(this.decisionIntervalMs());
+    };
+    let grantsRestarted = false;
+    if (this.grantHost) grantsRestarted = await this.grantHost.reconfigure({ pools: next.pools, service: next.grants }, swap);
+    else swap();
+    for (const name of change.removed) await this.metrics.forgetPool(name);
+    const result: AllocatorSettingsChange = { ...change, modes, cluster: clusterChanged, grantsRestarted };
+    this.log.info(result, "allocator settings applied");
+    return result;
+  }
+
+  /** The live settings' pools (tests, status). */
+  get poolConfigs(): readonly AllocatorPoolConfig[] {
+    return this.pools;
+  }
+
+  private newSummer(pools: readonly AllocatorPoolConfig[]): DemandSummer {
+    return new DemandSummer(pools.map((p) => p.name), this.opts.partitions ?? DEFAULT_PARTITIONS, this.opts.staleAfterMs ?? DEFAULT_STALE_AFTER_MS);
+  }
+
+  /** The decision interval, ms: the option, else the smallest of the pools'. */
+  private decisionIntervalMs(): number {
+    return this.opts.decisionIntervalMs ?? Math.min(...this.pools.map((p) => p.decisionIntervalMs));
   }
 
   health(): CheckResult {

@@ -4,14 +4,18 @@
 // SIGTERM/SIGINT. Kubernetes access as client-node loads it: --kubeconfig <file>, else $KUBECONFIG /
 // ~/.kube/config / the in-cluster service account; --sim starts the Kubernetes API test server
 // in-process (seeded with the pools' workloads) for demos without a cluster.
+// With the KV layer (the default; --no-kv turns it off) the allocator follows the config in KV
+// live: each valid revision's pools, cluster budget and throttle settings are applied
+// (AllocatorService.applySettings), settings that need a restart are logged; an invalid revision
+// is refused by the watcher and the running settings stay.
 import { KubeConfig } from "@kubernetes/client-node";
+import type { Logger } from "pino";
 import { waitForStopSignal } from "../signals.ts";
-import { loadConfig, type ForesightConfig } from "../../config/index.ts";
+import { loadConfig, ConfigWatcher, type ForesightConfig, type LoadedConfig } from "../../config/index.ts";
 import { createLogger } from "../../obs/logger.ts";
 import { KubeSim } from "../../kube-sim/index.ts";
-import { AllocatorService } from "../../allocator/kube/service.ts";
-import { grantServiceOptions } from "../../throttle/config.ts";
-import { grantUsersPerPartition } from "../../allocator/kube/grants.ts";
+import { AllocatorService, type AllocatorServiceOptions } from "../../allocator/kube/service.ts";
+import { allocatorSettings } from "../../allocator/kube/settings.ts";
 
 export interface AllocateFlags {
   config?: string;
@@ -75,6 +79,86 @@ export function seedSim(sim: KubeSim, config: ForesightConfig): void {
   }
 }
 
+/** What {@link runAllocator} needs besides the loaded config. */
+export interface RunAllocatorOptions {
+  /** Kubernetes access. */
+  kubeConfig: KubeConfig;
+  /** Follow the config in KV live (the watcher starts on the allocator's connection). */
+  followKv: boolean;
+  /** Run the grant service on the leader. */
+  grants: boolean;
+  /** The allocator's logger (the watcher logs under it as component "config"); its level follows log.level live. */
+  log: Logger;
+  /** Options passed to the service as they are (process id, lease TTL, ports, actuator, clock…). */
+  service?: Partial<Omit<AllocatorServiceOptions, "pools" | "cluster" | "grants" | "kubeConfig" | "log">>;
+}
+
+/** A running allocator and the watcher that keeps it on the config in KV. */
+export interface RunningAllocator {
+  service: AllocatorService;
+  /** Absent without the KV layer. */
+  watcher: ConfigWatcher | undefined;
+  /** Stops the watcher, then the service. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the allocator on a loaded config and, with `followKv`, a ConfigWatcher on the
+ * allocator's NATS connection (its counters on the allocator's /metrics) whose valid revisions
+ * are applied live.
+ */
+export async function runAllocator(loaded: LoadedConfig, o: RunAllocatorOptions): Promise<RunningAllocator> {
+  const config = loaded.config;
+  const n = config.nats;
+  const settings = allocatorSettings(config, { grants: o.grants });
+  const service = await AllocatorService.start({
+    nats: n.connection,
+    prefix: n.subjectPrefix,
+    leaseBucket: loaded.sources.get("nats.kv.leasesBucket") === "default" ? undefined : n.kv.leasesBucket,
+    partitions: n.partitions,
+    leaseTtlMs: config.schedule.leaseTtlMs,
+    httpPort: config.http.metricsPort === 0 ? -1 : config.http.metricsPort,
+    httpHost: config.http.host,
+    ...o.service,
+    ...settings,
+    kubeConfig: o.kubeConfig,
+    log: o.log,
+  });
+  let watcher: ConfigWatcher | undefined;
+  if (o.followKv) {
+    try {
+      watcher = await ConfigWatcher.start({
+        nc: service.connection,
+        bucket: n.kv.configBucket,
+        base: loaded.base,
+        registry: service.metrics.registry,
+        logger: o.log.child({ component: "config" }),
+        onChange: async (u) => {
+          o.log.level = u.config.log.level;
+          // A refusal (AllocatorSettingsError) throws: the watcher logs and counts it.
+          await service.applySettings(allocatorSettings(u.config, { grants: o.grants }));
+          if (u.restartRequired.length) o.log.warn({ paths: u.restartRequired, revision: u.revision }, "config changes that apply after a restart");
+        },
+      });
+      // A revision written between the load above and the watcher's first read is the watcher's
+      // starting point, not a change: apply it here, or the allocator would run the older one.
+      if (watcher.revision !== loaded.kvRevision) await service.applySettings(allocatorSettings(watcher.config, { grants: o.grants }));
+    } catch (err) {
+      await watcher?.stop();
+      await service.stop();
+      throw err;
+    }
+  }
+  return {
+    service,
+    watcher,
+    stop: async () => {
+      await watcher?.stop();
+      await service.stop();
+    },
+  };
+}
+
 /** Runs the allocator until SIGTERM/SIGINT. */
 export async function allocate(f: AllocateFlags): Promise<void> {
   const overrides: Record<string, unknown> = {};
@@ -100,30 +184,24 @@ export async function allocate(f: AllocateFlags): Promise<void> {
     log.info({ url: sim.url }, "Kubernetes API test server started (--sim)");
   } else kc = loadKubeConfig(f.kubeconfig, f.context);
   const httpPortFlag = int("http-port", f.httpPort, 0);
-  const n = config.nats;
-  const service = await AllocatorService.start({
-    nats: n.connection,
-    prefix: n.subjectPrefix,
-    leaseBucket: loaded.sources.get("nats.kv.leasesBucket") === "default" ? undefined : n.kv.leasesBucket,
-    partitions: n.partitions,
-    pools: config.pools.map((p) => ({ ...p, workload: { kind: p.workload.kind, namespace: p.workload.namespace, name: p.workload.name, container: p.workload.container, hpaName: p.workload.hpaName } })),
-    cluster: config.cluster,
-    upperQuantile: config.engine.upperQuantile,
-    horizonSec: (config.engine.horizonBuckets * config.engine.bucketWidthMs) / 1000,
+  const leaseTtlMs = int("lease-ttl-ms", f.leaseTtlMs, 100);
+  const running = await runAllocator(loaded, {
     kubeConfig: kc,
-    processId: f.processId,
-    leaseTtlMs: int("lease-ttl-ms", f.leaseTtlMs, 100) ?? config.schedule.leaseTtlMs,
-    decisionIntervalMs: int("decision-interval-ms", f.decisionIntervalMs, 100),
-    httpPort: httpPortFlag ?? (config.http.metricsPort === 0 ? -1 : config.http.metricsPort),
-    httpHost: config.http.host,
+    followKv: f.kv,
+    grants: f.grants !== false,
     log,
-    actuator: { forceConflicts: f.forceConflicts },
-    // The throttle section always exists (schema defaults), so grants are on unless --no-grants.
-    grants: f.grants === false ? undefined : grantServiceOptions(config, { usersPerPartition: grantUsersPerPartition(config.engine.capacityUsers) }),
+    service: {
+      processId: f.processId,
+      decisionIntervalMs: int("decision-interval-ms", f.decisionIntervalMs, 100),
+      actuator: { forceConflicts: f.forceConflicts },
+      ...(leaseTtlMs !== undefined ? { leaseTtlMs } : {}),
+      ...(httpPortFlag !== undefined ? { httpPort: httpPortFlag } : {}),
+    },
   });
-  log.info({ processId: service.processId, httpPort: service.httpPort, grants: f.grants !== false }, "allocator running");
+  const service = running.service;
+  log.info({ processId: service.processId, httpPort: service.httpPort, grants: f.grants !== false, followsKv: f.kv }, "allocator running");
   await waitForStopSignal(log);
-  await service.stop();
+  await running.stop();
   await sim?.stop();
   process.exit(0);
 }

@@ -8,6 +8,7 @@ import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from 
 import { normalQuantile } from "../../engine/options.ts";
 import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
 import { ModelRegistry } from "../../models/index.ts";
+import { canonicalJson } from "../../util/canonical-json.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -72,8 +73,12 @@ async function serve(f: ServeFlags): Promise<void> {
   // prefixes on one server never share (or overlap) streams and buckets.
   const explicit = (path: string, value: string) => (loaded.sources.get(path) === "default" ? undefined : value);
   // With pools configured, each tick's forecasts are also summed per pool and published as the
-  // partition's partial demand for the allocator leader.
-  const partials = config.pools.length ? new DemandPartialBuilder(config.pools, normalQuantile(config.engine.upperQuantile)) : undefined;
+  // partition's partial demand for the allocator leader. Pools follow the config live: a new pool
+  // list (or match rules, or quantile) rebuilds the builder, so the partials carry the pools the
+  // allocator follows from the same revision.
+  const partialsOf = (c: ForesightConfig) => (c.pools.length ? new DemandPartialBuilder(c.pools, normalQuantile(c.engine.upperQuantile)) : undefined);
+  const partialsKey = (c: ForesightConfig) => canonicalJson([c.pools.map((p) => ({ name: p.name, match: p.match })), c.engine.upperQuantile]);
+  let partials = partialsOf(config);
   let processorRef: Processor | undefined;
   const processor = await Processor.start({
     nats: n.connection,
@@ -104,9 +109,9 @@ async function serve(f: ServeFlags): Promise<void> {
     httpPort,
     httpHost: config.http.host,
     log,
-    onForecasts: partials
-      ? (p, tickTimeMs, records, count) => processorRef?.connection.publish(demandSubject(n.subjectPrefix, p), encodeDemandPartial(partials.build(p, tickTimeMs, records, count)))
-      : undefined,
+    onForecasts: (p, tickTimeMs, records, count) => {
+      if (partials) processorRef?.connection.publish(demandSubject(n.subjectPrefix, p), encodeDemandPartial(partials.build(p, tickTimeMs, records, count)));
+    },
   });
   processorRef = processor;
 
@@ -141,6 +146,7 @@ async function serve(f: ServeFlags): Promise<void> {
       logger: log.child({ component: "config" }),
       onChange: (u) => {
         const engineBefore = JSON.stringify(engineLiveOptionsFromConfig(config.engine));
+        if (partialsKey(u.config) !== partialsKey(config)) partials = partialsOf(u.config);
         config = u.config;
         log.level = config.log.level;
         const engineLive = engineLiveOptionsFromConfig(config.engine);
