@@ -298,7 +298,7 @@ export class ClusterPolicy {
   private index = new Map<string, number>();
   private poolZ: (number | undefined)[];
 
-  constructor(pools: readonly PoolPolicyConfig[], budget: ClusterBudget, initialReplicas?: readonly number[]) {
+  constructor(pools: readonly PoolPolicyConfig[], budget: ClusterBudget, initialReplicas?: readonly (number | undefined)[]) {
     this.pools = pools.map((p, i) => new PoolPolicy(p, initialReplicas?.[i]));
     this.poolZ = [];
     this.setIndex(pools);

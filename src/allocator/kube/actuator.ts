@@ -134,6 +134,19 @@ export class Actuator {
     }
   }
 
+  /**
+   * Reads the replicas every target's workload runs now (recorded as its current replicas); the
+   * pools whose workload could not be read are missing from the result.
+   */
+  async readAllReplicas(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const t of [...this.targets.values()]) {
+      const r = await this.readReplicas(t);
+      if (r !== undefined) out.set(t.pool, r);
+    }
+    return out;
+  }
+
   /** Records replicas read before the pool became a target (see {@link readReplicas}). */
   noteReplicas(pool: string, replicas: number): void {
     const t = this.targets.get(pool);

@@ -188,6 +188,9 @@ function targetsOf(pools: readonly AllocatorPoolConfig[]): PoolTarget[] {
 }
 
 /** See the module comment. */
+/** Decision ticks a new leader waits for every pool's workload replicas to be readable before it starts without them. */
+const INITIAL_READ_ATTEMPTS = 5;
+
 export class AllocatorService {
   readonly metrics: AllocatorMetrics;
   readonly actuator: Actuator;
@@ -210,6 +213,8 @@ export class AllocatorService {
   private readonly addedAtMs = new Map<string, number>();
   private decideTask: PeriodicTask | undefined;
   private leaderSinceMs = 0;
+  /** Reads of the workloads' replicas since this process became leader (see decideTick). */
+  private initialReadAttempts = 0;
   private natsConnected = false;
   private tasks: PeriodicTask[] = [];
   private http: ObsServer | undefined;
@@ -289,7 +294,7 @@ export class AllocatorService {
       });
     }
     const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRoundAndGrants(), onError: this.onError });
-    const decideTask = new PeriodicTask({ name: "allocator-decide", intervalMs: interval, timeoutMs: Math.max(interval, 10_000), run: () => void this.decideNow(), onError: this.onError });
+    const decideTask = new PeriodicTask({ name: "allocator-decide", intervalMs: interval, timeoutMs: Math.max(interval, 10_000), run: async () => void (await this.decideNow()), onError: this.onError });
     this.tasks = [leaseTask, decideTask];
     this.decideTask = decideTask;
     await leaseTask.runNow();
@@ -329,11 +334,14 @@ export class AllocatorService {
       this.metrics.leader.set(now ? 1 : 0);
       if (now && !was) {
         this.leaderSinceMs = this.clock();
-        // A new leader starts the policy afresh; scale-downs wait one stabilization window (below).
-        this.policy = new ClusterPolicy(this.pools, this.cluster);
+        // A new leader starts the policy afresh from the replicas the workloads run (read before its
+        // first decision, see decideTick); scale-downs wait one stabilization window (below).
+        this.policy = undefined;
+        this.initialReadAttempts = 0;
         this.log.info({ processId: this.processId }, "allocator leadership acquired");
       } else if (!now && was) {
         this.policy = undefined;
+        this.initialReadAttempts = 0;
         this.log.warn({ processId: this.processId }, "allocator leadership lost: not deciding");
       }
     }
@@ -369,10 +377,31 @@ export class AllocatorService {
   }
 
   /**
-   * One decision tick (the periodic task runs it; tests may call it). Returns the decisions, or
-   * undefined when this process does not lead or NATS is disconnected.
+   * One decision tick (the periodic task runs it; tests may call it). A new leader first reads the
+   * replicas every pool's workload runs, so its policy starts from them (starting from minReplicas
+   * would patch a running workload down at once, past its stabilization window); while a pool's
+   * workload cannot be read it makes no decision, for up to {@link INITIAL_READ_ATTEMPTS} ticks,
+   * then starts with what it has. Returns the decisions, or undefined when this process does not
+   * lead, has not read its workloads yet, or NATS is disconnected.
    */
-  decideNow(): PoolDecision[] | undefined {
+  async decideNow(): Promise<PoolDecision[] | undefined> {
+    if (!this.policy && this.lease.isLeader()) {
+      const read = await this.actuator.readAllReplicas();
+      this.initialReadAttempts++;
+      if (!this.lease.isLeader()) return undefined;
+      if (!this.policy) {
+        const unread = this.pools.filter((p) => !read.has(p.name)).map((p) => p.name);
+        if (unread.length && this.initialReadAttempts < INITIAL_READ_ATTEMPTS) return undefined;
+        if (unread.length) this.log.warn({ pools: unread, attempts: this.initialReadAttempts }, "workload replicas unreadable: those pools start from minReplicas");
+        this.policy = new ClusterPolicy(this.pools, this.cluster, this.pools.map((p) => read.get(p.name)));
+        this.log.info({ replicas: Object.fromEntries(read) }, "leader's policy starts from the replicas the workloads run");
+      }
+    }
+    return this.decide();
+  }
+
+  /** One decision with the policy as it is (undefined when this process does not lead or NATS is disconnected). */
+  private decide(): PoolDecision[] | undefined {
     const policy = this.policy;
     if (!policy || !this.lease.isLeader()) return undefined;
     if (!this.natsConnected) {

@@ -96,7 +96,7 @@ test("telemetry → processor partials → allocator leader → Kubernetes patch
     const states: PoolsState[] = [];
     const s2 = nc.subscribe(`${prefix}.pools.state`, { callback: (_e, m) => void states.push(JSON.parse(m.string())) });
     await nc.flush(); // the subscription is registered at the server before the state is published
-    const decisions = alloc.decideNow()!;
+    const decisions = (await alloc.decideNow())!;
     assert.ok(decisions, "the only allocator leads");
     await alloc.actuator.idle();
     const chat = decisions.find((d) => d.pool === "chat")!;

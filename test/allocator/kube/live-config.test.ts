@@ -218,6 +218,29 @@ test("a standby follows the config too: after the leader stops, it decides with 
   await waitFor("chat at 4", () => replicasOf("chat") === 4);
 });
 
+test("a leader starts from the replicas its workloads run: no scale-down on its first decisions, at start and after a hand-over", async () => {
+  sim.create(deployment("extra", { replicas: 10 }));
+  // extra's demand (100/s at 50/s per replica) needs 3; its workload runs 10, inside a 600 s window.
+  const pools = [poolDoc("chat", "scale", 6), poolDoc("extra", "scale", 20, { stabilizationWindowSec: 600, costModel: { requestsPerSecPerReplica: 50 } })];
+  await putConfig(pools);
+  await start();
+  await start({ standby: true });
+  const extraDecisions = (from: number) => decisions.slice(from).flatMap((d) => d.filter((x) => x.pool === "extra"));
+  await nextDecision("three decisions of the first leader", () => extraDecisions(0).length >= 3);
+  await waitFor("the first leader's decisions actuated", async () => (await metric("foresight_allocator_actuations_total", { pool: "extra" })) >= 2);
+  const first = extraDecisions(0);
+  assert.ok(first.every((d) => d.replicas === 10), `first leader decided from the 10 it runs: ${first.map((d) => `${d.previousReplicas}->${d.replicas} ${d.reason}`).join("; ")}`);
+  assert.is(replicasOf("extra"), 10);
+  const handOver = decisions.length;
+  await running!.stop();
+  running = undefined;
+  await waitFor("the standby leads", () => standby!.service.isLeader());
+  await nextDecision("three decisions of the new leader", () => extraDecisions(handOver).length >= 3);
+  const second = extraDecisions(handOver);
+  assert.ok(second.every((d) => d.replicas === 10), `new leader decided from the 10 it runs: ${second.map((d) => `${d.previousReplicas}->${d.replicas} ${d.reason}`).join("; ")}`);
+  assert.is(replicasOf("extra"), 10, "no scale-down inside the new leader's stabilization window");
+});
+
 test("new throttle settings restart the leader's grant service with them; a budget change reaches the policy", async () => {
   await putConfig([poolDoc("chat", "scale", 8)]);
   await start({ grants: true });

@@ -75,10 +75,10 @@ test("one leader sums the partials, scales, exports the series and publishes poo
     nc.publish(demandSubject("svc", 1), encodeDemandPartial(partial(1, now, [25, 0])));
     await nc.flush();
     await new Promise((r) => setTimeout(r, 100));
-    assert.is(follower.decideNow(), undefined, "the follower does not decide");
+    assert.is((await follower.decideNow()), undefined, "the follower does not decide");
     // A new leader holds scale-downs for one stabilization window (0 s here).
     now += 1000;
-    const d1 = leader.decideNow()!;
+    const d1 = (await leader.decideNow())!;
     const chat = d1.find((d) => d.pool === "chat")!;
     assert.is(chat.upperRequestsPerSec, 55);
     assert.is(chat.replicas, 8, "ceil(55 req/s × 1.1 headroom / (10 req/s × 0.8 utilization)) = ceil(7.56)");
@@ -106,7 +106,7 @@ test("one leader sums the partials, scales, exports the series and publishes poo
     nc.publish(demandSubject("svc", 0), encodeDemandPartial(partial(0, now, [1, 0])));
     await nc.flush();
     await new Promise((r) => setTimeout(r, 100));
-    const d2 = leader.decideNow()!;
+    const d2 = (await leader.decideNow())!;
     const chat2 = d2.find((d) => d.pool === "chat")!;
     assert.is(chat2.replicas, chat.replicas, "held, not scaled down");
     assert.is(chat2.reason, "hold: incomplete demand");
@@ -117,7 +117,7 @@ test("one leader sums the partials, scales, exports the series and publishes poo
     await nc.flush();
     await new Promise((r) => setTimeout(r, 100));
     now += 1000;
-    const d3 = leader.decideNow()!;
+    const d3 = (await leader.decideNow())!;
     assert.ok(d3[0].replicas < chat.replicas, `scaled down to ${d3[0].replicas}`);
     assert.is(d3[0].direction, "down");
     // Partials for other pools are refused and counted.
