@@ -120,6 +120,8 @@ export async function allocate(f: AllocateFlags): Promise<void> {
     actuator: { forceConflicts: f.forceConflicts },
     // The throttle section always exists (schema defaults), so grants are on unless --no-grants.
     grants: f.grants === false ? undefined : grantServiceOptions(config, { usersPerPartition: grantUsersPerPartition(config.engine.capacityUsers) }),
+    // Users' plans and segments for the grants and the pools' plan/segment rules.
+    directory: { bucket: n.kv.directoryBucket, replicas: n.replicas },
   });
   log.info({ processId: service.processId, httpPort: service.httpPort, grants: f.grants !== false }, "allocator running");
   await waitForStopSignal(log);

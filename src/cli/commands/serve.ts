@@ -8,6 +8,7 @@ import { Processor, createWasmEngineFactory, engineLiveOptionsFromConfig } from 
 import { normalQuantile } from "../../engine/options.ts";
 import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
 import { ModelRegistry } from "../../models/index.ts";
+import { DirectoryIndex } from "../../telemetry/directory-index.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -73,7 +74,15 @@ async function serve(f: ServeFlags): Promise<void> {
   const explicit = (path: string, value: string) => (loaded.sources.get(path) === "default" ? undefined : value);
   // With pools configured, each tick's forecasts are also summed per pool and published as the
   // partition's partial demand for the allocator leader.
-  const partials = config.pools.length ? new DemandPartialBuilder(config.pools, normalQuantile(config.engine.upperQuantile)) : undefined;
+  // Pools matched by plans or segments read users' directory entries from an in-memory index of
+  // the user directory (opened on the processor's connection below; unknown until it loads).
+  const byDirectory = config.pools.some((p) => p.match.plans.length > 0 || p.match.segments.length > 0);
+  let directory: DirectoryIndex | undefined;
+  const lookup = {
+    planOf: (lo: number, hi: number) => directory?.planOf(lo, hi),
+    segmentOf: (lo: number, hi: number) => directory?.segmentOf(lo, hi),
+  };
+  const partials = config.pools.length ? new DemandPartialBuilder(config.pools, normalQuantile(config.engine.upperQuantile), byDirectory ? lookup : undefined) : undefined;
   let processorRef: Processor | undefined;
   const processor = await Processor.start({
     nats: n.connection,
@@ -109,6 +118,9 @@ async function serve(f: ServeFlags): Promise<void> {
       : undefined,
   });
   processorRef = processor;
+  if (partials && byDirectory) {
+    directory = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, replicas: n.replicas, log: log.child({ component: "directory" }) });
+  }
 
   // Model hot swap: engine.lstm.modelVersion names registry weights; a change (or a rollback)
   // swaps them into every engine without losing state. A version that cannot be loaded is
@@ -163,6 +175,7 @@ async function serve(f: ServeFlags): Promise<void> {
   const clean = await Promise.race([
     (async () => {
       await watcher?.stop();
+      await directory?.stop();
       await processor.stop();
       return true;
     })(),
