@@ -44,7 +44,11 @@ export interface UserAttributeLookup {
 export interface DirectoryIndexOptions {
   /** KV bucket of the directory. Default {@link DEFAULT_DIRECTORY_BUCKET}. */
   bucket?: string;
-  /** Create the bucket when missing (as `UserDirectory.open` does). Default true. */
+  /**
+   * Create the bucket when missing (as `UserDirectory.open` does). Default true. With false (a
+   * reader without rights on the bucket's stream, as the deployed processor and allocator), a
+   * missing bucket is waited for: lookups answer unknown until it exists.
+   */
   create?: boolean;
   /** Replicas of the bucket when created. Default 1. */
   replicas?: number;
@@ -210,6 +214,8 @@ export class DirectoryIndex implements UserAttributeLookup {
   };
   private watcher: QueuedIterator<KvWatchEntry> | undefined;
   private stopped = false;
+  /** True once a watch has started (later ones resume from the last revision). */
+  private watching = false;
   private statusIterator: { stop?: () => void } | undefined;
   private restarting: Promise<void> | undefined;
   /** Revision up to which the first watch's initial values run (its start's last sequence). */
@@ -231,8 +237,16 @@ export class DirectoryIndex implements UserAttributeLookup {
     const kvm = new Kvm(nc);
     const kv = opts.create === false ? await kvm.open(bucket) : await kvm.create(bucket, { replicas: opts.replicas ?? 1 });
     const ix = new DirectoryIndex(nc, kv, bucket, opts);
-    await ix.startWatch(true);
     void ix.followStatus();
+    try {
+      await ix.startWatch();
+    } catch (err) {
+      if (opts.create !== false) throw err;
+      // A reader that does not own the bucket may start before its owner (the gateways) created
+      // it: lookups answer unknown and the watch is retried until the bucket exists.
+      opts.log?.warn({ err, bucket }, "user directory not readable yet; retrying");
+      ix.restart();
+    }
     return ix;
   }
 
@@ -278,7 +292,8 @@ export class DirectoryIndex implements UserAttributeLookup {
    * last revision applied. A bucket whose stream ends below that revision was recreated: the
    * table is cleared and loaded again.
    */
-  private async startWatch(first: boolean): Promise<void> {
+  private async startWatch(): Promise<void> {
+    const first = !this.watching;
     const status = await this.kv.status();
     const lastSeq = status.streamInfo.state.last_seq;
     let resume = first ? 0 : this.s.revision + 1;
@@ -298,6 +313,8 @@ export class DirectoryIndex implements UserAttributeLookup {
       return;
     }
     this.watcher = w;
+    if (!first) this.s.watchRestarts++;
+    this.watching = true;
     void this.consume(w);
   }
 
@@ -365,14 +382,17 @@ export class DirectoryIndex implements UserAttributeLookup {
       this.watcher?.stop();
       this.watcher = undefined;
       let waitMs = DIRECTORY_WATCH_RETRY_MIN_MS;
+      let lastMessage = "";
       while (!this.stopped) {
         try {
-          await this.startWatch(false);
-          this.s.watchRestarts++;
+          await this.startWatch();
           return;
         } catch (err) {
-          // JetStream may not answer yet right after a server restart.
-          this.opts.log?.warn({ err, bucket: this.bucket, retryInMs: waitMs }, "user directory watch restart failed");
+          // JetStream may not answer yet right after a server restart, or the bucket may not exist
+          // yet; logged when the reason changes, not at every attempt.
+          const message = (err as Error)?.message ?? String(err);
+          if (message !== lastMessage) this.opts.log?.warn({ err, bucket: this.bucket, retryInMs: waitMs }, "user directory watch not started; retrying");
+          lastMessage = message;
           await new Promise((r) => setTimeout(r, waitMs).unref());
           waitMs = Math.min(DIRECTORY_WATCH_RETRY_MAX_MS, waitMs * 2);
         }

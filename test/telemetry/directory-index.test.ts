@@ -141,4 +141,24 @@ test("after a server restart on the same port the index still follows new writes
   assert.is(planOf("u0"), undefined);
 });
 
+test("a reader that may not create the bucket waits for it: unknown until the owner creates it, then it follows", async () => {
+  const bucket = "dix-later";
+  const h = userHash("first-of-later");
+  let seen!: () => void;
+  const put = new Promise<void>((resolve) => (seen = resolve));
+  const late = await DirectoryIndex.open(nc, { bucket, create: false, onEntry: (e) => e.key === userHashHex(h) && e.kind === "put" && seen() });
+  try {
+    assert.is(late.planOf(h.lo, h.hi), undefined);
+    const owner = await UserDirectory.open(nc, { bucket });
+    await owner.register(userHashHex(h), { user: "first-of-later", plan: "pro", firstSeenMs: 5 });
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([put, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error("the entry never reached the waiting reader")), 15_000)))]);
+    clearTimeout(timer);
+    await late.initialized();
+    assert.is(late.planOf(h.lo, h.hi), "pro");
+  } finally {
+    await late.stop();
+  }
+});
+
 test.run();

@@ -140,7 +140,7 @@ export interface AllocatorServiceOptions {
    * each grant's plan, and the pools' `plans`/`segments` rules (src/telemetry/directory-index.ts,
    * followed in memory). Used only with `grants`. Absent = default plan for every grant.
    */
-  directory?: { bucket: string; maxUsers?: number; replicas?: number };
+  directory?: { bucket: string; maxUsers?: number };
   /** Called after every decision tick of the leader (tests). */
   onDecisions?: (decisions: PoolDecision[], sum: DemandSum) => void;
 }
@@ -231,7 +231,8 @@ export class AllocatorService {
     const ttl = this.lease.ttlMs;
     const interval = o.decisionIntervalMs ?? Math.min(...o.pools.map((p) => p.decisionIntervalMs));
     if (o.grants && o.directory) {
-      this.directory = await DirectoryIndex.open(this.nc, { ...o.directory, log: this.log.child({ component: "directory" }) });
+      // A reader of the gateways' bucket: waited for, never created (docs/allocator-kube.md).
+      this.directory = await DirectoryIndex.open(this.nc, { ...o.directory, create: false, log: this.log.child({ component: "directory" }) });
     }
     if (o.grants) {
       this.grantHost = new GrantHost({

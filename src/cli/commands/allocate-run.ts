@@ -121,7 +121,7 @@ export async function allocate(f: AllocateFlags): Promise<void> {
     // The throttle section always exists (schema defaults), so grants are on unless --no-grants.
     grants: f.grants === false ? undefined : grantServiceOptions(config, { usersPerPartition: grantUsersPerPartition(config.engine.capacityUsers) }),
     // Users' plans and segments for the grants and the pools' plan/segment rules.
-    directory: { bucket: n.kv.directoryBucket, replicas: n.replicas },
+    directory: { bucket: n.kv.directoryBucket },
   });
   log.info({ processId: service.processId, httpPort: service.httpPort, grants: f.grants !== false }, "allocator running");
   await waitForStopSignal(log);

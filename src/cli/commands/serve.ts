@@ -119,7 +119,8 @@ async function serve(f: ServeFlags): Promise<void> {
   });
   processorRef = processor;
   if (partials && byDirectory) {
-    directory = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, replicas: n.replicas, log: log.child({ component: "directory" }) });
+    // The gateways own the bucket; a processor waits for it (create: false) and never creates it.
+    directory = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, create: false, log: log.child({ component: "directory" }) });
   }
 
   // Model hot swap: engine.lstm.modelVersion names registry weights; a change (or a rollback)
