@@ -9,6 +9,8 @@ import { NatsServer } from "../../src/nats/server.ts";
 import { UserDirectory } from "../../src/telemetry/directory.ts";
 import { DirectoryIndex, type DirectoryIndexEvent } from "../../src/telemetry/directory-index.ts";
 import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
+import { registerDirectoryIndexMetrics } from "../../src/telemetry/directory-index-metrics.ts";
+import { Registry } from "prom-client";
 
 const BUCKET = "dix-users";
 let srv: NatsServer;
@@ -113,6 +115,15 @@ test("updates and deletes follow; a malformed value is counted, skipped and drop
   await dir.register(hexOf("after-bad"), { user: "after-bad", plan: "pro", firstSeenMs: 3 });
   await ev;
   assert.is(planOf("after-bad"), "pro");
+  // The same counts on /metrics (read at scrape time, monotonic across scrapes).
+  const registry = new Registry();
+  registerDirectoryIndexMetrics(registry, () => index.stats());
+  for (let scrape = 0; scrape < 2; scrape++) {
+    const text = await registry.metrics();
+    assert.match(text, new RegExp(`^foresight_directory_bad_entries_total\\{reason="value"\\} ${st.badEntries.value}$`, "m"), text);
+    assert.match(text, /^foresight_directory_bad_entries_total\{reason="key"\} 1$/m);
+    assert.match(text, new RegExp(`^foresight_directory_users ${index.stats().users}$`, "m"));
+  }
 });
 
 test("after a server restart on the same port the index still follows new writes (and keeps what it had)", async () => {

@@ -29,6 +29,7 @@ import { LeaderLease } from "./leader.ts";
 import { AllocatorMetrics } from "./metrics.ts";
 import { GrantHost, type HostedGrantServiceOptions } from "./grants.ts";
 import { DirectoryIndex } from "../../telemetry/directory-index.ts";
+import { registerDirectoryIndexMetrics } from "../../telemetry/directory-index-metrics.ts";
 import type { UserAllocationOptions } from "../users.ts";
 import { BadDemandPartialError, decodeDemandPartial, DemandSummer, type DemandSum } from "./partials.ts";
 import type { PoolTarget } from "./types.ts";
@@ -232,7 +233,9 @@ export class AllocatorService {
     const interval = o.decisionIntervalMs ?? Math.min(...o.pools.map((p) => p.decisionIntervalMs));
     if (o.grants && o.directory) {
       // A reader of the gateways' bucket: waited for, never created (docs/allocator-kube.md).
-      this.directory = await DirectoryIndex.open(this.nc, { ...o.directory, create: false, log: this.log.child({ component: "directory" }) });
+      const directory = await DirectoryIndex.open(this.nc, { ...o.directory, create: false, log: this.log.child({ component: "directory" }) });
+      registerDirectoryIndexMetrics(this.metrics.registry, () => directory.stats());
+      this.directory = directory;
     }
     if (o.grants) {
       this.grantHost = new GrantHost({

@@ -9,6 +9,7 @@ import { normalQuantile } from "../../engine/options.ts";
 import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
 import { ModelRegistry } from "../../models/index.ts";
 import { DirectoryIndex } from "../../telemetry/directory-index.ts";
+import { registerDirectoryIndexMetrics } from "../../telemetry/directory-index-metrics.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -120,7 +121,9 @@ async function serve(f: ServeFlags): Promise<void> {
   processorRef = processor;
   if (partials && byDirectory) {
     // The gateways own the bucket; a processor waits for it (create: false) and never creates it.
-    directory = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, create: false, log: log.child({ component: "directory" }) });
+    const index = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, create: false, log: log.child({ component: "directory" }) });
+    registerDirectoryIndexMetrics(processor.metrics.registry, () => index.stats());
+    directory = index;
   }
 
   // Model hot swap: engine.lstm.modelVersion names registry weights; a change (or a rollback)

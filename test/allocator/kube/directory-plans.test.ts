@@ -2,7 +2,8 @@
 // `plans` and `segments` get exactly the users whose directory entries say so (per user, in the
 // precedence users → plans → segments → default), the demand partials sum them so, and the grant
 // service the allocator's leader hosts gives each user's grant its directory plan (plans missing
-// from throttle.plans fall back to "default"), which a gateway's ThrottleClient applies.
+// from throttle.plans fall back to "default"), which a gateway's ThrottleClient applies; the
+// allocator's /metrics shows the directory it follows.
 import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
@@ -123,7 +124,7 @@ test("the allocator's grants carry each user's directory plan and plan pool; a l
   const a = await AllocatorService.start({
     nats: { servers: [nats.url], maxReconnectAttempts: 0 }, prefix: PREFIX, partitions: P, pools: POOLS,
     cluster: { maxCpuMillicores: 64_000, maxMemoryMiB: 262_144, maxReplicasTotal: 100 }, kubeConfig: kc, processId: "dp-a",
-    leaseTtlMs: 1500, httpPort: -1, log: memoryLogger().log, actuator: { events: false },
+    leaseTtlMs: 1500, httpPort: 0, log: memoryLogger().log, actuator: { events: false },
     grants: {
       subjectPrefix: PREFIX, partitions: P, plans: PLANS, safeLimits: SAFE, grantTtlMs: 6000, grantRefreshMs: 500,
       poolStateIntervalMs: 200, snapshotEveryTicks: 2, usersPerPartition: 1024, feedback: { mode: "none" },
@@ -166,6 +167,12 @@ test("the allocator's grants carry each user's directory plan and plan pool; a l
   // A decision at the gateway uses the plan's limit: 50 req/s allowed where default has 20.
   assert.is(gw.grantOf("ent-1")!.planReqPerSec, 50);
   assert.is(gw.grantOf("anon")!.planReqPerSec, 20);
+  // The allocator's /metrics shows the directory it follows: every user with a plan or segment.
+  const text = await (await fetch(`http://127.0.0.1:${a.httpPort}/metrics`)).text();
+  const held = USERS.filter((u) => u.plan !== undefined || u.segment !== undefined).length + 1;
+  assert.match(text, new RegExp(`^foresight_directory_users ${held}$`, "m"));
+  assert.match(text, /^foresight_directory_initialized 1$/m);
+  assert.not.match(text, /^foresight_directory_bad_entries_total\{/m, "no bad entries");
 });
 
 test.run();
