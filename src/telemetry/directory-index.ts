@@ -218,6 +218,7 @@ export class DirectoryIndex implements UserAttributeLookup {
   private watching = false;
   private statusIterator: { stop?: () => void } | undefined;
   private restarting: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
   /** Revision up to which the first watch's initial values run (its start's last sequence). */
   private initialThrough = 0;
   private readonly initializedWaiters: (() => void)[] = [];
@@ -278,6 +279,7 @@ export class DirectoryIndex implements UserAttributeLookup {
     this.statusIterator?.stop?.();
     this.watcher?.stop();
     this.watcher = undefined;
+    this.wake?.();
     await this.restarting;
   }
 
@@ -393,7 +395,12 @@ export class DirectoryIndex implements UserAttributeLookup {
           const message = (err as Error)?.message ?? String(err);
           if (message !== lastMessage) this.opts.log?.warn({ err, bucket: this.bucket, retryInMs: waitMs }, "user directory watch not started; retrying");
           lastMessage = message;
-          await new Promise((r) => setTimeout(r, waitMs).unref());
+          await new Promise<void>((resolve) => {
+            const t = setTimeout(resolve, waitMs);
+            t.unref();
+            this.wake = () => (clearTimeout(t), resolve()); // stop() does not wait out the backoff
+          });
+          this.wake = undefined;
           waitMs = Math.min(DIRECTORY_WATCH_RETRY_MAX_MS, waitMs * 2);
         }
       }
