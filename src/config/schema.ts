@@ -204,9 +204,12 @@ const PoolMatchSchema = z.strictObject({
   routes: z.array(z.string().min(1)).default([]),
   /** Model names (LLM pools) whose traffic this pool serves. */
   models: z.array(z.string().min(1)).default([]),
-  /** Plans from the user directory whose users belong to this pool. */
+  /**
+   * Plans from the user directory whose users belong to this pool (after explicit `users`, before
+   * `segments`; a plan listed by two pools belongs to the first).
+   */
   plans: z.array(z.string().min(1)).default([]),
-  /** Segments from the user directory whose users belong to this pool. */
+  /** Segments from the user directory whose users belong to this pool (after `users` and `plans`). */
   segments: z.array(z.string().min(1)).default([]),
   /** Explicit user keys that belong to this pool (checked first). */
   users: z.array(z.string().min(1)).default([]),

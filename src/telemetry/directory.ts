@@ -46,6 +46,27 @@ export class DirectoryEntryError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * Parses a directory value (the JSON {@link UserDirectoryEntry}); `key` names the entry in the
+ * error. Throws {@link DirectoryEntryError} for anything else (not JSON, fields of other types).
+ */
+export function parseDirectoryEntry(key: string, value: Uint8Array): UserDirectoryEntry {
+  let v: unknown;
+  try {
+    v = JSON.parse(decoder.decode(value));
+  } catch (err) {
+    throw new DirectoryEntryError(key, "value is not JSON", { cause: err });
+  }
+  const o = v as Partial<UserDirectoryEntry>;
+  if (
+    typeof o !== "object" || o === null || typeof o.user !== "string" || typeof o.firstSeenMs !== "number" ||
+    (o.plan !== undefined && typeof o.plan !== "string") || (o.segment !== undefined && typeof o.segment !== "string")
+  ) {
+    throw new DirectoryEntryError(key, "expected {user: string, firstSeenMs: number, segment?: string, plan?: string}");
+  }
+  return o as UserDirectoryEntry;
+}
+
 /** The user directory over a KV bucket. */
 export class UserDirectory {
   private young = new Map<string, string>();
@@ -92,17 +113,7 @@ export class UserDirectory {
     const key = hashHex.toLowerCase();
     const e = await this.kv.get(key);
     if (!e || e.operation !== "PUT" || e.value.length === 0) return null;
-    let v: unknown;
-    try {
-      v = JSON.parse(decoder.decode(e.value));
-    } catch (err) {
-      throw new DirectoryEntryError(key, "value is not JSON", { cause: err });
-    }
-    const o = v as Partial<UserDirectoryEntry>;
-    if (typeof o !== "object" || o === null || typeof o.user !== "string" || typeof o.firstSeenMs !== "number") {
-      throw new DirectoryEntryError(key, "expected {user: string, firstSeenMs: number, segment?, plan?}");
-    }
-    return o as UserDirectoryEntry;
+    return parseDirectoryEntry(key, e.value);
   }
 
   /** A display name for a user hash: the user key when known, else the hash itself. Cached. */

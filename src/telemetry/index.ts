@@ -16,7 +16,11 @@ export {
   PublisherClosedError, PublisherConfigError, TelemetryPublisher, type TelemetryPublisherOptions, type TelemetryPublisherStats,
 } from "./publisher.ts";
 export {
-  DEFAULT_DIRECTORY_BUCKET, DirectoryEntryError, UserDirectory, type UserDirectoryEntry, type UserDirectoryOptions,
+  DEFAULT_DIRECTORY_BUCKET, DirectoryEntryError, UserDirectory, parseDirectoryEntry, type UserDirectoryEntry, type UserDirectoryOptions,
 } from "./directory.ts";
+export {
+  DEFAULT_DIRECTORY_INDEX_MAX_NAMES, DEFAULT_DIRECTORY_INDEX_MAX_USERS, DirectoryIndex, type DirectoryIndexEvent, type DirectoryIndexOptions,
+  type DirectoryIndexStats, type UserAttributeLookup,
+} from "./directory-index.ts";
 export { DEFAULT_DUPLICATE_WINDOW_MS, DEFAULT_TELEMETRY_STREAM, ensureTelemetryStream, type TelemetryStreamOptions } from "./stream.ts";
 export { SynthTelemetry, type SynthOptions } from "./synth.ts";

@@ -23,13 +23,14 @@ import { ConfigWatcher } from "../../src/config/watch.ts";
 import { createLogger } from "../../src/obs/logger.ts";
 import { TelemetryPublisher } from "../../src/telemetry/publisher.ts";
 import { UserDirectory } from "../../src/telemetry/directory.ts";
+import { DirectoryIndex } from "../../src/telemetry/directory-index.ts";
 import { Processor, createWasmEngineFactory } from "../../src/processor/index.ts";
 import { GrantService } from "../../src/throttle/service.ts";
 import { ThrottleClient } from "../../src/throttle/client.ts";
 import { encodeForecastMessages } from "../../src/processor/forecasts.ts";
 import { FORECAST_RECORD_BYTES } from "../../src/engine/layout.ts";
 import { partitionOf } from "../../src/telemetry/frame.ts";
-import { userHash } from "../../src/telemetry/hash.ts";
+import { userHash, userHashHex } from "../../src/telemetry/hash.ts";
 
 const AUTH_CONF = fileURLToPath(new URL("../../deploy/base/nats/auth.conf", import.meta.url));
 const ROLES = ["gateway", "processor", "allocator", "config"] as const;
@@ -249,6 +250,18 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     await pub.close();
     assert.is(s.ackedEvents, 200, "every event JetStream-acked for the gateway");
     assert.is(s.directoryErrors, 0, "the gateway writes the user directory");
+    // Processor and allocator follow the gateways' directory with a KV watch (read only).
+    const planned = userHash("planned-user");
+    await directory.register(userHashHex(planned), { user: "planned-user", plan: "enterprise", firstSeenMs: 1 });
+    for (const role of ["processor", "allocator"] as const) {
+      const ix = await DirectoryIndex.open(await as(role), { create: false });
+      try {
+        await waitFor(() => (ix.stats().initialized ? true : undefined), `${role} to load the user directory`);
+        assert.is(ix.planOf(planned.lo, planned.hi), "enterprise", `${role} reads users' plans`);
+      } finally {
+        await ix.stop();
+      }
+    }
     const applied = await waitFor(() => {
       let n = 0;
       for (let p = 0; p < PARTITIONS; p++) n += proc.worker(p)?.engine.stats().eventsApplied ?? 0;

@@ -22,7 +22,7 @@ import type { GrantInputs, PoolCapacity } from "../../throttle/grants.ts";
 import { METRIC_PREFIX } from "../../obs/metrics.ts";
 import { NO_POOL, type PoolMatchRules } from "../demand.ts";
 import { UserAllocations, sortedClaims, waterLevelOfGroups, type SortedClaims, type UserAllocationOptions } from "../users.ts";
-import { UserPoolResolver } from "./partials.ts";
+import { UserPoolResolver, type UserAttributeLookup } from "./partials.ts";
 import { canonicalJson } from "../../util/canonical-json.ts";
 
 /** What the grants read of a pool: its name and match rules. */
@@ -201,6 +201,12 @@ export interface GrantHostOptions {
   registry: Registry;
   /** The per-user allocation safeguards. Default: src/allocator/users.ts defaults. */
   userAllocation?: UserAllocationOptions;
+  /**
+   * Users' plans and segments from the user directory: each grant's plan (plans missing from
+   * throttle.plans get "default", as the grant service maps them) and the pools' plan and segment
+   * rules. Absent: every grant carries the default plan and those rules match nobody.
+   */
+  directory?: UserAttributeLookup;
   log: Logger;
 }
 
@@ -222,7 +228,7 @@ export class GrantHost {
   onChange?: (service: GrantService | undefined) => void;
 
   constructor(private opts: GrantHostOptions) {
-    this.resolver = new UserPoolResolver(opts.pools);
+    this.resolver = new UserPoolResolver(opts.pools, opts.directory);
     this.unpooled = this.resolver.defaultPool === NO_POOL ? opts.pools.length : -1;
     const r = [opts.registry];
     this.active = new Gauge({ name: `${METRIC_PREFIX}grants_active`, help: "1 while this process (the allocator leader) publishes grants.", registers: r });
@@ -287,7 +293,7 @@ export class GrantHost {
       if (running) await this.stopService("config changed").catch((err: unknown) => this.opts.log.error({ err }, "grant service: stop for a config change failed"));
       apply();
       this.opts = { ...this.opts, pools: next.pools, service };
-      this.resolver = new UserPoolResolver(next.pools);
+      this.resolver = new UserPoolResolver(next.pools, this.opts.directory);
       this.unpooled = this.resolver.defaultPool === NO_POOL ? next.pools.length : -1;
       if (!running) return false;
       try {
@@ -330,6 +336,7 @@ export class GrantHost {
         return p === NO_POOL ? unpooled : p;
       },
       allocationOf: (partition, inp) => shares.allocationOf(partition, inp),
+      planOf: o.directory ? (lo, hi) => o.directory!.planOf(lo, hi) ?? "default" : o.service.planOf,
       active: o.isLeader,
     });
     try {

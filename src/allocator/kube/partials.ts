@@ -11,7 +11,12 @@
 // value is held and the pool is flagged incomplete (the policy then never scales down on it).
 import { FORECAST_RECORD_BYTES, ForecastField } from "../../engine/layout.ts";
 import { userHash } from "../../telemetry/hash.ts";
+// The directory's plans and segments arrive through this lookup (src/telemetry's DirectoryIndex
+// answers it from memory), so the policy here does no I/O.
+import type { UserAttributeLookup } from "../../telemetry/directory-index.ts";
 import { aggregateDemand, newPoolDemand, PoolMembership, NO_POOL, type PoolDemand, type PoolMatchRules, type UserForecastArrays } from "../demand.ts";
+
+export type { UserAttributeLookup };
 
 /** Version of the partial's JSON. */
 export const DEMAND_PARTIAL_VERSION = 1;
@@ -74,38 +79,66 @@ export function decodeDemandPartial(bytes: Uint8Array): DemandPartial {
 }
 
 /**
- * The pool of a user known only by its telemetry hash (what forecasts carry): the config's
- * explicit `users` entries, else the default pool, else {@link NO_POOL}. A processor has no user
- * directory or route mix, so the other match rules apply in the allocator's own aggregation only
- * (see docs/allocator-kube.md). The demand partials and the allocator's grants both map users so.
+ * The pool of a user known only by its telemetry hash (what forecasts carry), by the config's
+ * match rules in this order: an explicit `users` entry; the user's plan in a pool's `plans`; the
+ * user's segment in a pool's `segments` (plan and segment from the user directory, when a lookup
+ * is given); else the default pool, else {@link NO_POOL}. A name claimed by two pools belongs to
+ * the first in config order. Routes and models need the user's route mix, which forecasts do not
+ * carry: they apply in the allocator's own aggregation only (PoolMatcher; docs/allocator-kube.md).
+ * The demand partials and the allocator's grants both map users so.
  */
 export class UserPoolResolver {
   private readonly explicit = new Map<string, number>();
+  private readonly byPlan = new Map<string, number>();
+  private readonly bySegment = new Map<string, number>();
   /** The default pool's index, or {@link NO_POOL}. */
   readonly defaultPool: number;
 
-  constructor(pools: readonly PoolMatchRules[]) {
+  constructor(pools: readonly PoolMatchRules[], private readonly directory?: UserAttributeLookup) {
     let def = NO_POOL;
-    pools.forEach((p, i) => {
-      for (const u of p.match.users) {
+    // Walked last to first so that the first pool's claim is the one kept.
+    for (let i = pools.length - 1; i >= 0; i--) {
+      const m = pools[i].match;
+      for (const u of m.users) {
         const h = userHash(u);
         this.explicit.set(`${h.lo}:${h.hi}`, i);
       }
-      if (p.match.default) def = i;
-    });
+      for (const p of m.plans) this.byPlan.set(p, i);
+      for (const s of m.segments) this.bySegment.set(s, i);
+      if (m.default && def === NO_POOL) def = i;
+    }
     this.defaultPool = def;
+    if (!directory) {
+      // Without a directory no user has a plan or segment: those rules match nobody.
+      this.byPlan.clear();
+      this.bySegment.clear();
+    }
   }
 
   /** Pool index of the user with this hash, or {@link NO_POOL}. */
   resolve(userHashLo: number, userHashHi: number): number {
-    if (this.explicit.size === 0) return this.defaultPool;
-    return this.explicit.get(`${userHashLo}:${userHashHi}`) ?? this.defaultPool;
+    if (this.explicit.size > 0) {
+      const p = this.explicit.get(`${userHashLo}:${userHashHi}`);
+      if (p !== undefined) return p;
+    }
+    if (this.byPlan.size > 0) {
+      const plan = this.directory!.planOf(userHashLo, userHashHi);
+      const p = plan === undefined ? undefined : this.byPlan.get(plan);
+      if (p !== undefined) return p;
+    }
+    if (this.bySegment.size > 0) {
+      const segment = this.directory!.segmentOf(userHashLo, userHashHi);
+      const p = segment === undefined ? undefined : this.bySegment.get(segment);
+      if (p !== undefined) return p;
+    }
+    return this.defaultPool;
   }
 }
 
 /**
  * Builds a partition's partial from the engine's forecast records (processor side); users map to
- * pools by {@link UserPoolResolver}.
+ * pools by {@link UserPoolResolver}, each tick afresh (a user's directory entry arriving later
+ * moves it from the default pool to its plan's pool at the next tick).
  */
 export class DemandPartialBuilder {
   private readonly poolOf: UserPoolResolver;
@@ -114,11 +147,15 @@ export class DemandPartialBuilder {
   private arrays: UserForecastArrays;
   private readonly out: PoolDemand;
 
-  /** `z`: the normal quantile of the engine's upper bound (normalQuantile(engine.upperQuantile)). */
-  constructor(pools: readonly PoolMatchRules[], private readonly z: number) {
+  /**
+   * `z`: the normal quantile of the engine's upper bound (normalQuantile(engine.upperQuantile));
+   * `directory`: users' plans and segments for the pools' `plans`/`segments` rules (absent: those
+   * rules match nobody).
+   */
+  constructor(pools: readonly PoolMatchRules[], private readonly z: number, directory?: UserAttributeLookup) {
     if (pools.length === 0) throw new RangeError("DemandPartialBuilder needs at least one pool");
     this.names = pools.map((p) => p.name);
-    this.poolOf = new UserPoolResolver(pools);
+    this.poolOf = new UserPoolResolver(pools, directory);
     this.membership = new PoolMembership(1024, pools.length);
     this.arrays = { count: 0, meanPerSec: new Float64Array(1024), upperPerSec: new Float64Array(1024), observedPerSec: new Float64Array(1024) };
     this.out = newPoolDemand(pools.length, false);

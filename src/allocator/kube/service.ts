@@ -31,6 +31,8 @@ import { KubeClient } from "./client.ts";
 import { LeaderLease } from "./leader.ts";
 import { AllocatorMetrics } from "./metrics.ts";
 import { GrantHost, type HostedGrantServiceOptions } from "./grants.ts";
+import { DirectoryIndex } from "../../telemetry/directory-index.ts";
+import { registerDirectoryIndexMetrics } from "../../telemetry/directory-index-metrics.ts";
 import type { UserAllocationOptions } from "../users.ts";
 import { BadDemandPartialError, decodeDemandPartial, DemandSummer, type DemandSum } from "./partials.ts";
 import type { PoolTarget } from "./types.ts";
@@ -178,6 +180,12 @@ export interface AllocatorServiceOptions {
   grants?: HostedGrantServiceOptions;
   /** Safeguards of the per-user allocations fed to the grants. Default: src/allocator/users.ts defaults. */
   userAllocation?: UserAllocationOptions;
+  /**
+   * The user directory (config nats.kv.directoryBucket) whose plans and segments the grants use:
+   * each grant's plan, and the pools' `plans`/`segments` rules (src/telemetry/directory-index.ts,
+   * followed in memory). Used only with `grants`. Absent = default plan for every grant.
+   */
+  directory?: { bucket: string; maxUsers?: number };
   /** Called after every decision tick of the leader (tests). */
   onDecisions?: (decisions: PoolDecision[], sum: DemandSum) => void;
 }
@@ -219,6 +227,7 @@ export class AllocatorService {
   private tasks: PeriodicTask[] = [];
   private http: ObsServer | undefined;
   private grantHost: GrantHost | undefined;
+  private directory: DirectoryIndex | undefined;
   private readonly clock: () => number;
   private z: number;
   private lastState: PoolsState | undefined;
@@ -286,11 +295,17 @@ export class AllocatorService {
     });
     const ttl = this.lease.ttlMs;
     const interval = this.decisionIntervalMs();
+    if (o.grants && o.directory) {
+      // A reader of the gateways' bucket: waited for, never created (docs/allocator-kube.md).
+      const directory = await DirectoryIndex.open(this.nc, { ...o.directory, create: false, log: this.log.child({ component: "directory" }) });
+      registerDirectoryIndexMetrics(this.metrics.registry, () => directory.stats());
+      this.directory = directory;
+    }
     if (o.grants) {
       this.grantHost = new GrantHost({
         nc: this.nc, service: { ...o.grants, log: o.grants.log ?? this.log.child({ component: "grants" }) }, pools: o.pools,
         capacities: () => this.poolCapacities(), isLeader: () => this.isLeader(), registry: this.metrics.registry,
-        userAllocation: o.userAllocation, log: this.log.child({ component: "grants" }),
+        userAllocation: o.userAllocation, directory: this.directory, log: this.log.child({ component: "grants" }),
       });
     }
     const leaseTask = new PeriodicTask({ name: "allocator-lease", intervalMs: Math.max(50, Math.floor(ttl / 3)), timeoutMs: ttl, run: () => this.leaseRoundAndGrants(), onError: this.onError });
@@ -567,6 +582,7 @@ export class AllocatorService {
       for (const t of this.tasks) await t.stop();
       // Grants stop before the lease is released, so two processes never publish at once.
       await this.grantHost?.stop().catch((err) => this.onError(err, "grants-stop"));
+      await this.directory?.stop().catch((err) => this.onError(err, "directory-stop"));
       await this.actuator.stop();
       this.sub?.unsubscribe();
       if (this.lease) await this.lease.release().catch(() => undefined);

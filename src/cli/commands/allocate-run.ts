@@ -119,6 +119,8 @@ export async function runAllocator(loaded: LoadedConfig, o: RunAllocatorOptions)
     leaseTtlMs: config.schedule.leaseTtlMs,
     httpPort: config.http.metricsPort === 0 ? -1 : config.http.metricsPort,
     httpHost: config.http.host,
+    // Users' plans and segments for the grants and the pools' plan/segment rules.
+    directory: { bucket: n.kv.directoryBucket },
     ...o.service,
     ...settings,
     kubeConfig: o.kubeConfig,

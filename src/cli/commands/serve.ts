@@ -9,6 +9,8 @@ import { normalQuantile } from "../../engine/options.ts";
 import { DemandPartialBuilder, demandSubject, encodeDemandPartial } from "../../allocator/kube/partials.ts";
 import { ModelRegistry } from "../../models/index.ts";
 import { canonicalJson } from "../../util/canonical-json.ts";
+import { DirectoryIndex } from "../../telemetry/directory-index.ts";
+import { registerDirectoryIndexMetrics } from "../../telemetry/directory-index-metrics.ts";
 
 /** Longest a SIGTERM/SIGINT shutdown may take before the process exits anyway (code 1), ms. */
 export const SHUTDOWN_TIMEOUT_MS = 25_000;
@@ -75,8 +77,16 @@ async function serve(f: ServeFlags): Promise<void> {
   // With pools configured, each tick's forecasts are also summed per pool and published as the
   // partition's partial demand for the allocator leader. Pools follow the config live: a new pool
   // list (or match rules, or quantile) rebuilds the builder, so the partials carry the pools the
-  // allocator follows from the same revision.
-  const partialsOf = (c: ForesightConfig) => (c.pools.length ? new DemandPartialBuilder(c.pools, normalQuantile(c.engine.upperQuantile)) : undefined);
+  // allocator follows from the same revision. Pools matched by plans or segments read users'
+  // directory entries from an in-memory index of the user directory (opened on the processor's
+  // connection once a pool needs it; unknown until it loads).
+  const needsDirectory = (c: ForesightConfig) => c.pools.some((p) => p.match.plans.length > 0 || p.match.segments.length > 0);
+  let directory: DirectoryIndex | undefined;
+  const lookup = {
+    planOf: (lo: number, hi: number) => directory?.planOf(lo, hi),
+    segmentOf: (lo: number, hi: number) => directory?.segmentOf(lo, hi),
+  };
+  const partialsOf = (c: ForesightConfig) => (c.pools.length ? new DemandPartialBuilder(c.pools, normalQuantile(c.engine.upperQuantile), needsDirectory(c) ? lookup : undefined) : undefined);
   const partialsKey = (c: ForesightConfig) => canonicalJson([c.pools.map((p) => ({ name: p.name, match: p.match })), c.engine.upperQuantile]);
   let partials = partialsOf(config);
   let processorRef: Processor | undefined;
@@ -114,6 +124,15 @@ async function serve(f: ServeFlags): Promise<void> {
     },
   });
   processorRef = processor;
+  let directoryOpening: Promise<void> | undefined;
+  const openDirectory = (): Promise<void> =>
+    (directoryOpening ??= (async () => {
+      // The gateways own the bucket; a processor waits for it (create: false) and never creates it.
+      const index = await DirectoryIndex.open(processor.connection, { bucket: n.kv.directoryBucket, create: false, log: log.child({ component: "directory" }) });
+      registerDirectoryIndexMetrics(processor.metrics.registry, () => index.stats());
+      directory = index;
+    })());
+  if (needsDirectory(config)) await openDirectory();
 
   // Model hot swap: engine.lstm.modelVersion names registry weights; a change (or a rollback)
   // swaps them into every engine without losing state. A version that cannot be loaded is
@@ -146,7 +165,10 @@ async function serve(f: ServeFlags): Promise<void> {
       logger: log.child({ component: "config" }),
       onChange: (u) => {
         const engineBefore = JSON.stringify(engineLiveOptionsFromConfig(config.engine));
-        if (partialsKey(u.config) !== partialsKey(config)) partials = partialsOf(u.config);
+        if (partialsKey(u.config) !== partialsKey(config)) {
+          partials = partialsOf(u.config);
+          if (needsDirectory(u.config)) openDirectory().catch((err: unknown) => log.error({ err }, "user directory index cannot be opened: plan and segment rules match no user until it is"));
+        }
         config = u.config;
         log.level = config.log.level;
         const engineLive = engineLiveOptionsFromConfig(config.engine);
@@ -169,6 +191,7 @@ async function serve(f: ServeFlags): Promise<void> {
   const clean = await Promise.race([
     (async () => {
       await watcher?.stop();
+      await directory?.stop();
       await processor.stop();
       return true;
     })(),
