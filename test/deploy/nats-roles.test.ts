@@ -283,10 +283,23 @@ test("processor runs under its rights; gateway publishes telemetry it consumes; 
     rdv.setFloat64(8, 4, true);
     rdv.setFloat64(16, 5, true);
     rdv.setFloat64(24, 3, true);
-    const ticked = new Promise<void>((resolve) => (grants.onTickPublished = () => resolve()));
+    // The processor above ticks its own users on every partition, and a partition's next tick
+    // without "granted-user" removes its grant again: so the gateway's grant is caught when a
+    // message applies it, not polled afterwards.
+    let seenUpper: number | undefined;
+    const seen = new Promise<number>((resolve) => {
+      gateway.onApplied = () => {
+        const u = gateway.grantOf("granted-user")?.upperReqPerSec;
+        if (u !== undefined && seenUpper === undefined) resolve((seenUpper = u));
+      };
+    });
     for (const m of encodeForecastMessages(part, Date.now(), rec, 1)) pnc.publish(`foresight.forecasts.${part}`, m);
-    await ticked;
-    const upper = await waitFor(() => gateway.grantOf("granted-user")?.upperReqPerSec, "the gateway to apply the allocator's grant");
+    let timer: NodeJS.Timeout | undefined;
+    const upper = await Promise.race([
+      seen,
+      new Promise<never>((_r, reject) => (timer = setTimeout(() => reject(new Error("timed out waiting for the gateway to apply the allocator's grant")), 10_000))),
+    ]).finally(() => clearTimeout(timer));
+    gateway.onApplied = undefined;
     assert.is(upper, 5, "gateway reads the grant the allocator published");
     gateway.check("granted-user", { requests: 1, tokens: 0 });
     await waitFor(() => (grants.stats().demandReports > 0 ? true : undefined), "the allocator to hear the gateway's demand report");
