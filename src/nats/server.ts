@@ -7,7 +7,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import { jetstreamManager } from "@nats-io/jetstream";
+import { jetstreamManager, StorageType } from "@nats-io/jetstream";
 
 /** Path of the nats-server binary; NATS_SERVER overrides. */
 const NATS_SERVER_BIN = process.env.NATS_SERVER ?? "nats-server";
@@ -198,7 +198,11 @@ export class NatsCluster {
     return cluster;
   }
 
-  /** Resolves once the JetStream meta group has a leader (account info answers). */
+  /**
+   * Resolves once the JetStream meta group has a leader and knows every node: a throwaway stream
+   * with one replica per node can be placed (right after start, the meta leader may answer while
+   * the other peers are not yet known, and an R3 stream then fails with "no suitable peers").
+   */
   async waitForJetStream(timeoutMs = 30_000): Promise<void> {
     const nc = await connect({ servers: this.urls.filter((_, i) => this.servers[i].port > 0), reconnect: true });
     try {
@@ -207,6 +211,9 @@ export class NatsCluster {
         try {
           const jsm = await jetstreamManager(nc, { timeout: 2_000 });
           await jsm.getAccountInfo();
+          const probe = `CLUSTER_READY_${process.pid}`;
+          await jsm.streams.add({ name: probe, subjects: [`cluster-ready.${process.pid}`], num_replicas: this.servers.length, storage: StorageType.Memory });
+          await jsm.streams.delete(probe);
           return;
         } catch (err) {
           if (Date.now() > deadline) throw new Error(`JetStream cluster not ready: ${(err as Error).message}`);
