@@ -204,22 +204,21 @@ export class CheckpointStore {
         if (cp.partition !== partition) throw new CheckpointCorruptError(`object for partition ${partition} holds partition ${cp.partition}`);
         return cp;
       }
-      // Not complete: retry only if a newer version replaced the one being read.
-      let now: string | undefined;
-      try {
-        now = (await this.os.info(name))?.nuid;
-      } catch {
-        now = undefined;
+      const why = `cannot read checkpoint of partition ${partition}`;
+      if (read.kind === "timeout") throw new CheckpointIoError(`${why}: chunks stopped arriving (read timeout ${this.readTimeoutMs} ms)`);
+      // A failed read (a digest mismatch is how a purge mid-read shows) is retried, like a read cut
+      // short by a newer version, only when a newer version replaced the one read.
+      if (read.kind === "failed") {
+        const now = await this.currentNuid(name);
+        if (now === undefined || now === read.nuid) throw new CheckpointIoError(`${why}: ${read.error.message}`, { cause: read.error });
       }
-      const replaced = now !== undefined && now !== read.nuid;
-      if (!replaced || attempt >= CHECKPOINT_READ_ATTEMPTS) {
-        throw new CheckpointIoError(
-          `cannot read checkpoint of partition ${partition}: ${read.kind === "timeout" ? `chunks stopped arriving (read timeout ${this.readTimeoutMs} ms)` : read.error.message}` +
-            (replaced ? ` (replaced by a newer write ${attempt} times in a row)` : ""),
-          read.kind === "failed" ? { cause: read.error } : undefined,
-        );
-      }
+      if (attempt >= CHECKPOINT_READ_ATTEMPTS) throw new CheckpointIoError(`${why}: replaced by a newer write ${attempt} times in a row`);
     }
+  }
+
+  /** The nuid of the object's current version; undefined when it cannot be read (then nothing counts as replaced). */
+  private async currentNuid(name: string): Promise<string | undefined> {
+    return (await this.os.info(name).catch(() => null))?.nuid;
   }
 
   /**
@@ -241,11 +240,12 @@ export class CheckpointStore {
         const slice = new Promise<"slice">((resolve) => (timer = setTimeout(() => resolve("slice"), Math.min(REPLACED_CHECK_MS, Math.max(1, deadline - Date.now())))));
         const step = await Promise.race([pending, slice]).finally(() => clearTimeout(timer));
         if (step === "slice") {
-          const stale = Date.now() >= deadline || (await this.os.info(name).catch(() => null))?.nuid !== nuid;
-          if (!stale) continue;
+          const timedOut = Date.now() >= deadline;
+          const now = timedOut ? undefined : await this.currentNuid(name);
+          if (!timedOut && (now === undefined || now === nuid)) continue;
           // Cancelling the stream stops the object store's consumer of the chunks.
           await reader.cancel().catch(() => {});
-          return { kind: "timeout", nuid };
+          return timedOut ? { kind: "timeout" } : { kind: "replaced" };
         }
         if (step.done) break;
         parts.push(step.value);
@@ -279,5 +279,6 @@ export class CheckpointStore {
 type ReadOutcome =
   | { kind: "missing" }
   | { kind: "bytes"; bytes: Uint8Array }
-  | { kind: "timeout"; nuid: string }
+  | { kind: "timeout" }
+  | { kind: "replaced" }
   | { kind: "failed"; nuid: string; error: Error };
