@@ -12,7 +12,11 @@ import {
 } from "./slot";
 import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
-import { modelsExtBytes, modelsOnBucketClose, modelsRate, modelsTickStart, modelsUpper } from "./models";
+import {
+  modelsExtBytes, modelsOnBucketClose, modelsRangeCloses, modelsRangeDenseCloses, modelsRangeStart, modelsRate,
+  modelsScratchBytes, modelsSetScratch, modelsThreadInit, modelsTickEnd, modelsTickShare, modelsTickStart, modelsUpper,
+} from "./models";
+import * as T from "./threads";
 
 /** Bytes per scratch entry (season position of one bucket closed in a tick). */
 const SCRATCH_BYTES: u32 = 24;
@@ -33,6 +37,8 @@ const MS_PER_DAY: f64 = 86400000.0;
 const MS_PER_HOUR: f64 = 3600000.0;
 
 let ready = false;
+/** Set by attach: init computes this instance's globals only and writes no memory. */
+let attaching = false;
 
 // @ts-ignore: decorator
 @inline function align(n: u64, a: u64): u64 {
@@ -65,14 +71,19 @@ export function init(
   const output = align(counts + <u64>countsCap * COUNTS_BYTES, 64);
   const scratch = align(output + <u64>capacity * FORECAST_BYTES, 64);
   const hints = align(scratch + (<u64>maxCatchUp + 1) * SCRATCH_BYTES, 64);
-  const state = align(hints + <u64>GROUP * HINT_BYTES, 64);
+  const modelScratch = align(hints + <u64>GROUP * HINT_BYTES, 64);
+  const state = align(modelScratch + modelsScratchBytes(capacity), 64);
   const index = state + R.PARAMS_BYTES + R.GLOBALS_BYTES;
   const slab = align(index + <u64>indexEntries * 8, 64);
   const end = slab + <u64>capacity * <u64>slotBytes;
   if (end > 0xffff0000) return -3;
   const pagesNeeded = <i32>((end + 65535) >> 16);
   const have = memory.size();
-  if (pagesNeeded > have && memory.grow(pagesNeeded - have) < 0) return -2;
+  if (attaching) {
+    // A tick thread's instance: the main instance has sized and written the memory already.
+    if (pagesNeeded > have) return -2;
+  } else if (pagesNeeded > have && memory.grow(pagesNeeded - have) < 0) return -2;
+  modelsSetScratch(<usize>modelScratch, capacity);
 
   Regions.ingress = <usize>ingress;
   Regions.ingressCap = ingressCap;
@@ -115,6 +126,10 @@ export function init(
   Params.maxCatchUp = maxCatchUp;
   Params.phiSumH = phiSum(horizon);
   Params.varMultH = varMult(horizon);
+  if (attaching) {
+    ready = true;
+    return 0;
+  }
 
   const pb = Regions.params;
   store<f64>(pb + (R.P_VERSION << 3), R.LAYOUT_VERSION);
@@ -150,6 +165,29 @@ export function init(
   G.tracked = 0;
   saveGlobals();
   ready = true;
+  return 0;
+}
+
+/**
+ * Makes this instance tick thread t (1..MAX_THREADS-1) of an engine whose main instance was
+ * initialised over the same (shared) memory with the same arguments: computes the same layout and
+ * parameters into this instance's globals, writes no memory. Returns init's codes, -5 for a bad t.
+ */
+export function attach(
+  t: u32, capacity: u32, widthMs: f64, latenessMs: f64, seasonPoints: u32, horizon: u32, z: f64,
+  alpha: f64, beta: f64, gamma: f64, phi: f64, alphaMax: f64, tsThreshold: f64,
+  tsSmoothing: f64, alphaDecay: f64, varSmoothing: f64, todAlpha: f64, expireAfter: u32,
+  maxCatchUp: u32, ingressCap: u32, countsCap: u32,
+): i32 {
+  if (ready) return -1;
+  if (t == 0 || t >= T.MAX_THREADS) return -5;
+  attaching = true;
+  const rc = init(capacity, widthMs, latenessMs, seasonPoints, horizon, z, alpha, beta, gamma, phi, alphaMax,
+    tsThreshold, tsSmoothing, alphaDecay, varSmoothing, todAlpha, expireAfter, maxCatchUp, ingressCap, countsCap);
+  attaching = false;
+  if (rc != 0) return rc;
+  T.Thread.id = t;
+  modelsThreadInit(t);
   return 0;
 }
 
@@ -553,8 +591,21 @@ function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
  * Advances event time to nowMs: closes buckets closed..target-1 for every user (at most
  * maxCatchUp of them per tick; older ones are skipped and counted), feeds the models, expires
  * idle users, then writes one forecast record per tracked user. Returns the record count.
+ * The same as tickBegin, tickRange over every slot, tickEnd (the facade's threads split the range).
  */
 export function tick(nowMs: f64): u32 {
+  if (!ready) return 0;
+  tickBegin(nowMs);
+  tickRange(0, G.used);
+  return tickEnd(1);
+}
+
+/**
+ * First part of a tick (main instance): moves the plan of the tick (buckets to close, the forecast
+ * target's position, the live settings) into the tick block and the season scratch, and prepares
+ * the models (packed weights). Returns the slots to scan (tickRange over [0, returned)).
+ */
+export function tickBegin(nowMs: f64): u32 {
   if (!ready) return 0;
   let target = G.closed;
   if (nowMs >= 0.0) {
@@ -581,17 +632,44 @@ export function tick(nowMs: f64): u32 {
   // Season position of the forecast target bucket (newClosed - 1 + horizon).
   const fpos = Regions.scratch + <usize>nClose * SCRATCH_BYTES;
   positionOf(newClosed - 1 + Params.horizon, fpos);
-  const fi0 = load<u32>(fpos, 0);
-  const fi1 = load<u32>(fpos, 4);
-  const ff = load<f64>(fpos, 16);
+  const tb = T.TICK_BLOCK;
+  store<u32>(tb, start, T.TK_START);
+  store<u32>(tb, nClose, T.TK_N_CLOSE);
+  store<u32>(tb, oldClosed, T.TK_OLD_CLOSED);
+  store<u32>(tb, newClosed, T.TK_NEW_CLOSED);
+  store<u32>(tb, load<u32>(fpos, 0), T.TK_FI0);
+  store<u32>(tb, load<u32>(fpos, 4), T.TK_FI1);
+  store<f64>(tb, load<f64>(fpos, 16), T.TK_FF);
+  store<u32>(tb, G.tracked, T.TK_TRACKED);
+  modelsTickShare(tb + T.TK_MODELS);
+  return G.used;
+}
+
+/**
+ * The per-user part of a tick over slots [sBegin, sEnd) (any thread, after tickBegin): closes the
+ * tick's buckets of every user in the range and writes its forecast records from record index
+ * sBegin on. A user due to expire gets no record and is counted; tickEnd removes it. Results in
+ * the thread's result block. Returns the records written.
+ */
+export function tickRange(sBegin: u32, sEnd: u32): u32 {
+  if (!ready) return 0;
+  const tb = T.TICK_BLOCK;
+  const start = load<u32>(tb, T.TK_START);
+  const nClose = load<u32>(tb, T.TK_N_CLOSE);
+  const oldClosed = load<u32>(tb, T.TK_OLD_CLOSED);
+  const newClosed = load<u32>(tb, T.TK_NEW_CLOSED);
+  const fi0 = load<u32>(tb, T.TK_FI0);
+  const fi1 = load<u32>(tb, T.TK_FI1);
+  const ff = load<f64>(tb, T.TK_FF);
+  modelsRangeStart(tb + T.TK_MODELS, start, load<u32>(tb, T.TK_TRACKED));
   const ring = Params.ring;
   const startMod = start % ring;
   const expire = Params.expireAfter;
   const widthSec = Params.widthSec;
-  let out = Regions.output;
+  let out = Regions.output + <usize>sBegin * FORECAST_BYTES;
   let count: u32 = 0;
-  const used = G.used;
-  for (let s: u32 = 0; s < used; s++) {
+  let expired: u32 = 0;
+  for (let s: u32 = sBegin; s < sEnd; s++) {
     const sp = slotPtr(s);
     const lo = load<u32>(sp, S_HASH_LO);
     const hi = load<u32>(sp, S_HASH_HI);
@@ -614,13 +692,9 @@ export function tick(nowMs: f64): u32 {
         ri++;
         if (ri == ring) ri = 0;
       }
-      if (expire != 0) {
-        const last = load<u32>(sp, S_LAST_SEEN);
-        if (newClosed > last && newClosed - last > expire) {
-          removeUser(s);
-          G.expirations += 1;
-          continue;
-        }
+      if (expire != 0 && dueToExpire(sp, newClosed, expire)) {
+        expired++;
+        continue;
       }
     }
     store<u32>(out, lo, 0);
@@ -631,10 +705,65 @@ export function tick(nowMs: f64): u32 {
     out += FORECAST_BYTES;
     count++;
   }
+  const r = T.resultOf(T.Thread.id);
+  store<u32>(r, count, T.RS_RECORDS);
+  store<u32>(r, expired, T.RS_EXPIRED);
+  store<u32>(r, modelsRangeCloses(), T.RS_CLOSES);
+  store<u32>(r, modelsRangeDenseCloses(), T.RS_DENSE);
+  store<u32>(r, sBegin, T.RS_BEGIN);
+  return count;
+}
+
+// @ts-ignore: decorator
+@inline function dueToExpire(sp: usize, newClosed: u32, expire: u32): bool {
+  const last = load<u32>(sp, S_LAST_SEEN);
+  return newClosed > last && newClosed - last > expire;
+}
+
+/**
+ * Last part of a tick (main instance), after tickRange ran on `threads` consecutive ranges, thread
+ * t's starting at the slot in RS_BEGIN of its result block (thread 0 at slot 0): moves each
+ * range's records down behind the previous ones, removes the users due to expire (slot order),
+ * applies the models' training samples, advances the clock. Returns the records of the tick.
+ */
+export function tickEnd(threads: u32): u32 {
+  if (!ready) return 0;
+  const tb = T.TICK_BLOCK;
+  const nClose = load<u32>(tb, T.TK_N_CLOSE);
+  const newClosed = load<u32>(tb, T.TK_NEW_CLOSED);
+  let records: u32 = 0;
+  let expired: u32 = 0;
+  let closes: u32 = 0;
+  let dense: u32 = 0;
+  for (let t: u32 = 0; t < threads; t++) {
+    const r = T.resultOf(t);
+    const n = load<u32>(r, T.RS_RECORDS);
+    const from = t == 0 ? 0 : load<u32>(r, T.RS_BEGIN);
+    if (from != records && n != 0) {
+      memory.copy(Regions.output + <usize>records * FORECAST_BYTES, Regions.output + <usize>from * FORECAST_BYTES, <usize>n * FORECAST_BYTES);
+    }
+    records += n;
+    expired += load<u32>(r, T.RS_EXPIRED);
+    closes += load<u32>(r, T.RS_CLOSES);
+    dense += load<u32>(r, T.RS_DENSE);
+  }
+  if (expired != 0) {
+    const expire = Params.expireAfter;
+    const used = G.used;
+    for (let s: u32 = 0; s < used; s++) {
+      const sp = slotPtr(s);
+      if ((load<u32>(sp, S_HASH_LO) | load<u32>(sp, S_HASH_HI)) == 0) continue;
+      if (dueToExpire(sp, newClosed, expire)) {
+        removeUser(s);
+        G.expirations += 1;
+      }
+    }
+  }
+  if (nClose != 0) modelsTickEnd(threads, nClose, closes, dense);
   G.bucketsClosed += <f64>nClose;
   G.closed = newClosed;
   G.ticks += 1;
-  return count;
+  return records;
 }
 
 // ---------------------------------------------------------------- cold-path getters

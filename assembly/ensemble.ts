@@ -4,11 +4,12 @@
 // (weights 1 / err^4; the forecast is the mean of the weighted mean and the weighted median),
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
-import { G, Params } from "./params";
+import { Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
 import { decU16, encU16 } from "./codec";
-import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { MAX_THREADS, Thread } from "./threads";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -38,13 +39,17 @@ export class Fc {
   static enabled: bool = false;
   static quantile: f64 = 0.95;
   static trainPerBucket: u32 = 0;
-  static lastBucket: u32 = 0xffffffff;
-  static trainedThisBucket: u32 = 0;
+  /** First bucket and users tracked of the current tick (tick block; the training pick uses them). */
+  static tickStart: u32 = 0;
+  static tickTracked: u32 = 0;
   static trainSteps: f64 = 0;
   static trainLossSum: f64 = 0;
   /** Bucket closes of the last tick that ran the GRU (dense tier), and all of that tick's bucket closes. */
   static denseCloses: u32 = 0;
   static closes: u32 = 0;
+  /** The same for this thread's current tick range (summed by tickEnd). */
+  static rangeDenseCloses: u32 = 0;
+  static rangeCloses: u32 = 0;
 }
 
 /** Extension bytes per slot for P season points (LSTM-lite + ensemble), a multiple of 8. */
@@ -52,9 +57,16 @@ export function fcExtBytes(points: u32): u32 {
   return (lstmBytes(points) + E_BYTES + 7) & ~7;
 }
 
-// Scratch for the weighted median.
-const VAL: usize = memory.data(<i32>EJ * 8, 16);
-const WT: usize = memory.data(<i32>EJ * 8, 16);
+// Scratch for the weighted median (one copy per tick thread: fcThreadInit).
+let VAL: usize = memory.data(<i32>(MAX_THREADS * EJ * 8), 16);
+let WT: usize = memory.data(<i32>(MAX_THREADS * EJ * 8), 16);
+
+/** Points this instance's scratch at thread t's copies. */
+export function fcThreadInit(t: u32): void {
+  VAL += <usize>(t * EJ * 8);
+  WT += <usize>(t * EJ * 8);
+  lstmThreadInit(t);
+}
 
 /** Member forecasts (counts) at horizon h for target bucket `target` into VAL (the LSTM member only for a dense user). */
 function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense: bool): void {
@@ -142,35 +154,26 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
     store<f32>(e + E_MAE, <f32>NaN);
     for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_ERR + j * 4, 1.0);
   }
-  // 2. LSTM-lite learns the bucket (and trains on a bounded sample of users per closed bucket).
+  // 2. LSTM-lite learns the bucket; a bounded sample of users per closed bucket records a training
+  // sample, applied at the tick's end (fcTickEnd).
   let train = false;
-  if (Fc.trainPerBucket > 0) {
-    if (c != Fc.lastBucket) {
-      Fc.lastBucket = c;
-      Fc.trainedThisBucket = 0;
-    }
-    if (Fc.trainedThisBucket < Fc.trainPerBucket) {
-      // A user is picked with probability about trainPerBucket / users, by a hash of (user, bucket).
-      let x = load<u32>(sp, S_HASH_LO) ^ (c * 0x9e3779b1);
-      x ^= x >> 16;
-      x *= 0x85ebca6b;
-      x ^= x >> 13;
-      const users = G.tracked > 0 ? G.tracked : 1;
-      if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
-    }
+  const k = c - Fc.tickStart;
+  if (Fc.trainPerBucket > 0 && lstmSampleRoom(Thread.id, k)) {
+    // A user is picked with probability about trainPerBucket / users, by a hash of (user, bucket).
+    let x = load<u32>(sp, S_HASH_LO) ^ (c * 0x9e3779b1);
+    x ^= x >> 16;
+    x *= 0x85ebca6b;
+    x ^= x >> 13;
+    const users = Fc.tickTracked > 0 ? Fc.tickTracked : 1;
+    if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
   }
   lstmBucketInputs(c, c % D, (c / D) % 7, D);
-  const loss = lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train);
-  if (loss >= 0.0) {
-    Fc.trainedThisBucket++;
-    Fc.trainSteps += 1.0;
-    Fc.trainLossSum += loss;
-  }
+  lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train, Thread.id, k);
   // 3. Forecast the target c + h, combine, remember under the target's ring slot.
   const target = c + h;
   const dense = lstmIsDense(sp);
-  Fc.closes++;
-  if (dense) Fc.denseCloses++;
+  Fc.rangeCloses++;
+  if (dense) Fc.rangeDenseCloses++;
   members(sp, target, h, ti0, ti1, tf, dense);
   const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = target % RING;
@@ -182,11 +185,40 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   store<f32>(e + E_COMB, <f32>comb);
 }
 
-/** Start of a tick that closes buckets: the GRU's packed weights follow the current ones. */
+/** Start of a tick that closes buckets (main instance): the GRU's packed weights follow the current ones; no samples yet. */
 export function fcTickStart(): void {
-  Fc.denseCloses = 0;
-  Fc.closes = 0;
   lstmPack();
+  lstmClearSamples();
+}
+
+/** Writes the live settings every tick thread needs at block (3 x f64). */
+export function fcTickShare(block: usize): void {
+  store<f64>(block, Lstm.minLevel, 0);
+  store<f64>(block, Fc.quantile, 8);
+}
+
+/** Start of a tick range on any thread: the live settings and the tick's start from the block, counters cleared. */
+export function fcRangeStart(block: usize, tickStart: u32, tracked: u32): void {
+  Lstm.minLevel = load<f64>(block, 0);
+  Fc.quantile = load<f64>(block, 8);
+  Fc.tickStart = tickStart;
+  Fc.tickTracked = tracked;
+  Fc.rangeDenseCloses = 0;
+  Fc.rangeCloses = 0;
+  lstmRangeStart();
+}
+
+/**
+ * End of a tick that closed `buckets` buckets (main instance): the close counters are the sums of
+ * every thread's (closes, dense) pairs; the recorded training samples are applied in slot order.
+ */
+export function fcTickEnd(threads: u32, buckets: u32, closes: u32, denseCloses: u32): void {
+  Fc.closes = closes;
+  Fc.denseCloses = denseCloses;
+  if (Fc.trainPerBucket == 0) return;
+  const steps = lstmApplySamples(threads, buckets);
+  Fc.trainSteps += <f64>steps;
+  Fc.trainLossSum += Lstm.lastLossSum;
 }
 
 /** Ensemble forecast at the configured horizon, req/s. */
@@ -231,6 +263,7 @@ export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, l
   Lstm.minLevel = Math.log1p(Math.max(0.0, minCountPerBucket));
   Fc.quantile = quantile;
   Fc.trainPerBucket = trainPerBucket;
+  Lstm.trainPerBucket = trainPerBucket;
   Lstm.learningRate = learningRate;
   Lstm.gradClip = gradClip;
   return 0;

@@ -7,7 +7,7 @@ import {
   S_C_THROTTLED, S_C_UA_ZEROS, S_ERR_VAR, S_HW_N, S_LEVEL, S_TOD, S_TREND, Slot,
 } from "./slot";
 
-export { init, ingest, ingestCounts, tick, lookup, saveGlobals, loadGlobals } from "./engine";
+export { init, attach, ingest, ingestCounts, tick, tickBegin, tickRange, tickEnd, lookup, saveGlobals, loadGlobals } from "./engine";
 
 export function ingressPtr(): usize { return Regions.ingress; }
 export function ingressCapacity(): u32 { return Regions.ingressCap; }

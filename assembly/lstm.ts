@@ -6,6 +6,7 @@
 import { Slot } from "./slot";
 import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decLog, decU16, encLog, encU16 } from "./codec";
+import { MAX_THREADS } from "./threads";
 
 // Shapes (must equal src/forecast/lstm.ts).
 export const LH: i32 = 8; // hidden units
@@ -32,9 +33,10 @@ const PARAMS: usize = TRAIN_BLOCK;
 const M1: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 8;
 const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
 const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
-// Scratch (never part of the state): inputs, gates, new hidden, gradient, outputs.
-const XB: usize = memory.data(LX * 8, 16);
-const HN: usize = memory.data(LH * 8, 16);
+// Scratch (never part of the state): inputs, new hidden (one copy per tick thread: lstmThreadInit),
+// gradient (the training runs on the main instance only).
+let XB: usize = memory.data(<i32>MAX_THREADS * LX * 8, 16);
+let HN: usize = memory.data(<i32>MAX_THREADS * LH * 8, 16);
 const GRAD: usize = memory.data((3 + LH) * 8, 16);
 
 // Per-user extension offsets (bytes after Slot.ext).
@@ -61,6 +63,14 @@ export class Lstm {
    * LSTM member out.
    */
   static minLevel: f64 = 0.0;
+  /** Training steps per closed bucket at most (the ensemble's trainPerBucket). */
+  static trainPerBucket: u32 = 0;
+  /** Samples a thread keeps per closed bucket (lstmSampleRoomFor). */
+  static room: u32 = 0;
+  /** The samples region (set by init). */
+  static samples: usize = 0;
+  /** Sum of the absolute errors of the last lstmApplySamples. */
+  static lastLossSum: f64 = 0.0;
 }
 
 /** True when the user's last closed bucket ran the GRU (dense tier): level at or above Lstm.minLevel. */
@@ -78,8 +88,13 @@ export class Lstm {
  * Inputs 2..5 (sin/cos of time of day and day of week) depend only on the bucket, not on the
  * user: computed once per closed bucket (lstmBucketInputs) instead of four trig calls per user.
  */
-const TRIG: usize = memory.data(4 * 8, 16);
+let TRIG: usize = memory.data(<i32>MAX_THREADS * 4 * 8, 16);
 let trigBucket: u32 = 0xffffffff;
+
+/** Start of a tick range: TRIG is recomputed at the range's first bucket (it is per thread, and the weights may have changed). */
+export function lstmRangeStart(): void {
+  trigBucket = 0xffffffff;
+}
 
 /** Sets TRIG for the closed bucket c (no-op when it is already set for c). */
 export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period: u32): void {
@@ -113,8 +128,17 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
 const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
 /** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
-const XF: usize = memory.data(LX * 4, 16);
-const HF: usize = memory.data(LH * 4, 16);
+let XF: usize = memory.data(<i32>MAX_THREADS * LX * 4, 16);
+let HF: usize = memory.data(<i32>MAX_THREADS * LH * 4, 16);
+
+/** Points this instance's scratch at thread t's copies (once, before its first tick range). */
+export function lstmThreadInit(t: u32): void {
+  XB += <usize>(t * <u32>LX * 8);
+  HN += <usize>(t * <u32>LH * 8);
+  TRIG += <usize>(t * 4 * 8);
+  XF += <usize>(t * <u32>LX * 4);
+  HF += <usize>(t * <u32>LH * 4);
+}
 
 /** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
 export function lstmPack(): void {
@@ -210,25 +234,103 @@ function gruOutput(o: i32): f64 {
   return v;
 }
 
+// Training samples of a tick: a user picked for training records the previous step's input
+// (PREV_X), the hidden state that step produced (F_H) and the target; tickEnd applies them in slot
+// order (lstmApplySamples), so every user of a tick is forecast with the weights of the tick's start,
+// whichever thread runs it. Per thread and closed bucket of the tick, at most trainPerBucket
+// samples, for the first TRAIN_TICK_BUCKETS buckets of a tick (a long catch-up trains on those).
+export const TRAIN_TICK_BUCKETS: u32 = 8;
+const SM_X: u32 = 0; // 2 x f32
+const SM_H: u32 = 8; // LH x f32
+const SM_TARGET: u32 = 40; // f64
+const SAMPLE_BYTES: u32 = 48;
+const SAMPLE_COUNTS: usize = memory.data(<i32>(MAX_THREADS * TRAIN_TICK_BUCKETS * 4), 16);
+
+/** Most training steps per closed bucket (a thread never picks more users than this). */
+export const MAX_TRAIN_PER_BUCKET: u32 = 65536;
+
+/** Samples a thread keeps per closed bucket: trainPerBucket, at most the capacity and MAX_TRAIN_PER_BUCKET. */
+export function lstmSampleRoomFor(trainPerBucket: u32, capacity: u32): u32 {
+  return min(trainPerBucket, min(capacity, MAX_TRAIN_PER_BUCKET));
+}
+
+/** Bytes of the samples region. */
+export function lstmSamplesBytes(room: u32): u64 {
+  return <u64>MAX_THREADS * <u64>TRAIN_TICK_BUCKETS * <u64>room * <u64>SAMPLE_BYTES;
+}
+
+// @ts-ignore: decorator
+@inline function samplePtr(t: u32, k: u32, i: u32): usize {
+  return Lstm.samples + <usize>(((<u64>(t * TRAIN_TICK_BUCKETS + k) * <u64>Lstm.room + <u64>i) * SAMPLE_BYTES));
+}
+// @ts-ignore: decorator
+@inline function countPtr(t: u32, k: u32): usize {
+  return SAMPLE_COUNTS + <usize>((t * TRAIN_TICK_BUCKETS + k) << 2);
+}
+
+/** True when thread t still has room for a sample of the tick's k-th closed bucket. */
+export function lstmSampleRoom(t: u32, k: u32): bool {
+  return k < TRAIN_TICK_BUCKETS && load<u32>(countPtr(t, k)) < Lstm.room;
+}
+
+/** Forgets every thread's samples (start of a tick). */
+export function lstmClearSamples(): void {
+  memory.fill(SAMPLE_COUNTS, 0, <usize>(MAX_THREADS * TRAIN_TICK_BUCKETS * 4));
+}
+
+function recordSample(e: usize, target: f64, t: u32, k: u32): void {
+  const c = load<u32>(countPtr(t, k));
+  const p = samplePtr(t, k, c);
+  store<u64>(p + SM_X, load<u64>(e + F_PREV_X));
+  memory.copy(p + SM_H, e + F_H, <usize>(LH * 4));
+  store<f64>(p, target, SM_TARGET);
+  store<u32>(countPtr(t, k), c + 1);
+}
+
+/**
+ * Applies the samples of the tick's first `buckets` closed buckets (main instance, at tickEnd):
+ * bucket by bucket, threads in order (their slot ranges are in order), at most trainPerBucket per
+ * bucket. Returns the number of steps; their absolute errors' sum is left in Lstm.lastLossSum.
+ */
+export function lstmApplySamples(threads: u32, buckets: u32): u32 {
+  let steps: u32 = 0;
+  let lossSum = 0.0;
+  const nb = buckets < TRAIN_TICK_BUCKETS ? buckets : TRAIN_TICK_BUCKETS;
+  for (let k: u32 = 0; k < nb; k++) {
+    let applied: u32 = 0;
+    for (let t: u32 = 0; t < threads && applied < Lstm.room; t++) {
+      const n = load<u32>(countPtr(t, k));
+      for (let i: u32 = 0; i < n && applied < Lstm.room; i++) {
+        lossSum += trainStep(samplePtr(t, k, i));
+        applied++;
+      }
+    }
+    steps += applied;
+  }
+  Lstm.lastLossSum = lossSum;
+  return steps;
+}
+
 /**
  * Online rule: Adam on the absolute error of the horizon-1 head, updating only that head's output
- * weights (Wo row 0, bo[0], its two skip weights) from the stored hidden state and input of the
- * previous step; gradient-norm clipped. The recurrent weights and the other heads are trained
+ * weights (Wo row 0, bo[0], its two skip weights) from a sample (the stored hidden state and input
+ * of the user's previous step, and the target); gradient-norm clipped. The recurrent weights and the other heads are trained
  * offline (`foresight train`): changing the shared recurrent weights for one head was measured to
  * hurt the others (median MASE at h = 3 went from 0.84 to 1.13 on the ServeGen replay).
  * Returns |error|.
  */
-function trainStep(e: usize, target: f64): f64 {
+function trainStep(sample: usize): f64 {
   // Previous step's output 0 from its input (PREV_X) and the hidden state it produced (F_H).
-  let y = P(OFF_BO) + P(OFF_SKIP) * <f64>load<f32>(e + F_PREV_X) + P(OFF_SKIP + LO) * <f64>load<f32>(e + F_PREV_X + 4);
-  for (let k = 0; k < LH; k++) y += P(OFF_WO + k) * <f64>load<f32>(e + F_H + (<usize>k << 2));
+  const target = load<f64>(sample, SM_TARGET);
+  let y = P(OFF_BO) + P(OFF_SKIP) * <f64>load<f32>(sample + SM_X) + P(OFF_SKIP + LO) * <f64>load<f32>(sample + SM_X + 4);
+  for (let k = 0; k < LH; k++) y += P(OFF_WO + k) * <f64>load<f32>(sample + SM_H + (<usize>k << 2));
   const d = y - target;
   const gy = (d > 0.0 ? 1.0 : d < 0.0 ? -1.0 : 0.0) / <f64>LO;
   // Gradient of the head's parameters, in the order of HEAD_INDEX.
   store<f64>(GRAD, gy);
-  store<f64>(GRAD, gy * <f64>load<f32>(e + F_PREV_X), 8);
-  store<f64>(GRAD, gy * <f64>load<f32>(e + F_PREV_X + 4), 16);
-  for (let k = 0; k < LH; k++) store<f64>(GRAD + (<usize>(3 + k) << 3), gy * <f64>load<f32>(e + F_H + (<usize>k << 2)));
+  store<f64>(GRAD, gy * <f64>load<f32>(sample + SM_X), 8);
+  store<f64>(GRAD, gy * <f64>load<f32>(sample + SM_X + 4), 16);
+  for (let k = 0; k < LH; k++) store<f64>(GRAD + (<usize>(3 + k) << 3), gy * <f64>load<f32>(sample + SM_H + (<usize>k << 2)));
   let norm = 0.0;
   for (let i = 0; i < HEAD_PARAMS; i++) {
     const g = load<f64>(GRAD + (<usize>i << 3));
@@ -266,10 +368,10 @@ const HEAD_PARAMS: i32 = 3 + LH;
  * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features
  * (lstmBucketInputs must have been called for the bucket).
  * Dense users (level >= Lstm.minLevel) also run the GRU step and its outputs; when `train` is
- * set and the previous step ran the GRU, the online rule learns from that step first.
- * Returns |error| of the training step, or -1 when no training step ran.
+ * set and the previous step ran the GRU, a training sample of that step is recorded first (thread
+ * t, the tick's k-th closed bucket). Returns true when a sample was recorded.
  */
-export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
+export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool, t: u32, k: u32): bool {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
   const ly = Math.log1p(Math.max(0.0, count));
@@ -278,8 +380,11 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   const dense = level >= Lstm.minLevel;
   // The online rule learns from the previous step's input and hidden state: only when that step
   // ran the GRU (a sparse step marks F_PREV_X as NaN).
-  let loss = -1.0;
-  if (train && dense && n >= 1 && !isNaN(load<f32>(e + F_PREV_X))) loss = trainStep(e, ly - prevLevel);
+  let sampled = false;
+  if (train && dense && n >= 1 && !isNaN(load<f32>(e + F_PREV_X))) {
+    recordSample(e, ly - prevLevel, t, k);
+    sampled = true;
+  }
   store<f32>(e, <f32>level, F_LEVEL);
   // Daily log profile: a new user's profile starts flat at its first value.
   const prof = e + F_PROFILE;
@@ -313,7 +418,7 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   }
   store<f32>(e + F_LAST3 + (<usize>(n % 3) << 2), <f32>count);
   store<u32>(e, n + 1, F_N);
-  return loss;
+  return sampled;
 }
 
 /** LSTM-lite forecast of the count h buckets ahead (clipped at 0); 0 before the first bucket. */

@@ -11,7 +11,7 @@ import {
   DEFAULT_BUCKET_WIDTH_MS, DEFAULT_CAPACITY_USERS, DEFAULT_COUNTS_CAPACITY, DEFAULT_GAMMA,
   DEFAULT_HORIZON_BUCKETS, DEFAULT_INGRESS_CAPACITY, DEFAULT_LSTM_LEARNING_RATE, DEFAULT_LSTM_MIN_COUNT_PER_BUCKET,
   DEFAULT_LSTM_TRAIN_USERS_PER_BUCKET, DEFAULT_PHI, DEFAULT_SEASON_POINTS, DEFAULT_TIME_OF_DAY_DAY_WEIGHT,
-  DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING,
+  DEFAULT_TRACKING_SMOOTHING, DEFAULT_TRACKING_THRESHOLD, DEFAULT_UPPER_QUANTILE, DEFAULT_VARIANCE_SMOOTHING, MAX_TICK_THREADS,
 } from "../engine/options.ts";
 // So are the defaults of the components that also run without a config (the publisher SDK, the
 // HTTP server, the logger, the connection); settings only the processor reads are defined here.
@@ -140,6 +140,12 @@ const EngineSchema = z
     expireAfterBuckets: int().min(0).max(2_147_483_647).default(0),
     /** Most buckets one tick closes after a long gap (older ones are skipped); default one day of buckets. */
     maxCatchUpBuckets: int().min(1).optional(),
+    /**
+     * Threads that run a tick's per-user work per engine (the processor's thread and tickThreads - 1
+     * workers over the engine's shared memory); 0 = one per core, at most 4. The forecasts are the
+     * same for any value.
+     */
+    tickThreads: int().min(0).max(MAX_TICK_THREADS).default(0),
     /** Event records per engine ingress buffer (one WASM call per this many). */
     ingressCapacity: int().min(1).max(1_048_576).default(DEFAULT_INGRESS_CAPACITY),
     /** Aggregate records per counts buffer (cold replay path). */
@@ -696,6 +702,7 @@ export const CONFIG_APPLY_MODES: Readonly<Record<string, ConfigApplyMode>> = Obj
   "engine.lstm.minCountPerBucket": "live",
   "engine.lstm.retrain": "live",
   "engine.ingressCapacity": "restart",
+  "engine.tickThreads": "restart",
   "engine.countsCapacity": "restart",
   schedule: "live",
   "schedule.leaseTtlMs": "restart",

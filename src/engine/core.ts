@@ -17,6 +17,15 @@ export interface EngineCore {
   ingest(n: number): number;
   ingestCounts(n: number): number;
   tick(nowMs: number): number;
+  /**
+   * The tick in three parts, for tick threads (WASM cores only): tickBegin (main thread; returns
+   * the slots to scan), tickRange over consecutive slot ranges (any thread; thread t's instance
+   * writes its results in its own block), tickEnd(threads) (main thread; returns the records).
+   * tick(now) is tickBegin, tickRange(0, slots), tickEnd(1).
+   */
+  tickBegin?(nowMs: number): number;
+  tickRange?(sBegin: number, sEnd: number): number;
+  tickEnd?(threads: number): number;
   lookup(lo: number, hi: number): number;
   saveGlobals(): void;
   loadGlobals(): void;

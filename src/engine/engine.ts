@@ -11,6 +11,7 @@ import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolve
 import { ReferenceCore } from "./reference.ts";
 import { COUNTS_RECORD_BYTES, GlobalIndex as GI, MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex, GLOBALS_BYTES } from "./regions.ts";
 import { instantiateWasmCore, wasmPath } from "./wasm.ts";
+import { TickPool } from "./tick-pool.ts";
 import { LSTM_PARAM_COUNT, LstmWeights } from "./gru.ts";
 
 /** One request event, as the convenience API takes it (missing numbers are 0). */
@@ -139,6 +140,22 @@ export interface EngineFactory {
   create(options?: EngineOptions): Promise<Engine>;
 }
 
+/** The arguments of the core's fcConfigure and init for resolved options (tick threads attach with the same). */
+function coreArgs(o: ResolvedEngineOptions): [Parameters<EngineCore["fcConfigure"]>, Parameters<EngineCore["init"]>] {
+  return [
+    [o.forecastModel === "ensemble" ? 1 : 0, o.upperQuantile, o.lstmTrainUsersPerBucket, o.lstmLearningRate, LSTM_GRAD_CLIP, o.lstmMinCountPerBucket],
+    [
+      o.capacityUsers, o.bucketWidthMs, o.allowedLatenessMs, o.seasonPoints, o.horizonBuckets, o.z, o.alpha,
+      o.beta, o.gamma, o.phi, o.alphaMax, o.trackingThreshold, o.trackingSmoothing, o.alphaDecay,
+      o.varianceSmoothing, o.todAlpha, o.expireAfterBuckets, o.maxCatchUpBuckets, o.ingressCapacity,
+      o.countsCapacity,
+    ],
+  ];
+}
+
+/** Stops the tick threads of engines dropped without close(). */
+const poolReaper = new FinalizationRegistry<TickPool>((pool) => void pool.close());
+
 export class Engine {
   /** Resolved options (defaults applied, derived scalars added). */
   readonly options: ResolvedEngineOptions;
@@ -153,19 +170,17 @@ export class Engine {
   private outCount = 0;
   /** The options as given (before defaults), so {@link reconfigured} can change a few of them. */
   private input: EngineOptions = {};
+  /** Tick threads (tickThreads > 1). */
+  private pool?: TickPool;
 
   private constructor(core: EngineCore, options: ResolvedEngineOptions) {
     this.core = core;
     this.options = options;
     const o = options;
     // LSTM-lite and the ensemble are configured before init: the slot layout depends on them.
-    core.fcConfigure(o.forecastModel === "ensemble" ? 1 : 0, o.upperQuantile, o.lstmTrainUsersPerBucket, o.lstmLearningRate, LSTM_GRAD_CLIP, o.lstmMinCountPerBucket);
-    const rc = core.init(
-      o.capacityUsers, o.bucketWidthMs, o.allowedLatenessMs, o.seasonPoints, o.horizonBuckets, o.z, o.alpha,
-      o.beta, o.gamma, o.phi, o.alphaMax, o.trackingThreshold, o.trackingSmoothing, o.alphaDecay,
-      o.varianceSmoothing, o.todAlpha, o.expireAfterBuckets, o.maxCatchUpBuckets, o.ingressCapacity,
-      o.countsCapacity,
-    );
+    const [fcArgs, initArgs] = coreArgs(o);
+    core.fcConfigure(...fcArgs);
+    const rc = core.init(...initArgs);
     if (rc !== 0) {
       const why = { [-1]: "already initialised", [-2]: "memory.grow failed (out of memory)", [-3]: "state larger than 4 GiB", [-4]: "parameters rejected" }[rc] ?? `code ${rc}`;
       throw new EngineLoadError(`engine init failed: ${why} (capacityUsers ${o.capacityUsers})`);
@@ -228,13 +243,37 @@ export class Engine {
     return { denseCloses: this.core.fcDenseCloses(), closes: this.core.fcCloses() };
   }
 
-  /** Creates a WASM engine (release build, or debug with `debug: true`). */
+  /** Creates a WASM engine (release build, or debug with `debug: true`); with tickThreads > 1 it starts the tick threads. */
   static async create(options: EngineOptions = {}): Promise<Engine> {
     const o = resolveEngineOptions(options);
     const core = await instantiateWasmCore(o.wasmPath ?? wasmPath(o.debug));
     const e = new Engine(core, o);
     e.input = { ...options };
+    if (o.tickThreads > 1) {
+      if (!core.shared) throw new EngineOptionsError(`tickThreads ${o.tickThreads}: the module ${o.wasmPath ?? wasmPath(o.debug)} has no shared memory (a build from before tick threads); use tickThreads 1`);
+      const [fcArgs, initArgs] = coreArgs(o);
+      e.pool = await TickPool.start(core.shared, o.tickThreads, fcArgs, initArgs);
+      poolReaper.register(e, e.pool, e);
+    }
     return e;
+  }
+
+  /** Threads that run this engine's ticks (1 without tick threads). */
+  get tickThreads(): number {
+    return this.pool?.threads ?? 1;
+  }
+
+  /**
+   * Stops the engine's tick threads, if any (later ticks run on the calling thread alone). The
+   * engine stays usable; call it when the engine is dropped (an unclosed engine's threads stop
+   * when it is garbage-collected, and never keep the process alive).
+   */
+  async close(): Promise<void> {
+    const pool = this.pool;
+    if (!pool) return;
+    this.pool = undefined;
+    poolReaper.unregister(this);
+    await pool.close();
   }
 
   /** Creates an engine on the TypeScript reference core (same interface and results). */
@@ -377,7 +416,7 @@ export class Engine {
   /** Closes buckets up to floor((nowMs - lateness) / width), runs the models, writes forecasts; returns their count. */
   tick(nowMs: number): number {
     if (!Number.isFinite(nowMs) || nowMs < 0) throw new EngineInputError(`tick: nowMs ${nowMs} must be a finite time >= 0`);
-    this.outCount = this.core.tick(nowMs);
+    this.outCount = this.pool ? this.pool.tick(this.core, nowMs) : this.core.tick(nowMs);
     return this.outCount;
   }
 

@@ -78,6 +78,17 @@ export interface MirrorGeometry {
   phiSumH: number;
 }
 
+/** A training sample (assembly/lstm.ts recordSample): the previous step's inputs 0, 1 and hidden state, and the target. */
+interface TrainSample {
+  x0: number;
+  x1: number;
+  h: Float32Array;
+  target: number;
+}
+/** assembly/lstm.ts TRAIN_TICK_BUCKETS, MAX_TRAIN_PER_BUCKET. */
+const TRAIN_TICK_BUCKETS = 8;
+const MAX_TRAIN_PER_BUCKET = 65536;
+
 export class FcMirror {
   enabled = false;
   quantile = 0.95;
@@ -86,8 +97,6 @@ export class FcMirror {
   gradClip = 1.0;
   /** log1p of the dense tier's least count per bucket (assembly/lstm.ts Lstm.minLevel). */
   minLevel = 0;
-  lastBucket = 0xffffffff;
-  trainedThisBucket = 0;
   trainSteps = 0;
   trainLossSum = 0;
   /** Bucket closes of the last tick that ran the GRU, and all of them (assembly/ensemble.ts Fc). */
@@ -106,6 +115,12 @@ export class FcMirror {
   private readonly grad = new Float64Array(3 + LH);
   private readonly val = new Float64Array(EJ);
   private readonly wt = new Float64Array(EJ);
+  /** The tick's first closed bucket and users tracked at its start (assembly/ensemble.ts Fc.tickStart, tickTracked). */
+  private tickFirst = 0;
+  private tickTracked = 0;
+  /** Samples kept per closed bucket (assembly/lstm.ts Lstm.room) and the tick's samples by closed bucket. */
+  private room = 0;
+  private readonly samples: TrainSample[][] = Array.from({ length: TRAIN_TICK_BUCKETS }, () => []);
 
   configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
     Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: Math.log1p(Math.max(0, minCountPerBucket)) });
@@ -127,21 +142,20 @@ export class FcMirror {
     return this.f32[a >> 2];
   }
 
-  /** assembly/lstm.ts trainStep: Adam on the horizon-1 head's output weights only. */
-  private trainStep(e: number, target: number): number {
-    const { f32, grad, params: p } = this;
+  /** assembly/lstm.ts trainStep: Adam on the horizon-1 head's output weights only, from a sample. */
+  private trainStep(sample: TrainSample): number {
+    const { grad, params: p } = this;
     const GATE = LH * LX + LH * LH + LH;
     const OFF_WO = 3 * GATE + LH, OFF_BO = OFF_WO + LO * LH, OFF_SKIP = OFF_BO + LO;
-    const x0 = f32[(e + F_PREV_X) >> 2], x1 = f32[(e + F_PREV_X + 4) >> 2];
-    const h = (e + F_H) >> 2;
+    const { x0, x1, h, target } = sample;
     let y = p[OFF_BO] + p[OFF_SKIP] * x0 + p[OFF_SKIP + LO] * x1;
-    for (let k = 0; k < LH; k++) y += p[OFF_WO + k] * f32[h + k];
+    for (let k = 0; k < LH; k++) y += p[OFF_WO + k] * h[k];
     const d = y - target;
     const gy = (d > 0 ? 1 : d < 0 ? -1 : 0) / LO;
     grad[0] = gy;
     grad[1] = gy * x0;
     grad[2] = gy * x1;
-    for (let k = 0; k < LH; k++) grad[3 + k] = gy * f32[h + k];
+    for (let k = 0; k < LH; k++) grad[3 + k] = gy * h[k];
     const nHead = 3 + LH;
     let norm = 0;
     for (let i = 0; i < nHead; i++) norm += grad[i] * grad[i];
@@ -166,7 +180,8 @@ export class FcMirror {
     return Math.abs(d);
   }
 
-  private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, day3: number, cv: number, tokPerReq: number, throttled: number, train: boolean): number {
+  /** assembly/lstm.ts lstmUpdate; `train`: record a training sample of the previous step for the tick's k-th closed bucket. */
+  private lstmUpdate(sp: number, count: number, slotOfDay: number, dayOfWeek: number, day3: number, cv: number, tokPerReq: number, throttled: number, train: boolean, k: number): void {
     const { f32, u16, u32, x } = this;
     const { points, period } = this.g;
     const e = sp + this.g.ext;
@@ -175,8 +190,10 @@ export class FcMirror {
     const prevLevel = f32[(e + F_LEVEL) >> 2];
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     const dense = level >= this.minLevel;
-    let loss = -1;
-    if (train && dense && n >= 1 && !Number.isNaN(f32[(e + F_PREV_X) >> 2])) loss = this.trainStep(e, ly - prevLevel);
+    if (train && dense && n >= 1 && !Number.isNaN(f32[(e + F_PREV_X) >> 2])) {
+      const h = (e + F_H) >> 2;
+      this.samples[k].push({ x0: f32[(e + F_PREV_X) >> 2], x1: f32[((e + F_PREV_X) >> 2) + 1], h: f32.slice(h, h + LH), target: ly - prevLevel });
+    }
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 1;
     if (n === 0) {
@@ -192,7 +209,7 @@ export class FcMirror {
       f32[(e + F_PREV_X) >> 2] = NaN;
       f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
       u32[(e + F_N) >> 2] = n + 1;
-      return loss;
+      return;
     }
     const next = (slotOfDay + 1) % period;
     const sNext = decLog(u16[prof + Math.floor((next * points) / period)]);
@@ -216,13 +233,30 @@ export class FcMirror {
     for (let o = 0; o < LO; o++) f32[((e + F_OUT) >> 2) + o] = this.y[o];
     f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
     u32[(e + F_N) >> 2] = n + 1;
-    return loss;
   }
 
-  /** Start of a tick that closes buckets (assembly/ensemble.ts fcTickStart; the weights need no packing here). */
-  tickStart(): void {
+  /**
+   * Start of a tick that closes buckets at `first` with `tracked` users (assembly/ensemble.ts
+   * fcTickStart and fcRangeStart; the weights need no packing here). `capacity`: the engine's.
+   */
+  tickStart(first: number, tracked: number, capacity: number): void {
     this.denseCloses = 0;
     this.closes = 0;
+    this.tickFirst = first;
+    this.tickTracked = tracked;
+    this.room = Math.min(this.trainPerBucket, capacity, MAX_TRAIN_PER_BUCKET);
+    for (const list of this.samples) list.length = 0;
+  }
+
+  /** End of a tick that closed `buckets` buckets (assembly/ensemble.ts fcTickEnd): the samples, bucket by bucket, in slot order. */
+  tickEnd(buckets: number): void {
+    if (this.trainPerBucket === 0) return;
+    for (let k = 0; k < Math.min(buckets, TRAIN_TICK_BUCKETS); k++) {
+      for (const sample of this.samples[k].slice(0, this.room)) {
+        this.trainLossSum += this.trainStep(sample);
+        this.trainSteps += 1;
+      }
+    }
   }
 
   /** assembly/lstm.ts lstmIsDense. */
@@ -310,7 +344,7 @@ export class FcMirror {
    * The reference's hook after hwUpdate (assembly/ensemble.ts fcOnClose). `hwAt(i0, i1, f)` is
    * the reference's Holt-Winters forecast (req/s) at the configured horizon for that position.
    */
-  onClose(sp: number, c: number, y: number, tracked: number, hwAt: (i0: number, i1: number, f: number) => number): void {
+  onClose(sp: number, c: number, y: number, hwAt: (i0: number, i1: number, f: number) => number): void {
     const { f32, u16, u32, f64 } = this;
     const { period: D, points: P, horizon: h, widthSec } = this.g;
     const phase = (c + h) % D;
@@ -350,26 +384,16 @@ export class FcMirror {
       for (let j = 0; j < EJ; j++) f32[(e + E_ERR + j * 4) >> 2] = 1;
     }
     let train = false;
-    if (this.trainPerBucket > 0) {
-      if (c !== this.lastBucket) {
-        this.lastBucket = c;
-        this.trainedThisBucket = 0;
-      }
-      if (this.trainedThisBucket < this.trainPerBucket) {
-        let xh = (u32[(sp + S.hashLo) >> 2] ^ Math.imul(c, 0x9e3779b1)) >>> 0;
-        xh = (xh ^ (xh >>> 16)) >>> 0;
-        xh = Math.imul(xh, 0x85ebca6b) >>> 0;
-        xh = (xh ^ (xh >>> 13)) >>> 0;
-        const users = tracked > 0 ? tracked : 1;
-        if (xh % users < this.trainPerBucket) train = true;
-      }
+    const k = c - this.tickFirst;
+    if (this.trainPerBucket > 0 && k < TRAIN_TICK_BUCKETS && this.samples[k].length < this.room) {
+      let xh = (u32[(sp + S.hashLo) >> 2] ^ Math.imul(c, 0x9e3779b1)) >>> 0;
+      xh = (xh ^ (xh >>> 16)) >>> 0;
+      xh = Math.imul(xh, 0x85ebca6b) >>> 0;
+      xh = (xh ^ (xh >>> 13)) >>> 0;
+      const users = this.tickTracked > 0 ? this.tickTracked : 1;
+      if (xh % users < this.trainPerBucket) train = true;
     }
-    const loss = this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, Math.floor(c / D) % 3, cv, tokPerReq, throttled, train);
-    if (loss >= 0) {
-      this.trainedThisBucket++;
-      this.trainSteps += 1;
-      this.trainLossSum += loss;
-    }
+    this.lstmUpdate(sp, count, c % D, Math.floor(c / D) % 7, Math.floor(c / D) % 3, cv, tokPerReq, throttled, train, k);
     const target = c + h;
     const val = this.val;
     val[0] = this.lastCount(sp);

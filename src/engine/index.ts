@@ -46,10 +46,12 @@ export {
   type EngineOptions,
   LSTM_GRAD_CLIP,
   MAX_CAPACITY_USERS,
+  MAX_TICK_THREADS,
   normalQuantile,
   type ResolvedEngineOptions,
   resolveEngineOptions,
 } from "./options.ts";
 export type { EngineCore } from "./core.ts";
+export { MIN_PARALLEL_SLOTS } from "./tick-pool.ts";
 export { ReferenceCore } from "./reference.ts";
 export { COUNTS_RECORD_BYTES, CountsField } from "./regions.ts";

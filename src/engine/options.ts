@@ -66,7 +66,16 @@ export interface EngineOptions {
    * GRU. Default {@link DEFAULT_LSTM_MIN_COUNT_PER_BUCKET}.
    */
   lstmMinCountPerBucket?: number;
+  /**
+   * Threads that run a tick's per-user work (the calling thread and tickThreads - 1 workers over
+   * the engine's shared memory; WASM engines only, the reference ignores it). The results are the
+   * same for any value. Integer 1..{@link MAX_TICK_THREADS}. Default 1.
+   */
+  tickThreads?: number;
 }
+
+/** Most tick threads (assembly/threads.ts MAX_THREADS). */
+export const MAX_TICK_THREADS = 4;
 
 export const DEFAULT_CAPACITY_USERS = 1 << 18;
 export const DEFAULT_BUCKET_WIDTH_MS = 60_000;
@@ -190,6 +199,8 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
   check(Number.isFinite(lstmLearningRate) && lstmLearningRate > 0, "lstmLearningRate", lstmLearningRate, "must be a finite number > 0");
   const lstmMinCountPerBucket = o.lstmMinCountPerBucket ?? DEFAULT_LSTM_MIN_COUNT_PER_BUCKET;
   check(Number.isFinite(lstmMinCountPerBucket) && lstmMinCountPerBucket >= 0, "lstmMinCountPerBucket", lstmMinCountPerBucket, "must be a finite number >= 0");
+  const tickThreads = o.tickThreads ?? 1;
+  check(isInt(tickThreads) && tickThreads >= 1 && tickThreads <= MAX_TICK_THREADS, "tickThreads", tickThreads, `must be an integer from 1 to ${MAX_TICK_THREADS}`);
   check(o.lstmWeights === undefined || o.lstmWeights instanceof Uint8Array, "lstmWeights", typeof o.lstmWeights, "must be a Uint8Array (LSTL blob)");
   const bucketsPerHour = 3_600_000 / bucketWidthMs;
   const todAlpha = 1 - Math.pow(1 - timeOfDayDayWeight, 1 / bucketsPerHour);
@@ -200,5 +211,6 @@ export function resolveEngineOptions(o: EngineOptions = {}): ResolvedEngineOptio
     debug: o.debug ?? false, wasmPath: o.wasmPath, z: normalQuantile(upperQuantile), todAlpha, periodBuckets,
     ringBuckets: ringBuckets(bucketWidthMs, allowedLatenessMs),
     forecastModel, lstmWeights: o.lstmWeights, lstmTrainUsersPerBucket, lstmLearningRate, lstmMinCountPerBucket,
+    tickThreads,
   };
 }

@@ -634,7 +634,7 @@ export class ReferenceCore implements EngineCore {
   // models.ts mirror
   private modelsOnBucketClose(sp: number, c: number, y: number, i0: number, i1: number, f: number): void {
     this.hwUpdate(sp, y, i0, i1, f);
-    if (this.fc.enabled) this.fc.onClose(sp, c, y, this.tracked, (a, b, w) => this.hwForecastAt(sp, this.phiSumH, a, b, w));
+    if (this.fc.enabled) this.fc.onClose(sp, c, y, (a, b, w) => this.hwForecastAt(sp, this.phiSumH, a, b, w));
   }
 
   // ------------------------------------------------------------------ tick
@@ -706,6 +706,11 @@ export class ReferenceCore implements EngineCore {
     this.modelsOnBucketClose(sp, c, y, u32[pos >> 2], u32[(pos + 4) >> 2], f64[(pos + 16) >> 3]);
   }
 
+  private dueToExpire(sp: number, newClosed: number, expire: number): boolean {
+    const last = this.u32[(sp + S.lastSeen) >> 2];
+    return newClosed > last && newClosed - last > expire;
+  }
+
   tick(nowMs: number): number {
     if (!this.ready) return 0;
     const { u32, f64 } = this;
@@ -728,7 +733,7 @@ export class ReferenceCore implements EngineCore {
       start = end - this.maxCatchUp;
     }
     const nClose = end - start;
-    if (nClose !== 0 && this.fc.enabled) this.fc.tickStart();
+    if (nClose !== 0 && this.fc.enabled) this.fc.tickStart(start, this.tracked, this.capacity);
     for (let k = 0; k < nClose; k++) this.positionOf(start + k, this.rScratch + k * SCRATCH_BYTES);
     const newClosed = end;
     const fpos = this.rScratch + nClose * SCRATCH_BYTES;
@@ -742,6 +747,7 @@ export class ReferenceCore implements EngineCore {
     const widthSec = this.widthSec;
     let out = this.rOutput;
     let count = 0;
+    let expired = 0;
     const used = this.used;
     for (let s = 0; s < used; s++) {
       const sp = this.slotPtr(s);
@@ -765,13 +771,10 @@ export class ReferenceCore implements EngineCore {
           ri++;
           if (ri === ring) ri = 0;
         }
-        if (expire !== 0) {
-          const last = u32[(sp + S.lastSeen) >> 2];
-          if (newClosed > last && newClosed - last > expire) {
-            this.removeUser(s);
-            this.expirations += 1;
-            continue;
-          }
+        // A user due to expire gets no record; it is removed after the loop (assembly/engine.ts tickEnd).
+        if (expire !== 0 && this.dueToExpire(sp, newClosed, expire)) {
+          expired++;
+          continue;
         }
       }
       u32[out >> 2] = lo;
@@ -782,6 +785,17 @@ export class ReferenceCore implements EngineCore {
       out += FORECAST_RECORD_BYTES;
       count++;
     }
+    if (expired !== 0) {
+      for (let s = 0; s < used; s++) {
+        const sp = this.slotPtr(s);
+        if ((u32[sp >> 2] | u32[(sp + 4) >> 2]) === 0) continue;
+        if (this.dueToExpire(sp, newClosed, expire)) {
+          this.removeUser(s);
+          this.expirations += 1;
+        }
+      }
+    }
+    if (nClose !== 0 && this.fc.enabled) this.fc.tickEnd(nClose);
     this.bucketsClosed += nClose;
     this.closed = newClosed;
     this.ticks += 1;

@@ -16,12 +16,14 @@ export function wasmPath(debug: boolean): string {
 }
 
 // tsconfig's lib has no DOM/WebAssembly typings: declare the few parts used here.
-interface WasmModule { readonly __module: unique symbol }
-interface WasmMemory { readonly buffer: ArrayBuffer }
+export interface WasmModule { readonly __module: unique symbol }
+export interface WasmMemory { readonly buffer: ArrayBuffer }
 interface WasmInstance { readonly exports: Record<string, unknown> }
 interface WasmApi {
   compile(bytes: Uint8Array): Promise<WasmModule>;
   instantiate(module: WasmModule, imports: Record<string, Record<string, unknown>>): Promise<WasmInstance>;
+  Memory: new (d: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+  Module: { imports(m: WasmModule): { module: string; name: string; kind: string }[] };
 }
 const WebAssembly = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -51,10 +53,27 @@ async function compile(path: string): Promise<WasmModule> {
 
 type Exports = Record<string, (...args: number[]) => number> & { memory: WasmMemory };
 
-/** Instantiates the module at path and returns its exports as an EngineCore. */
-export async function instantiateWasmCore(path: string): Promise<EngineCore> {
+/** Pages (64 KiB) of the engine's shared memory at most: 4 GiB, the wasm32 limit (address space only until grown). */
+const MAX_MEMORY_PAGES = 65536;
+
+/** What tick threads need to run more instances of a core's module over its memory. */
+export interface WasmShared {
+  module: WasmModule;
+  /** The shared memory every instance imports. */
+  memory: WasmMemory;
+}
+
+/**
+ * Instantiates the module at path and returns its exports as an EngineCore. A module that imports
+ * its memory (the engine's build: shared, so tick threads can run over it) gets a new shared memory;
+ * `shared` then says how to run tick threads. An older build that defines its own memory runs as
+ * before (bench:engine times such builds beside this one).
+ */
+export async function instantiateWasmCore(path: string): Promise<EngineCore & { shared?: WasmShared }> {
   const module = await compile(path);
-  let memory: WasmMemory | undefined;
+  const importsMemory = WebAssembly.Module.imports(module).some((i) => i.module === "env" && i.name === "memory" && i.kind === "memory");
+  const importedMemory = importsMemory ? new WebAssembly.Memory({ initial: 1, maximum: MAX_MEMORY_PAGES, shared: true }) : undefined;
+  let memory: WasmMemory | undefined = importedMemory;
   const readString = (ptr: number): string => {
     if (!memory || !ptr) return "";
     const len = new Uint32Array(memory.buffer, ptr - 4, 1)[0] >>> 1;
@@ -62,16 +81,22 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore> {
   };
   const instance = await WebAssembly.instantiate(module, {
     env: {
+      ...(importedMemory ? { memory: importedMemory } : {}),
       abort(msg: number, file: number, line: number, col: number): never {
         throw new EngineTrapError(`engine abort: ${readString(msg)} at ${readString(file)}:${line}:${col}`);
       },
     },
   });
   const x = instance.exports as unknown as Exports;
-  memory = x.memory;
+  memory = importedMemory ?? x.memory;
+  const mem = memory;
   const u = (f: (...a: number[]) => number) => (...a: number[]) => f(...a) >>> 0;
-  const core: EngineCore = {
+  const core: EngineCore & { shared?: WasmShared } = {
     kind: "wasm",
+    shared: importedMemory && x.tickBegin ? { module, memory: importedMemory } : undefined,
+    tickBegin: x.tickBegin ? u(x.tickBegin) : undefined,
+    tickRange: x.tickRange ? u(x.tickRange) : undefined,
+    tickEnd: x.tickEnd ? u(x.tickEnd) : undefined,
     fcConfigure: x.fcConfigure,
     fcTrainSteps: x.fcTrainSteps,
     fcTrainLossSum: x.fcTrainLossSum,
@@ -81,7 +106,7 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore> {
     fcTrainBlockPtr: u(x.fcTrainBlockPtr),
     fcTrainBlockBytes: u(x.fcTrainBlockBytes),
     lstmForecast: x.lstmForecast,
-    buffer: () => x.memory.buffer,
+    buffer: () => mem.buffer,
     init: x.init,
     ingest: u(x.ingest),
     ingestCounts: u(x.ingestCounts),

@@ -2,7 +2,8 @@
 // are staged straight into the engine's ingress buffer in linear memory (no intermediate copy),
 // and the forecast output is read through a zero-copy view.
 import { readFileSync } from "node:fs";
-import { Engine, EngineOptionsError, type EngineOptions } from "../engine/index.ts";
+import { availableParallelism } from "node:os";
+import { Engine, EngineOptionsError, MAX_TICK_THREADS, type EngineOptions } from "../engine/index.ts";
 import { FORECAST_RECORD_BYTES } from "../wire/layout.ts";
 import type { ForesightConfig } from "../config/index.ts";
 import type { PartitionEngine, PartitionEngineFactory, PartitionEngineStats } from "./engine-port.ts";
@@ -23,7 +24,13 @@ export function engineOptionsFromConfig(e: ForesightConfig["engine"]): EngineOpt
     lstmWeights: e.lstm.weightsFile ? readLstmWeights(e.lstm.weightsFile) : undefined,
     lstmTrainUsersPerBucket: e.lstm.trainUsersPerBucket,
     lstmLearningRate: e.lstm.learningRate,
+    tickThreads: e.tickThreads === 0 ? autoTickThreads() : e.tickThreads,
   };
+}
+
+/** tickThreads 0 ("auto"): one per core, at most MAX_TICK_THREADS. */
+export function autoTickThreads(): number {
+  return Math.max(1, Math.min(MAX_TICK_THREADS, availableParallelism()));
 }
 
 /** Reads a pre-trained LSTM-lite weights file (the engine validates its content). */
@@ -107,8 +114,15 @@ export class WasmPartitionEngine implements PartitionEngine {
     const next = await this.engine.reconfigured(options);
     return () => {
       next.restore(this.engine.snapshot());
+      // The old engine is dropped: its tick threads stop now rather than at garbage collection.
+      void this.engine.close();
       return new WasmPartitionEngine(next);
     };
+  }
+
+  /** Stops the engine's tick threads. */
+  dispose(): void {
+    void this.engine.close();
   }
 }
 

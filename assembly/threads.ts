@@ -1,0 +1,45 @@
+// Threads of a tick. The per-user work of a tick (closing buckets, forecasting) depends only on
+// the user's own slot and on values fixed for the whole tick (the tick block below, the packed
+// weights), so the facade may split the slots into ranges run at once by several instances of this
+// module over one shared memory (src/engine/tick-pool.ts). Each instance has its own wasm globals;
+// the values every thread must see are written into the tick block by tickBegin (main instance) and
+// read back by tickRange (every instance). Scratch that a thread writes per user has one copy per
+// thread (each file offsets its scratch addresses by the thread id at threadInit). What depends on
+// other users (removing expired users, the online training of the shared weights) waits for
+// tickEnd, on the main instance, in slot order, so the result is the same for any split.
+
+/** Most threads of a tick (the main instance is thread 0). */
+export const MAX_THREADS: u32 = 4;
+
+/** This instance's thread id (0 = the main instance). */
+export class Thread {
+  static id: u32 = 0;
+}
+
+// Tick block offsets (written by tickBegin, read by tickRange).
+export const TK_START: u32 = 0; // u32 first bucket closed
+export const TK_N_CLOSE: u32 = 4; // u32 buckets closed
+export const TK_OLD_CLOSED: u32 = 8; // u32 closedBucket before the tick
+export const TK_NEW_CLOSED: u32 = 12; // u32 closedBucket after the tick
+export const TK_FI0: u32 = 16; // u32 forecast target's season point i0
+export const TK_FI1: u32 = 20; // u32 ... i1
+export const TK_FF: u32 = 24; // f64 ... weight f
+export const TK_TRACKED: u32 = 32; // u32 users tracked at the tick's start
+export const TK_MODELS: u32 = 40; // models' live settings (models.ts modelsTickShare), 3 x f64
+export const TICK_BLOCK: usize = memory.data(64, 16);
+
+// Per-thread results of tickRange: records written, users due to expire, bucket closes, dense
+// closes, the range's first slot (its records start at that record index).
+export const RS_RECORDS: u32 = 0;
+export const RS_EXPIRED: u32 = 4;
+export const RS_CLOSES: u32 = 8;
+export const RS_DENSE: u32 = 12;
+export const RS_BEGIN: u32 = 16;
+export const RESULT_BYTES: u32 = 32;
+export const RESULTS: usize = memory.data(<i32>(MAX_THREADS * RESULT_BYTES), 16);
+
+/** Result block of thread t. */
+// @ts-ignore: decorator
+@inline export function resultOf(t: u32): usize {
+  return RESULTS + <usize>(t * RESULT_BYTES);
+}
