@@ -203,6 +203,8 @@ interface TickResult {
   idleAllMs: number[];
   /** Share of the busy ticks' bucket closes that ran LSTM-lite's GRU (dense tier); 0 with "hw". */
   denseShare: number;
+  /** Threads that ran the ticks. */
+  threads: number;
   engine: Engine;
 }
 
@@ -281,9 +283,12 @@ async function tickTime(users: number, reps: number, makeEngine: () => Promise<E
     t += 2 * WIDTH;
   }
   const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  const threads = e.tickThreads;
+  // The tick threads stop here; the engine stays readable (agreement checks) on this thread.
+  await e.close();
   return {
     eventsPerUser, busyMs: med(busy), idleMs: med(idle), busyCpuMs: med(busyCpu), idleCpuMs: med(idleCpu), busyAllMs: busy, idleAllMs: idle,
-    denseShare: closes ? denseCloses / closes : 0, engine: e,
+    denseShare: closes ? denseCloses / closes : 0, engine: e, threads,
   };
 }
 
@@ -313,7 +318,9 @@ async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number,
   const kept: Record<string, Engine | MapPeer> = {};
   for (const key of which) {
     // Warm-up on a prefix with a fresh instance (JIT), then the timed runs on another fresh one.
-    run((await makers[key]())[0], bytes.subarray(0, Math.min(nEvents, 400_000) * EVENT_RECORD_BYTES));
+    const [warmImpl, warm] = await makers[key]();
+    run(warmImpl, bytes.subarray(0, Math.min(nEvents, 400_000) * EVENT_RECORD_BYTES));
+    if (warm instanceof Engine) await warm.close();
     gc();
     const [impl, inst] = await makers[key]();
     const first = run(impl, bytes); // users enter the table (insert-heavy)
@@ -332,6 +339,7 @@ async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number,
     agreedUsers = checkAgreement(kept.wasm as Engine, kept.reference as Engine, kept.peer as MapPeer | undefined, sample);
     console.log(`  agreement on the timed input: ${agreedUsers.toLocaleString()} sampled users' features (wasm${kept.peer ? ", reference, peer" : ", reference"}) and all ${(kept.wasm as Engine).forecastView().count.toLocaleString()} forecast records (wasm, reference) agree`);
   }
+  for (const inst of Object.values(kept)) if (inst instanceof Engine) await inst.close();
   return { results, distinct: distinct.size, agreedUsers };
 }
 
@@ -341,6 +349,8 @@ interface ConfigFigures {
   before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; tickSparse?: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults };
   memoryInfo: ReturnType<Engine["memoryInfo"]>;
   tick: Record<string, Omit<TickResult, "engine">>;
+  /** The same ticks on one thread (when the configuration has tick threads). */
+  tickOneThread?: Record<string, Omit<TickResult, "engine">>;
   /** Ensemble only: the same ticks over users below the tier threshold (TICK_SPARSE_EVENTS per busy bucket). */
   tickSparse?: Record<string, Omit<TickResult, "engine">>;
   referenceTick100k?: { busyMs: number; idleMs: number; agreedForecastRecords: number };
@@ -350,22 +360,31 @@ interface ConfigFigures {
   hotSet?: { users: number; events: number; distinctUsersInStream: number; ingest: IngestResults };
 }
 
+async function memoryInfoOf(opts: EngineOptions): Promise<ReturnType<Engine["memoryInfo"]>> {
+  const e = await Engine.create(opts);
+  const m = e.memoryInfo();
+  await e.close();
+  return m;
+}
+
 async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: string): Promise<ConfigFigures> {
   const label = opts.forecastModel!;
-  const beforeOpts: EngineOptions | undefined = beforeWasm ? { ...opts, wasmPath: beforeWasm } : undefined;
+  // The build before has no tick threads.
+  const beforeOpts: EngineOptions | undefined = beforeWasm ? { ...opts, wasmPath: beforeWasm, tickThreads: 1 } : undefined;
   let before: ConfigFigures["before"];
   if (beforeOpts) {
     console.log(`  before (${beforeWasm}):`);
     const bi = await ingestBench(beforeOpts, N_USERS, N_EVENTS, ["wasm"]);
-    before = { wasmPath: beforeWasm!, memoryInfo: (await Engine.create(beforeOpts)).memoryInfo(), tick: {}, ingest1M: bi.results };
+    before = { wasmPath: beforeWasm!, memoryInfo: await memoryInfoOf(beforeOpts), tick: {}, ingest1M: bi.results };
     gc();
   }
   const ing = await ingestBench(opts, N_USERS, N_EVENTS, full ? ["wasm", "reference", "peer"] : ["wasm"]);
   const hot = full ? await ingestBench(opts, 10_000, Math.min(N_EVENTS, 2_000_000), ["wasm", "reference", "peer"]) : undefined;
-  const memoryInfo = (await Engine.create(opts)).memoryInfo();
+  const memoryInfo = await memoryInfoOf(opts);
   gc();
   const tick: ConfigFigures["tick"] = {};
   let tickSparse: ConfigFigures["tickSparse"];
+  let tickOneThread: ConfigFigures["tickOneThread"];
   let referenceTick100k: ConfigFigures["referenceTick100k"];
   for (const users of TICK_USERS) {
     if (beforeOpts && before) {
@@ -381,6 +400,14 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
         console.log(`  tick ${label} BEFORE, ${users.toLocaleString()} users of the sparse population: ${bs.busyMs.toFixed(1)} ms (CPU ${bs.busyCpuMs.toFixed(1)})`);
         gc();
       }
+    }
+    if ((opts.tickThreads ?? 1) > 1) {
+      // This build on one thread: what the tick threads add, on the same users.
+      const one = await tickTime(users, 5, () => Engine.create({ ...opts, tickThreads: 1 }));
+      const { engine: _one, ...oneRest } = one;
+      (tickOneThread ??= {})[String(users)] = oneRest;
+      console.log(`  tick ${label}, ${users.toLocaleString()} users, one thread: ${one.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${one.busyCpuMs.toFixed(1)}), ${one.idleMs.toFixed(1)} ms idle; load ${loadavg()[0].toFixed(1)}`);
+      gc();
     }
     const w = await tickTime(users, 5, () => Engine.create(opts));
     const { engine: we, ...rest } = w;
@@ -408,7 +435,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
     gc();
   }
   return {
-    forecastModel: label, before, memoryInfo, tick, tickSparse, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
+    forecastModel: label, before, memoryInfo, tick, tickOneThread, tickSparse, referenceTick100k, ingest1M: ing.results, ingestAgreedUsers: ing.agreedUsers,
     distinctUsersInStream: ing.distinct,
     hotSet: hot ? { users: 10_000, events: Math.min(N_EVENTS, 2_000_000), distinctUsersInStream: hot.distinct, ingest: hot.results } : undefined,
   };
@@ -449,6 +476,9 @@ async function main(): Promise<void> {
     }
     for (const u of TICK_USERS)
       rows.push([`WASM tick, ${u.toLocaleString()} active users${label === "served" ? " (dense tier)" : ""} (bucket with events / idle)`, `${f.tick[u].busyMs.toFixed(1)} / ${f.tick[u].idleMs.toFixed(1)} ms`, `CPU ${f.tick[u].busyCpuMs.toFixed(1)} / ${f.tick[u].idleCpuMs.toFixed(1)} ms${u === 1_000_000 ? "; target <= 150 ms" : ""}`]);
+    if (f.tickOneThread)
+      for (const u of TICK_USERS)
+        rows.push([`  the same on one thread (tickThreads 1)`, `${f.tickOneThread[u].busyMs.toFixed(1)} / ${f.tickOneThread[u].idleMs.toFixed(1)} ms`, `${f.tick[u].threads} threads: ${(f.tickOneThread[u].busyMs / f.tick[u].busyMs).toFixed(2)}x faster`]);
     if (f.tickSparse)
       for (const u of TICK_USERS)
         rows.push([`WASM tick, ${u.toLocaleString()} sparse-tier users (bucket with events / idle)`, `${f.tickSparse[u].busyMs.toFixed(1)} / ${f.tickSparse[u].idleMs.toFixed(1)} ms`, `CPU ${f.tickSparse[u].busyCpuMs.toFixed(1)} / ${f.tickSparse[u].idleCpuMs.toFixed(1)} ms`]);
@@ -465,6 +495,8 @@ async function main(): Promise<void> {
     tick100kCpuMs: served.tick["100000"]?.busyCpuMs, tick1MCpuMs: served.tick["1000000"]?.busyCpuMs,
     tick1MSparseMs: served.tickSparse?.["1000000"]?.busyMs, tick1MSparseCpuMs: served.tickSparse?.["1000000"]?.busyCpuMs,
     tick100kSparseCpuMs: served.tickSparse?.["100000"]?.busyCpuMs,
+    tick100kOneThreadMs: served.tickOneThread?.["100000"]?.busyMs, tick1MOneThreadMs: served.tickOneThread?.["1000000"]?.busyMs,
+    tickThreads: served.tick["1000000"]?.threads ?? served.tick["100000"]?.threads,
     ingestCpuNsPerEvent: s.wasm.cpuNsPerEvent,
     bytesPerUser: served.memoryInfo.bytesPerUser, slotBytes: served.memoryInfo.slotBytes,
     ingestNsPerEvent: s.wasm.nsPerEvent, speedupOverPeer: speedup,
@@ -509,6 +541,7 @@ async function main(): Promise<void> {
       ["tick, 1M users, idle bucket (ms)", b.tick1MIdleMs, headline.tick1MIdleMs],
       ["tick, 100k users, bucket with events, CPU (ms)", b.tick100kCpuMs, headline.tick100kCpuMs],
       ["tick, 1M users, bucket with events, CPU (ms)", b.tick1MCpuMs, headline.tick1MCpuMs],
+      ["tick, 1M sparse-population users (ms)", b.tick1MSparseMs, headline.tick1MSparseMs],
       ["tick, 1M sparse-population users, CPU (ms)", b.tick1MSparseCpuMs, headline.tick1MSparseCpuMs],
       ["state per user (B)", b.bytesPerUser, headline.bytesPerUser],
       ["ingest, 1M Zipf users (ns/event)", b.ingestNsPerEvent, headline.ingestNsPerEvent],

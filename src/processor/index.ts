@@ -15,7 +15,7 @@ export {
   type ForecastMessage, type ForecastMessageRecord,
 } from "./forecasts.ts";
 export type { PartitionEngine, PartitionEngineFactory, PartitionEngineStats } from "./engine-port.ts";
-export { WasmPartitionEngine, createWasmEngineFactory, engineLiveOptionsFromConfig, engineOptionsFromConfig } from "./engine-adapter.ts";
+export { WasmPartitionEngine, createWasmEngineFactory, autoTickThreads, engineLiveOptionsFromConfig, engineOptionsFromConfig } from "./engine-adapter.ts";
 export { TaskTimeoutError } from "./periodic.ts";
 export { DEAD_LETTER_SEQ_HEADER, DEAD_LETTER_SUBJECT_HEADER } from "./partition.ts";
 export { Processor, type ProcessorOptions } from "./processor.ts";

@@ -5,12 +5,22 @@ import { test } from "uvu";
 import * as assert from "uvu/assert";
 import { DEFAULT_CONFIG, applyModeOf, validateConfig } from "../../src/config/index.ts";
 import { LIVE_ENGINE_OPTIONS, resolveEngineOptions } from "../../src/engine/index.ts";
-import { engineLiveOptionsFromConfig, engineOptionsFromConfig } from "../../src/processor/index.ts";
+import { autoTickThreads, engineLiveOptionsFromConfig, engineOptionsFromConfig } from "../../src/processor/index.ts";
+import { availableParallelism } from "node:os";
 
-test("the config's engine defaults are the engine's defaults (forecast model aside)", () => {
+test("the config's engine defaults are the engine's defaults (forecast model and tick threads aside)", () => {
   const fromConfig = resolveEngineOptions(engineOptionsFromConfig(DEFAULT_CONFIG.engine));
-  const engineDefaults = resolveEngineOptions({ forecastModel: DEFAULT_CONFIG.engine.forecastModel });
+  const engineDefaults = resolveEngineOptions({ forecastModel: DEFAULT_CONFIG.engine.forecastModel, tickThreads: autoTickThreads() });
   assert.equal(fromConfig, engineDefaults);
+});
+
+test("tickThreads: the config's 0 is one per core up to 4; a number is taken as it is", () => {
+  assert.is(DEFAULT_CONFIG.engine.tickThreads, 0);
+  assert.is(autoTickThreads(), Math.min(4, availableParallelism()));
+  assert.is(engineOptionsFromConfig(DEFAULT_CONFIG.engine).tickThreads, autoTickThreads());
+  assert.is(engineOptionsFromConfig(validateConfig({ engine: { tickThreads: 3 } }).engine).tickThreads, 3);
+  assert.throws(() => validateConfig({ engine: { tickThreads: 5 } }), /engine\.tickThreads/);
+  assert.is(applyModeOf("engine.tickThreads"), "restart");
 });
 
 test("a changed config value reaches the engine options", () => {
