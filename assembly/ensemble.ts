@@ -9,7 +9,7 @@ import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, S
 import { hwForecastAt } from "./hw";
 import { decU16, encU16 } from "./codec";
 import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
-import { MAX_THREADS, Thread } from "./threads";
+import { MAX_THREADS, Thread, SCRATCH_STRIDE } from "./threads";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -58,13 +58,13 @@ export function fcExtBytes(points: u32): u32 {
 }
 
 // Scratch for the weighted median (one copy per tick thread: fcThreadInit).
-let VAL: usize = memory.data(<i32>(MAX_THREADS * EJ * 8), 16);
-let WT: usize = memory.data(<i32>(MAX_THREADS * EJ * 8), 16);
+let VAL: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+let WT: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
 /** Points this instance's scratch at thread t's copies. */
 export function fcThreadInit(t: u32): void {
-  VAL += <usize>(t * EJ * 8);
-  WT += <usize>(t * EJ * 8);
+  VAL += <usize>(t * <u32>SCRATCH_STRIDE);
+  WT += <usize>(t * <u32>SCRATCH_STRIDE);
   lstmThreadInit(t);
 }
 

@@ -6,7 +6,7 @@
 import { Slot } from "./slot";
 import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decLog, decU16, encLog, encU16 } from "./codec";
-import { MAX_THREADS } from "./threads";
+import { MAX_THREADS, SCRATCH_STRIDE } from "./threads";
 
 // Shapes (must equal src/forecast/lstm.ts).
 export const LH: i32 = 8; // hidden units
@@ -35,8 +35,8 @@ const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
 const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
 // Scratch (never part of the state): inputs, new hidden (one copy per tick thread: lstmThreadInit),
 // gradient (the training runs on the main instance only).
-let XB: usize = memory.data(<i32>MAX_THREADS * LX * 8, 16);
-let HN: usize = memory.data(<i32>MAX_THREADS * LH * 8, 16);
+let XB: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+let HN: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 const GRAD: usize = memory.data((3 + LH) * 8, 16);
 
 // Per-user extension offsets (bytes after Slot.ext).
@@ -88,7 +88,7 @@ export class Lstm {
  * Inputs 2..5 (sin/cos of time of day and day of week) depend only on the bucket, not on the
  * user: computed once per closed bucket (lstmBucketInputs) instead of four trig calls per user.
  */
-let TRIG: usize = memory.data(<i32>MAX_THREADS * 4 * 8, 16);
+let TRIG: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 let trigBucket: u32 = 0xffffffff;
 
 /** Start of a tick range: TRIG is recomputed at the range's first bucket (it is per thread, and the weights may have changed). */
@@ -128,16 +128,16 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
 const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
 /** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
-let XF: usize = memory.data(<i32>MAX_THREADS * LX * 4, 16);
-let HF: usize = memory.data(<i32>MAX_THREADS * LH * 4, 16);
+let XF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+let HF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
 /** Points this instance's scratch at thread t's copies (once, before its first tick range). */
 export function lstmThreadInit(t: u32): void {
-  XB += <usize>(t * <u32>LX * 8);
-  HN += <usize>(t * <u32>LH * 8);
-  TRIG += <usize>(t * 4 * 8);
-  XF += <usize>(t * <u32>LX * 4);
-  HF += <usize>(t * <u32>LH * 4);
+  XB += <usize>(t * <u32>SCRATCH_STRIDE);
+  HN += <usize>(t * <u32>SCRATCH_STRIDE);
+  TRIG += <usize>(t * <u32>SCRATCH_STRIDE);
+  XF += <usize>(t * <u32>SCRATCH_STRIDE);
+  HF += <usize>(t * <u32>SCRATCH_STRIDE);
 }
 
 /** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
@@ -244,7 +244,8 @@ const SM_X: u32 = 0; // 2 x f32
 const SM_H: u32 = 8; // LH x f32
 const SM_TARGET: u32 = 40; // f64
 const SAMPLE_BYTES: u32 = 48;
-const SAMPLE_COUNTS: usize = memory.data(<i32>(MAX_THREADS * TRAIN_TICK_BUCKETS * 4), 16);
+// One cache line per thread (8 u32 counts): threads never write each other's line.
+const SAMPLE_COUNTS: usize = memory.data(<i32>(MAX_THREADS * 64), 64);
 
 /** Most training steps per closed bucket (a thread never picks more users than this). */
 export const MAX_TRAIN_PER_BUCKET: u32 = 65536;
@@ -265,7 +266,7 @@ export function lstmSamplesBytes(room: u32): u64 {
 }
 // @ts-ignore: decorator
 @inline function countPtr(t: u32, k: u32): usize {
-  return SAMPLE_COUNTS + <usize>((t * TRAIN_TICK_BUCKETS + k) << 2);
+  return SAMPLE_COUNTS + <usize>(t * 64 + (k << 2));
 }
 
 /** True when thread t still has room for a sample of the tick's k-th closed bucket. */
@@ -275,7 +276,7 @@ export function lstmSampleRoom(t: u32, k: u32): bool {
 
 /** Forgets every thread's samples (start of a tick). */
 export function lstmClearSamples(): void {
-  memory.fill(SAMPLE_COUNTS, 0, <usize>(MAX_THREADS * TRAIN_TICK_BUCKETS * 4));
+  memory.fill(SAMPLE_COUNTS, 0, <usize>(MAX_THREADS * 64));
 }
 
 function recordSample(e: usize, target: f64, t: u32, k: u32): void {

@@ -11,6 +11,13 @@
 /** Most threads of a tick (the main instance is thread 0). */
 export const MAX_THREADS: u32 = 4;
 
+/**
+ * Bytes between two threads' copies of a per-thread scratch block (each block is at most this
+ * long): whole cache lines, so two threads never write the same line (false sharing would cost a
+ * miss per user).
+ */
+export const SCRATCH_STRIDE: i32 = 128;
+
 /** This instance's thread id (0 = the main instance). */
 export class Thread {
   static id: u32 = 0;
@@ -35,8 +42,8 @@ export const RS_EXPIRED: u32 = 4;
 export const RS_CLOSES: u32 = 8;
 export const RS_DENSE: u32 = 12;
 export const RS_BEGIN: u32 = 16;
-export const RESULT_BYTES: u32 = 32;
-export const RESULTS: usize = memory.data(<i32>(MAX_THREADS * RESULT_BYTES), 16);
+export const RESULT_BYTES: u32 = 64;
+export const RESULTS: usize = memory.data(<i32>(MAX_THREADS * RESULT_BYTES), 64);
 
 /** Result block of thread t. */
 // @ts-ignore: decorator
