@@ -11,7 +11,7 @@ import { LSTM_GRAD_CLIP, type EngineOptions, type ResolvedEngineOptions, resolve
 import { ReferenceCore } from "./reference.ts";
 import { COUNTS_RECORD_BYTES, GlobalIndex as GI, MAX_BUCKET, NIL, PARAMS_BYTES, ParamIndex, GLOBALS_BYTES } from "./regions.ts";
 import { instantiateWasmCore, wasmPath } from "./wasm.ts";
-import { TickPool } from "./tick-pool.ts";
+import { MIN_PARALLEL_SLOTS, TickPool } from "./tick-pool.ts";
 import { LSTM_PARAM_COUNT, LstmWeights } from "./gru.ts";
 
 /** One request event, as the convenience API takes it (missing numbers are 0). */
@@ -243,13 +243,17 @@ export class Engine {
     return { denseCloses: this.core.fcDenseCloses(), closes: this.core.fcCloses() };
   }
 
-  /** Creates a WASM engine (release build, or debug with `debug: true`); with tickThreads > 1 it starts the tick threads. */
+  /**
+   * Creates a WASM engine (release build, or debug with `debug: true`); with tickThreads > 1 it
+   * starts the tick threads (unless capacityUsers is below MIN_PARALLEL_SLOTS).
+   */
   static async create(options: EngineOptions = {}): Promise<Engine> {
     const o = resolveEngineOptions(options);
     const core = await instantiateWasmCore(o.wasmPath ?? wasmPath(o.debug));
     const e = new Engine(core, o);
     e.input = { ...options };
-    if (o.tickThreads > 1) {
+    // A table that can never hold MIN_PARALLEL_SLOTS users never ticks on threads: no workers for it.
+    if (o.tickThreads > 1 && o.capacityUsers >= MIN_PARALLEL_SLOTS) {
       if (!core.shared) throw new EngineOptionsError(`tickThreads ${o.tickThreads}: the module ${o.wasmPath ?? wasmPath(o.debug)} has no shared memory (a build from before tick threads); use tickThreads 1`);
       const [fcArgs, initArgs] = coreArgs(o);
       e.pool = await TickPool.start(core.shared, o.tickThreads, fcArgs, initArgs);

@@ -69,7 +69,8 @@ export interface EngineOptions {
   /**
    * Threads that run a tick's per-user work (the calling thread and tickThreads - 1 workers over
    * the engine's shared memory; WASM engines only, the reference ignores it). The results are the
-   * same for any value. Integer 1..{@link MAX_TICK_THREADS}. Default 1.
+   * same for any value; an engine whose capacityUsers is below 8 192 (MIN_PARALLEL_SLOTS) starts
+   * no workers. Integer 1..{@link MAX_TICK_THREADS}. Default 1.
    */
   tickThreads?: number;
 }
