@@ -12,7 +12,11 @@ import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecast
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
-const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
+// Pending forecasts by target bucket mod RING. RING >= horizon suffices: at close c the slot of
+// target c is scored before the forecast for c + h is written into it, and the h - 1 targets
+// pending in between (c + 1 .. c + h - 1) have other slots. Sized for the largest horizon, not
+// the configured one, so the layout stays the same when a live engine changes its horizon.
+const RING: u32 = EH_MAX;
 /** Index of the LSTM member (left out for users in the sparse tier). */
 const J_LSTM: u32 = 3;
 /** Pending-forecast code of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */

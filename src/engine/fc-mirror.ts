@@ -6,7 +6,7 @@
  */
 import { SlotField as S } from "./regions.ts";
 import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
-import { decLog, decU16, encLog, encU16 } from "./codec.ts";
+import { decLog, decU16, decU8, encLog, encU16, encU8 } from "./codec.ts";
 import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
@@ -51,7 +51,8 @@ export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profi
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 /** Largest horizon (buckets) the engine ensemble serves. */
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
-const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
+/** Pending forecasts by target mod RING (assembly/ensemble.ts: RING >= horizon suffices; sized for the largest). */
+const RING = ENGINE_ENSEMBLE_MAX_HORIZON;
 /** The LSTM member's index, and the pending-forecast code of a member that made none (assembly/ensemble.ts). */
 const J_LSTM = ENGINE_ENSEMBLE_MEMBERS.indexOf("lstm");
 const NO_FORECAST = 0xffff;
@@ -61,7 +62,7 @@ const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 8;
+  return F_PROFILE + points * 5;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
@@ -94,6 +95,7 @@ export class FcMirror {
   denseCloses = 0;
   closes = 0;
   private f32 = new Float32Array(0);
+  private u8 = new Uint8Array(0);
   private u16 = new Uint16Array(0);
   private u32 = new Uint32Array(0);
   private f64 = new Float64Array(0);
@@ -115,6 +117,7 @@ export class FcMirror {
   /** Binds the mirror to the reference's memory; `block` = byte offset of the training block (8-aligned). */
   attach(buf: ArrayBuffer, block: number, g: MirrorGeometry): void {
     this.f32 = new Float32Array(buf);
+    this.u8 = new Uint8Array(buf);
     this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
@@ -179,15 +182,16 @@ export class FcMirror {
     if (train && dense && n >= 1 && !Number.isNaN(f32[(e + F_PREV_X) >> 2])) loss = this.trainStep(e, ly - prevLevel);
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 1;
+    const ring = e + F_PROFILE + 2 * points; // 3P x u8 counts (encU8)
     if (n === 0) {
       u16.fill(encLog(ly), prof, prof + points);
-      u16.fill(encU16(count), prof + points, prof + 4 * points);
+      this.u8.fill(encU8(count), ring, ring + 3 * points);
     }
     const point = Math.floor((slotOfDay * points) / period);
     const pi = prof + point;
     const pv = decLog(u16[pi]);
     u16[pi] = encLog(pv + LSTM_PROFILE_GAMMA * (ly - pv));
-    u16[prof + points + point * 3 + day3] = encU16(count);
+    this.u8[ring + point * 3 + day3] = encU8(count);
     if (!dense) {
       f32[(e + F_PREV_X) >> 2] = NaN;
       f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
@@ -248,13 +252,13 @@ export class FcMirror {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const point = Math.floor((slotOfDay * this.g.points) / this.g.period);
-    return decU16(this.u16[((e + F_PROFILE) >> 1) + this.g.points + point * 3 + ((day3 + 2) % 3)]);
+    return decU8(this.u8[e + F_PROFILE + 2 * this.g.points + point * 3 + ((day3 + 2) % 3)]);
   }
   slotMedian3Count(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const q = ((e + F_PROFILE) >> 1) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
-    const a = decU16(this.u16[q]), b = decU16(this.u16[q + 1]), c = decU16(this.u16[q + 2]);
+    const q = e + F_PROFILE + 2 * this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
+    const a = decU8(this.u8[q]), b = decU8(this.u8[q + 1]), c = decU8(this.u8[q + 2]);
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
   lastCount(sp: number): number {
