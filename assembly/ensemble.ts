@@ -28,14 +28,20 @@ export const QUANTILE_STEP: f64 = 0.05;
 /** Per-bucket decay of the bound's error scale. */
 export const SCALE_DECAY: f64 = 0.998;
 
-// Ensemble offsets, after the LSTM-lite bytes (E0 = lstmBytes(P)).
-const E_PEND: u32 = 0; // RING x EJ u16 (encU16) member forecasts by target slot
-const E_PCOMB: u32 = E_PEND + RING * EJ * 2; // RING x u16 (encU16) combined forecasts
-const E_ERR: u32 = (E_PCOMB + RING * 2 + 3) & ~3; // EJ x f32 EW absolute errors
-const E_Q: u32 = E_ERR + EJ * 4; // f32 bound offset
-const E_MAE: u32 = E_Q + 4; // f32 bound error scale (NaN before the first score)
-const E_COMB: u32 = E_MAE + 4; // f32 current combined forecast
-const E_BYTES: u32 = E_COMB + 4;
+// Ensemble offsets, after the LSTM-lite bytes (at align4(lstmBytes(P)), see eOffset).
+const E_Q: u32 = 0; // f32 bound offset
+const E_MAE: u32 = 4; // f32 bound error scale (NaN before the first score)
+const E_COMB: u32 = 8; // f32 current combined forecast
+const E_ERR: u32 = 12; // EJ x u16 (encU16) EW absolute errors
+const E_PCOMB: u32 = E_ERR + EJ * 2; // RING x u16 (encU16) combined forecasts
+const E_PEND: u32 = E_PCOMB + RING * 2; // RING x EJ u16 (encU16) member forecasts by target slot
+const E_BYTES: u32 = E_PEND + RING * EJ * 2;
+
+/** Offset of the ensemble's bytes in the extension: after LSTM-lite's, 4-aligned for the f32 fields. */
+// @ts-ignore: decorator
+@inline function eOffset(points: u32): u32 {
+  return (lstmBytes(points) + 3) & ~3;
+}
 
 /** Settings (fcConfigure). */
 export class Fc {
@@ -53,7 +59,7 @@ export class Fc {
 
 /** Extension bytes per slot for P season points (LSTM-lite + ensemble), a multiple of 8. */
 export function fcExtBytes(points: u32): u32 {
-  return (lstmBytes(points) + E_BYTES + 7) & ~7;
+  return (eOffset(points) + E_BYTES + 7) & ~7;
 }
 
 // Scratch for the weighted median.
@@ -78,7 +84,7 @@ function combine(e: usize, skip: u32): f64 {
   let ws = 0.0;
   let fm = 0.0;
   for (let j: u32 = 0; j < EJ; j++) {
-    const a = <f64>load<f32>(e + E_ERR + (j << 2)) + 1e-6;
+    const a = decU16(load<u16>(e + E_ERR + (j << 1))) + 1e-6;
     const a2 = a * a;
     const w = j == skip ? 0.0 : 1.0 / (a2 * a2);
     store<f64>(WT + (<usize>j << 3), w);
@@ -119,7 +125,7 @@ function combine(e: usize, skip: u32): f64 {
 export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, tf: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
   const count = y * Params.widthSec;
   const D = Params.periodBuckets;
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
   const h = Params.horizon;
   const nBefore = load<u32>(sp + Slot.ext);
   // 1. Score the forecasts made h buckets ago for this bucket.
@@ -129,9 +135,9 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
       const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
       if (code == NO_FORECAST) continue;
       const pj = decU16(code);
-      const ej = e + E_ERR + j * 4;
+      const ej = e + E_ERR + j * 2;
       const a = Math.abs(count - pj);
-      store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
+      store<u16>(ej, <u16>encU16(nBefore == h ? a : ERROR_DECAY * decU16(load<u16>(ej)) + (1.0 - ERROR_DECAY) * a));
     }
     const fc = decU16(load<u16>(e + E_PCOMB + slot * 2));
     const err = Math.abs(count - fc);
@@ -144,7 +150,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
     store<f32>(e + E_Q, <f32>(q < 0.0 ? 0.0 : q));
   } else if (nBefore == 0) {
     store<f32>(e + E_MAE, <f32>NaN);
-    for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_ERR + j * 4, 1.0);
+    for (let j: u32 = 0; j < EJ; j++) store<u16>(e + E_ERR + j * 2, <u16>encU16(1.0));
   }
   // 2. LSTM-lite learns the bucket (and trains on a bounded sample of users per closed bucket).
   let train = false;
@@ -195,13 +201,13 @@ export function fcTickStart(): void {
 
 /** Ensemble forecast at the configured horizon, req/s. */
 export function fcRate(sp: usize): f64 {
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
   return <f64>load<f32>(e + E_COMB) / Params.widthSec;
 }
 
 /** Upper bound at the configured horizon and quantile, req/s. */
 export function fcUpper(sp: usize): f64 {
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
   return (<f64>load<f32>(e + E_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
 }
 
