@@ -5,9 +5,9 @@
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
 import { G, Params } from "./params";
-import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
+import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_FC_COMB, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { decU16, encU16 } from "./codec";
+import { decU16, decU8, encU16, encU8 } from "./codec";
 import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
@@ -19,8 +19,8 @@ export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
 const RING: u32 = EH_MAX;
 /** Index of the LSTM member (left out for users in the sparse tier). */
 const J_LSTM: u32 = 3;
-/** Pending-forecast code of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
-const NO_FORECAST: u32 = 0xffff;
+/** Pending-forecast code (u8) of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
+const NO_FORECAST: u32 = 0xff;
 /** Per-bucket decay of the members' error averages. */
 export const ERROR_DECAY: f64 = 0.9;
 /** Step of the bound's quantile tracker, as a share of the error scale. */
@@ -31,11 +31,12 @@ export const SCALE_DECAY: f64 = 0.998;
 // Ensemble offsets, after the LSTM-lite bytes (at align4(lstmBytes(P)), see eOffset).
 const E_Q: u32 = 0; // f32 bound offset
 const E_MAE: u32 = 4; // f32 bound error scale (NaN before the first score)
-const E_COMB: u32 = 8; // f32 current combined forecast
-const E_ERR: u32 = 12; // EJ x u16 (encU16) EW absolute errors
+// The current combined forecast (f32) is in the slot header (S_FC_COMB, line 6), next to the
+// last closed bucket's summary: 4 bytes the header had spare.
+const E_ERR: u32 = 8; // EJ x u16 (encU16) EW absolute errors
 const E_PCOMB: u32 = E_ERR + EJ * 2; // RING x u16 (encU16) combined forecasts
-const E_PEND: u32 = E_PCOMB + RING * 2; // RING x EJ u16 (encU16) member forecasts by target slot
-const E_BYTES: u32 = E_PEND + RING * EJ * 2;
+const E_PEND: u32 = E_PCOMB + RING * 2; // RING x EJ u8 (encU8) member forecasts by target slot
+const E_BYTES: u32 = E_PEND + RING * EJ;
 
 /** Offset of the ensemble's bytes in the extension: after LSTM-lite's, 4-aligned for the f32 fields. */
 // @ts-ignore: decorator
@@ -132,9 +133,9 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   if (nBefore >= h) {
     const slot = c % RING;
     for (let j: u32 = 0; j < EJ; j++) {
-      const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
+      const code = <u32>load<u8>(e + E_PEND + slot * EJ + j);
       if (code == NO_FORECAST) continue;
-      const pj = decU16(code);
+      const pj = decU8(code);
       const ej = e + E_ERR + j * 2;
       const a = Math.abs(count - pj);
       store<u16>(ej, <u16>encU16(nBefore == h ? a : ERROR_DECAY * decU16(load<u16>(ej)) + (1.0 - ERROR_DECAY) * a));
@@ -185,11 +186,11 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = target % RING;
   for (let j: u32 = 0; j < EJ; j++) {
-    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU16(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
-    store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>code);
+    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU8(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
+    store<u8>(e + E_PEND + ts * EJ + j, <u8>code);
   }
   store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
-  store<f32>(e + E_COMB, <f32>comb);
+  store<f32>(sp, <f32>comb, S_FC_COMB);
 }
 
 /** Start of a tick that closes buckets: the GRU's packed weights follow the current ones. */
@@ -201,14 +202,13 @@ export function fcTickStart(): void {
 
 /** Ensemble forecast at the configured horizon, req/s. */
 export function fcRate(sp: usize): f64 {
-  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
-  return <f64>load<f32>(e + E_COMB) / Params.widthSec;
+  return <f64>load<f32>(sp, S_FC_COMB) / Params.widthSec;
 }
 
 /** Upper bound at the configured horizon and quantile, req/s. */
 export function fcUpper(sp: usize): f64 {
   const e = sp + Slot.ext + eOffset(Params.seasonPoints);
-  return (<f64>load<f32>(e + E_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
+  return (<f64>load<f32>(sp, S_FC_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
 }
 
 /**

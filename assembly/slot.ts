@@ -42,7 +42,7 @@ export const S_C_THROTTLED: u32 = 280; // u32, last closed bucket: throttled
 export const S_C_IN_TOK: u32 = 384; // f64, last closed bucket: input tokens
 export const S_C_OUT_TOK: u32 = 392; // f64, last closed bucket: output tokens
 export const S_C_CV: u32 = 400; // f32, last closed bucket: inter-arrival CV
-// 404..407 reserved
+export const S_FC_COMB: u32 = 404; // f32, ensemble only: current combined forecast (count per bucket, assembly/ensemble.ts)
 // Cumulative per-user totals of the buckets closed so far (the open buckets' cells are added by
 // the getter, engine.ts userTotal). Folded in at bucket close, next to the summary stores in the
 // same line, so ingest's hot path does not touch them: every event already touches line 0 (full)

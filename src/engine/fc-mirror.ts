@@ -56,11 +56,12 @@ export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
 const RING = ENGINE_ENSEMBLE_MAX_HORIZON;
 /** The LSTM member's index, and the pending-forecast code of a member that made none (assembly/ensemble.ts). */
 const J_LSTM = ENGINE_ENSEMBLE_MEMBERS.indexOf("lstm");
-const NO_FORECAST = 0xffff;
+const NO_FORECAST = 0xff;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
-// Ensemble offsets after align4(lstmBytes(P)): f32 bound offset, error scale, combined forecast;
-// EJ x u16 errors (encU16); RING x u16 pending combined; RING x EJ u16 pending member forecasts.
-const E_Q = 0, E_MAE = 4, E_COMB = 8, E_ERR = 12, E_PCOMB = E_ERR + EJ * 2, E_PEND = E_PCOMB + RING * 2, E_BYTES = E_PEND + RING * EJ * 2;
+// Ensemble offsets after align4(lstmBytes(P)): f32 bound offset and error scale; EJ x u16 errors
+// (encU16); RING x u16 pending combined (encU16); RING x EJ u8 pending member forecasts (encU8).
+// The current combined forecast (f32) is in the slot header (SlotField.fcComb).
+const E_Q = 0, E_MAE = 4, E_ERR = 8, E_PCOMB = E_ERR + EJ * 2, E_PEND = E_PCOMB + RING * 2, E_BYTES = E_PEND + RING * EJ;
 const eOffset = (points: number) => (lstmBytes(points) + 3) & ~3;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
@@ -337,9 +338,9 @@ export class FcMirror {
     if (nBefore >= h) {
       const slot = c % RING;
       for (let j = 0; j < EJ; j++) {
-        const code = u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1];
+        const code = this.u8[e + E_PEND + slot * EJ + j];
         if (code === NO_FORECAST) continue;
-        const pj = decU16(code);
+        const pj = decU8(code);
         const ej = (e + E_ERR + j * 2) >> 1;
         const a = Math.abs(count - pj);
         u16[ej] = encU16(nBefore === h ? a : ERROR_DECAY * decU16(u16[ej]) + (1 - ERROR_DECAY) * a);
@@ -392,17 +393,16 @@ export class FcMirror {
     val[6] = this.slotMedian3Count(sp, target % D);
     const comb = this.combine(e, dense ? EJ : J_LSTM);
     const ts = target % RING;
-    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = j === J_LSTM && !dense ? NO_FORECAST : Math.min(encU16(val[j]), NO_FORECAST - 1);
+    for (let j = 0; j < EJ; j++) this.u8[e + E_PEND + ts * EJ + j] = j === J_LSTM && !dense ? NO_FORECAST : Math.min(encU8(val[j]), NO_FORECAST - 1);
     u16[(e + E_PCOMB + ts * 2) >> 1] = encU16(comb);
-    f32[(e + E_COMB) >> 2] = comb;
+    f32[(sp + S.fcComb) >> 2] = comb;
   }
 
   rate(sp: number): number {
-    const e = sp + this.g.ext + eOffset(this.g.points);
-    return this.f32[(e + E_COMB) >> 2] / this.g.widthSec;
+    return this.f32[(sp + S.fcComb) >> 2] / this.g.widthSec;
   }
   upper(sp: number): number {
     const e = sp + this.g.ext + eOffset(this.g.points);
-    return (this.f32[(e + E_COMB) >> 2] + this.f32[(e + E_Q) >> 2]) / this.g.widthSec;
+    return (this.f32[(sp + S.fcComb) >> 2] + this.f32[(e + E_Q) >> 2]) / this.g.widthSec;
   }
 }

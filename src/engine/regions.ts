@@ -57,6 +57,8 @@ export const SlotField = {
   level: 128, trend: 136, errVar: 144, smErr: 148, smAbs: 152,
   alpha: 256, lruPrev: 260, lruNext: 264, hwN: 268, cCount: 272, cErrors: 276, cThrottled: 280,
   cInTok: 384, cOutTok: 392, cCv: 400,
+  /** f32, ensemble only: the current combined forecast (assembly/ensemble.ts). */
+  fcComb: 404,
   /** f64 cumulative totals of the closed buckets (requests, input, output tokens); open cells are added by the getter. */
   totRequests: 408, totInTok: 416, totOutTok: 424,
   /** 24 x u16 (encU16) hourly time-of-day profile; the season profile (P x u16, encI16) follows. */
