@@ -10,6 +10,7 @@ import {
   S_LAST_SEEN, S_LAST_TIME, S_PROMOTE, S_TOD, S_T_IN_TOK, S_T_OUT_TOK, S_T_REQ, Slot, cellOffset,
   slotLayout,
 } from "./slot";
+import { decU16, encU16 } from "./codec";
 import { findOrInsert, findSlot, mixTag, removeUser, slotPtr } from "./table";
 import { hwForecastAt, hwUpperAt, phiSum, varMult } from "./hw";
 import {
@@ -581,9 +582,9 @@ function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
     store<f32>(sp, 0.0, S_C_CV);
   }
   const y = <f64>count / Params.widthSec;
-  const tp = sp + S_TOD + (<usize>load<u32>(pos, 8) << 2);
-  const tv = <f64>load<f32>(tp);
-  store<f32>(tp, <f32>(tv + Params.todAlpha * (y - tv)));
+  const tp = sp + S_TOD + (<usize>load<u32>(pos, 8) << 1);
+  const tv = decU16(load<u16>(tp));
+  store<u16>(tp, <u16>encU16(tv + Params.todAlpha * (y - tv)));
   modelsOnBucketClose(sp, c, y, load<u32>(pos, 0), load<u32>(pos, 4), load<f64>(pos, 16));
 }
 

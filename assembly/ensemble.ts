@@ -5,19 +5,23 @@
 // with an upper bound from the combined forecast's own residual quantile (see upper.ts).
 // Counts per bucket internally; the engine's API speaks req/s. Nothing here allocates.
 import { Params } from "./params";
-import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
+import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_FC_COMB, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { decU16, encU16 } from "./codec";
+import { decU16, decU8, encU16, encU8 } from "./codec";
 import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 import { MAX_THREADS, Thread, SCRATCH_STRIDE } from "./threads";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
-const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
+// Pending forecasts by target bucket mod RING. RING >= horizon suffices: at close c the slot of
+// target c is scored before the forecast for c + h is written into it, and the h - 1 targets
+// pending in between (c + 1 .. c + h - 1) have other slots. Sized for the largest horizon, not
+// the configured one, so the layout stays the same when a live engine changes its horizon.
+const RING: u32 = EH_MAX;
 /** Index of the LSTM member (left out for users in the sparse tier). */
 const J_LSTM: u32 = 3;
-/** Pending-forecast code of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
-const NO_FORECAST: u32 = 0xffff;
+/** Pending-forecast code (u8) of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
+const NO_FORECAST: u32 = 0xff;
 /** Per-bucket decay of the members' error averages. */
 export const ERROR_DECAY: f64 = 0.9;
 /** Step of the bound's quantile tracker, as a share of the error scale. */
@@ -25,14 +29,21 @@ export const QUANTILE_STEP: f64 = 0.05;
 /** Per-bucket decay of the bound's error scale. */
 export const SCALE_DECAY: f64 = 0.998;
 
-// Ensemble offsets, after the LSTM-lite bytes (E0 = lstmBytes(P)).
-const E_PEND: u32 = 0; // RING x EJ u16 (encU16) member forecasts by target slot
-const E_PCOMB: u32 = E_PEND + RING * EJ * 2; // RING x u16 (encU16) combined forecasts
-const E_ERR: u32 = (E_PCOMB + RING * 2 + 3) & ~3; // EJ x f32 EW absolute errors
-const E_Q: u32 = E_ERR + EJ * 4; // f32 bound offset
-const E_MAE: u32 = E_Q + 4; // f32 bound error scale (NaN before the first score)
-const E_COMB: u32 = E_MAE + 4; // f32 current combined forecast
-const E_BYTES: u32 = E_COMB + 4;
+// Ensemble offsets, after the LSTM-lite bytes (at align4(lstmBytes(P)), see eOffset).
+const E_Q: u32 = 0; // f32 bound offset
+const E_MAE: u32 = 4; // f32 bound error scale (NaN before the first score)
+// The current combined forecast (f32) is in the slot header (S_FC_COMB, line 6), next to the
+// last closed bucket's summary: 4 bytes the header had spare.
+const E_ERR: u32 = 8; // EJ x u16 (encU16) EW absolute errors
+const E_PCOMB: u32 = E_ERR + EJ * 2; // RING x u16 (encU16) combined forecasts
+const E_PEND: u32 = E_PCOMB + RING * 2; // RING x EJ u8 (encU8) member forecasts by target slot
+const E_BYTES: u32 = E_PEND + RING * EJ;
+
+/** Offset of the ensemble's bytes in the extension: after LSTM-lite's, 4-aligned for the f32 fields. */
+// @ts-ignore: decorator
+@inline function eOffset(points: u32): u32 {
+  return (lstmBytes(points) + 3) & ~3;
+}
 
 /** Settings (fcConfigure). */
 export class Fc {
@@ -54,7 +65,7 @@ export class Fc {
 
 /** Extension bytes per slot for P season points (LSTM-lite + ensemble), a multiple of 8. */
 export function fcExtBytes(points: u32): u32 {
-  return (lstmBytes(points) + E_BYTES + 7) & ~7;
+  return (eOffset(points) + E_BYTES + 7) & ~7;
 }
 
 // Scratch for the weighted median (one copy per tick thread: fcThreadInit).
@@ -86,7 +97,7 @@ function combine(e: usize, skip: u32): f64 {
   let ws = 0.0;
   let fm = 0.0;
   for (let j: u32 = 0; j < EJ; j++) {
-    const a = <f64>load<f32>(e + E_ERR + (j << 2)) + 1e-6;
+    const a = decU16(load<u16>(e + E_ERR + (j << 1))) + 1e-6;
     const a2 = a * a;
     const w = j == skip ? 0.0 : 1.0 / (a2 * a2);
     store<f64>(WT + (<usize>j << 3), w);
@@ -127,19 +138,19 @@ function combine(e: usize, skip: u32): f64 {
 export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, tf: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
   const count = y * Params.widthSec;
   const D = Params.periodBuckets;
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
+  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
   const h = Params.horizon;
   const nBefore = load<u32>(sp + Slot.ext);
   // 1. Score the forecasts made h buckets ago for this bucket.
   if (nBefore >= h) {
     const slot = c % RING;
     for (let j: u32 = 0; j < EJ; j++) {
-      const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
+      const code = <u32>load<u8>(e + E_PEND + slot * EJ + j);
       if (code == NO_FORECAST) continue;
-      const pj = decU16(code);
-      const ej = e + E_ERR + j * 4;
+      const pj = decU8(code);
+      const ej = e + E_ERR + j * 2;
       const a = Math.abs(count - pj);
-      store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
+      store<u16>(ej, <u16>encU16(nBefore == h ? a : ERROR_DECAY * decU16(load<u16>(ej)) + (1.0 - ERROR_DECAY) * a));
     }
     const fc = decU16(load<u16>(e + E_PCOMB + slot * 2));
     const err = Math.abs(count - fc);
@@ -152,7 +163,7 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
     store<f32>(e + E_Q, <f32>(q < 0.0 ? 0.0 : q));
   } else if (nBefore == 0) {
     store<f32>(e + E_MAE, <f32>NaN);
-    for (let j: u32 = 0; j < EJ; j++) store<f32>(e + E_ERR + j * 4, 1.0);
+    for (let j: u32 = 0; j < EJ; j++) store<u16>(e + E_ERR + j * 2, <u16>encU16(1.0));
   }
   // 2. LSTM-lite learns the bucket; a bounded sample of users per closed bucket records a training
   // sample, applied at the tick's end (fcTickEnd).
@@ -178,11 +189,11 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = target % RING;
   for (let j: u32 = 0; j < EJ; j++) {
-    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU16(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
-    store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>code);
+    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU8(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
+    store<u8>(e + E_PEND + ts * EJ + j, <u8>code);
   }
   store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
-  store<f32>(e + E_COMB, <f32>comb);
+  store<f32>(sp, <f32>comb, S_FC_COMB);
 }
 
 /** Start of a tick that closes buckets (main instance): the GRU's packed weights follow the current ones; no samples yet. */
@@ -223,14 +234,13 @@ export function fcTickEnd(threads: u32, buckets: u32, closes: u32, denseCloses: 
 
 /** Ensemble forecast at the configured horizon, req/s. */
 export function fcRate(sp: usize): f64 {
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
-  return <f64>load<f32>(e + E_COMB) / Params.widthSec;
+  return <f64>load<f32>(sp, S_FC_COMB) / Params.widthSec;
 }
 
 /** Upper bound at the configured horizon and quantile, req/s. */
 export function fcUpper(sp: usize): f64 {
-  const e = sp + Slot.ext + lstmBytes(Params.seasonPoints);
-  return (<f64>load<f32>(e + E_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
+  const e = sp + Slot.ext + eOffset(Params.seasonPoints);
+  return (<f64>load<f32>(sp, S_FC_COMB) + <f64>load<f32>(e + E_Q)) / Params.widthSec;
 }
 
 /**

@@ -4,6 +4,7 @@
 // All arithmetic is f64; values stored as f32 are rounded only when stored (the reference
 // does the same with Math.fround).
 import { Params } from "./params";
+import { decI16, encI16 } from "./codec";
 import {
   S_ALPHA, S_ERR_VAR, S_HW_N, S_LEVEL, S_SM_ABS, S_SM_ERR, S_TREND, Slot,
 } from "./slot";
@@ -12,7 +13,7 @@ import {
 // @ts-ignore: decorator
 @inline function seasonAt(sp: usize, i0: u32, i1: u32, f: f64): f64 {
   const sa = sp + Slot.season;
-  return (1.0 - f) * <f64>load<f32>(sa + (<usize>i0 << 2)) + f * <f64>load<f32>(sa + (<usize>i1 << 2));
+  return (1.0 - f) * decI16(load<u16>(sa + (<usize>i0 << 1))) + f * decI16(load<u16>(sa + (<usize>i1 << 1)));
 }
 
 /** Feeds one closed bucket's rate y (req/s) whose season position is (i0, i1, f). */
@@ -26,10 +27,10 @@ export function hwUpdate(sp: usize, y: f64, i0: u32, i1: u32, f: f64): void {
     return;
   }
   const sa = sp + Slot.season;
-  const p0 = sa + (<usize>i0 << 2);
-  const p1 = sa + (<usize>i1 << 2);
-  const s0 = <f64>load<f32>(p0);
-  const s1 = <f64>load<f32>(p1);
+  const p0 = sa + (<usize>i0 << 1);
+  const p1 = sa + (<usize>i1 << 1);
+  const s0 = decI16(load<u16>(p0));
+  const s1 = decI16(load<u16>(p1));
   const level = load<f64>(sp, S_LEVEL);
   const trend = load<f64>(sp, S_TREND);
   const phi = Params.phi;
@@ -45,8 +46,8 @@ export function hwUpdate(sp: usize, y: f64, i0: u32, i1: u32, f: f64): void {
   store<f64>(sp, level + phi * trend + a * e, S_LEVEL);
   store<f64>(sp, phi * trend + Params.beta * e, S_TREND);
   const ge = Params.gamma * e;
-  store<f32>(p0, <f32>(s0 + ge * (1.0 - f)));
-  store<f32>(p1, <f32>(s1 + ge * f));
+  store<u16>(p0, <u16>encI16(s0 + ge * (1.0 - f)));
+  store<u16>(p1, <u16>encI16(s1 + ge * f));
   const vs = Params.varSmoothing;
   store<f32>(sp, <f32>((1.0 - vs) * <f64>load<f32>(sp, S_ERR_VAR) + vs * e * e), S_ERR_VAR);
   store<f32>(sp, <f32>E, S_SM_ERR);

@@ -6,6 +6,7 @@ import {
   C_ROUTE, S_ALPHA, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK, S_C_IP_ZEROS, S_C_OUT_TOK,
   S_C_THROTTLED, S_C_UA_ZEROS, S_ERR_VAR, S_HW_N, S_LEVEL, S_TOD, S_TREND, Slot,
 } from "./slot";
+import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec";
 
 export { init, attach, ingest, ingestCounts, tick, tickBegin, tickRange, tickEnd, lookup, saveGlobals, loadGlobals } from "./engine";
 
@@ -32,6 +33,14 @@ export function heapTop(): usize {
 }
 export function memoryPages(): i32 { return memory.size(); }
 
+/** The slot codecs (assembly/codec.ts), for the tests that hold them equal to src/engine/codec.ts: kind 0 encU16, 1 encLog, 2 encI16, 3 encU8. */
+export function codecEncode(kind: u32, v: f64): u32 {
+  return kind == 0 ? encU16(v) : kind == 1 ? encLog(v) : kind == 2 ? encI16(v) : encU8(v);
+}
+export function codecDecode(kind: u32, c: u32): f64 {
+  return kind == 0 ? decU16(c) : kind == 1 ? decLog(c) : kind == 2 ? decI16(c) : decU8(c);
+}
+
 // --- per-slot getters (cold path). Invalid or free slot: NaN.
 export function hwForecast(s: u32, h: u32): f64 { return E.forecastAt(s, h, false); }
 export function hwUpper(s: u32, h: u32): f64 { return E.forecastAt(s, h, true); }
@@ -42,11 +51,11 @@ export function hwErrVar(s: u32): f64 { const sp = E.occupied(s); return sp ? <f
 export function hwObservations(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_HW_N) : NaN; }
 export function hwSeason(s: u32, i: u32): f64 {
   const sp = E.occupied(s);
-  return sp && i < Params.seasonPoints ? <f64>load<f32>(sp + Slot.season + (<usize>i << 2)) : NaN;
+  return sp && i < Params.seasonPoints ? decI16(load<u16>(sp + Slot.season + (<usize>i << 1))) : NaN;
 }
 export function todRate(s: u32, hour: u32): f64 {
   const sp = E.occupied(s);
-  return sp && hour < 24 ? <f64>load<f32>(sp + S_TOD + (<usize>hour << 2)) : NaN;
+  return sp && hour < 24 ? decU16(load<u16>(sp + S_TOD + (<usize>hour << 1))) : NaN;
 }
 export function featCount(s: u32): f64 { const sp = E.occupied(s); return sp ? <f64>load<u32>(sp, S_C_COUNT) : NaN; }
 export function featInputTokens(s: u32): f64 { const sp = E.occupied(s); return sp ? load<f64>(sp, S_C_IN_TOK) : NaN; }

@@ -5,7 +5,7 @@
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
 import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
-import { decLog, decU16, encLog, encU16 } from "./codec";
+import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec";
 import { MAX_THREADS, SCRATCH_STRIDE } from "./threads";
 
 // Shapes (must equal src/forecast/lstm.ts).
@@ -43,13 +43,18 @@ const GRAD: usize = memory.data((3 + LH) * 8, 16);
 export const F_N: u32 = 0; // u32 buckets fed
 export const F_LEVEL: u32 = 4; // f32 level
 export const F_H: u32 = 8; // 8 x f32 hidden
-export const F_OUT: u32 = 40; // 6 x f32 outputs (log1p count - level) per horizon
-export const F_PREV_X: u32 = 64; // 2 x f32 inputs 0 and 1 of the last step (online training)
-export const F_LAST3: u32 = 72; // 3 x f32 last three counts (ring by n % 3)
-export const F_PROFILE: u32 = 84; // P x u16 daily log profile (encLog), then 3P x u16 counts per point and day mod 3 (encU16)
+export const F_PREV_X: u32 = 40; // 2 x f32 inputs 0 and 1 of the last step (online training)
+export const F_OUT: u32 = 48; // 6 x u16 (encI16) outputs (log1p count - level) per horizon
+export const F_LAST3: u32 = 60; // 3 x u16 (encU16) last three counts (ring by n % 3)
+export const F_PROFILE: u32 = 66; // P x u16 daily log profile (encLog), then 3P x u8 counts per point and day mod 3 (encU8)
 /** Bytes of LSTM-lite state per user for P profile points (log profile + 3-day count ring per point). */
 export function lstmBytes(points: u32): u32 {
-  return F_PROFILE + points * 8;
+  return F_PROFILE + points * 5;
+}
+/** Address of the 3-day count ring (3P x u8, by point then day mod 3) of the extension at e. */
+// @ts-ignore: decorator
+@inline function countRing(e: usize, points: u32): usize {
+  return e + F_PROFILE + (<usize>points << 1);
 }
 
 /** Learning settings of the online rule and the tier threshold (set by fcConfigure). */
@@ -391,16 +396,15 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
   const prof = e + F_PROFILE;
   if (n == 0) {
     const cl = <u16>encLog(ly);
-    const cc = <u16>encU16(count);
     for (let i: u32 = 0; i < points; i++) store<u16>(prof + (<usize>i << 1), cl);
-    for (let i: u32 = 0; i < 3 * points; i++) store<u16>(prof + (<usize>(points + i) << 1), cc);
+    memory.fill(countRing(e, points), <u8>encU8(count), 3 * points);
   }
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
   const pi = prof + (<usize>point << 1);
   const pv = decLog(load<u16>(pi));
   store<u16>(pi, <u16>encLog(pv + PROFILE_GAMMA * (ly - pv)));
   // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
-  store<u16>(prof + (<usize>(points + point * 3 + day3) << 1), <u16>encU16(count));
+  store<u8>(countRing(e, points) + <usize>(point * 3 + day3), <u8>encU8(count));
   if (dense) {
     const next = (slotOfDay + 1) % period;
     const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
@@ -411,13 +415,13 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
     store<f32>(e + F_PREV_X + 4, <f32>load<f64>(XB, 8));
     // Outputs from the f32-rounded hidden state, as the TS reference computes them.
     for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
-    for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
+    for (let o = 0; o < LO; o++) store<u16>(e + F_OUT + (<usize>o << 1), <u16>encI16(gruOutput(o)));
   } else {
     // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes
     // from them if the user becomes dense again); no training step may follow this one.
     store<f32>(e + F_PREV_X, <f32>NaN);
   }
-  store<f32>(e + F_LAST3 + (<usize>(n % 3) << 2), <f32>count);
+  store<u16>(e + F_LAST3 + (<usize>(n % 3) << 1), <u16>encU16(count));
   store<u32>(e, n + 1, F_N);
   return sampled;
 }
@@ -427,7 +431,7 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
-  const v = Math.expm1(<f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2)));
+  const v = Math.expm1(<f64>load<f32>(e, F_LEVEL) + decI16(load<u16>(e + F_OUT + (<usize>o << 1))));
   return v > 0.0 ? v : 0.0;
 }
 
@@ -447,7 +451,7 @@ export function seasonalLastCount(sp: usize, slotOfDay: u32, day3: u32, period: 
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  return decU16(load<u16>(e + F_PROFILE + (<usize>(points + point * 3 + (day3 + 2) % 3) << 1)));
+  return decU8(load<u8>(countRing(e, points) + <usize>(point * 3 + (day3 + 2) % 3)));
 }
 
 /** Median of the counts stored at the point of `slotOfDay` for the last three days. */
@@ -455,10 +459,10 @@ export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points:
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  const q = e + F_PROFILE + (<usize>(points + point * 3) << 1);
-  const a = decU16(load<u16>(q));
-  const b = decU16(load<u16>(q, 2));
-  const c = decU16(load<u16>(q, 4));
+  const q = countRing(e, points) + <usize>(point * 3);
+  const a = decU8(load<u8>(q));
+  const b = decU8(load<u8>(q, 1));
+  const c = decU8(load<u8>(q, 2));
   return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 
@@ -466,17 +470,17 @@ export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points:
 export function lastCount(sp: usize): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
-  return n == 0 ? 0.0 : <f64>load<f32>(e + F_LAST3 + (<usize>((n - 1) % 3) << 2));
+  return n == 0 ? 0.0 : decU16(load<u16>(e + F_LAST3 + (<usize>((n - 1) % 3) << 1)));
 }
 export function median3Count(sp: usize): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
   if (n == 0) return 0.0;
-  if (n == 1) return <f64>load<f32>(e, F_LAST3);
-  const a = <f64>load<f32>(e, F_LAST3);
-  const b = <f64>load<f32>(e, F_LAST3 + 4);
+  if (n == 1) return decU16(load<u16>(e, F_LAST3));
+  const a = decU16(load<u16>(e, F_LAST3));
+  const b = decU16(load<u16>(e, F_LAST3 + 2));
   if (n == 2) return 0.5 * (a + b);
-  const c = <f64>load<f32>(e, F_LAST3 + 8);
+  const c = decU16(load<u16>(e, F_LAST3 + 4));
   return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
 }
 

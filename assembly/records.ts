@@ -29,7 +29,7 @@ export const FORECAST_BYTES: u32 = 32;
 // --- state region: params block (24 f64) then globals block (32 f64), then index, slab
 export const PARAMS_BYTES: u32 = 192;
 export const GLOBALS_BYTES: u32 = 256;
-export const LAYOUT_VERSION: f64 = 6;
+export const LAYOUT_VERSION: f64 = 7;
 
 // params block: f64 at index * 8
 export const P_VERSION: u32 = 0;

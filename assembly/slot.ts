@@ -42,7 +42,7 @@ export const S_C_THROTTLED: u32 = 280; // u32, last closed bucket: throttled
 export const S_C_IN_TOK: u32 = 384; // f64, last closed bucket: input tokens
 export const S_C_OUT_TOK: u32 = 392; // f64, last closed bucket: output tokens
 export const S_C_CV: u32 = 400; // f32, last closed bucket: inter-arrival CV
-// 404..407 reserved
+export const S_FC_COMB: u32 = 404; // f32, ensemble only: current combined forecast (count per bucket, assembly/ensemble.ts)
 // Cumulative per-user totals of the buckets closed so far (the open buckets' cells are added by
 // the getter, engine.ts userTotal). Folded in at bucket close, next to the summary stores in the
 // same line, so ingest's hot path does not touch them: every event already touches line 0 (full)
@@ -50,8 +50,8 @@ export const S_C_CV: u32 = 400; // f32, last closed bucket: inter-arrival CV
 export const S_T_REQ: u32 = 408; // f64, requests applied (events + aggregate requests) in closed buckets
 export const S_T_IN_TOK: u32 = 416; // f64, input tokens in closed buckets
 export const S_T_OUT_TOK: u32 = 424; // f64, output tokens in closed buckets
-export const S_TOD: u32 = 432; // 24 x f32, hourly time-of-day EW rate profile (req/s)
-export const HEADER_AND_TOD_BYTES: u32 = 432 + 24 * 4;
+export const S_TOD: u32 = 432; // 24 x u16 (encU16), hourly time-of-day EW rate profile (req/s)
+export const HEADER_AND_TOD_BYTES: u32 = 432 + 24 * 2;
 /** Offsets of ring cells 0..2 (fixed); cells 3.. follow the season profile. */
 export const CELL0: u32 = 28;
 export const CELL1: u32 = 156;
@@ -78,7 +78,7 @@ export const MAX_RING: u32 = 8;
 
 /** Offsets of the variable parts, computed by slotLayout. */
 export class Slot {
-  /** f32 x P season profile. */
+  /** P x u16 (encI16) season profile. */
   static season: u32 = 0;
   /** Offset of ring cell 3 (cells 0..2 are at CELL0..CELL2); 0 when R <= 3. */
   static ring: u32 = 0;
@@ -107,7 +107,7 @@ const CELL_OFFSETS = memory.data(<i32>MAX_RING * 4);
 /** Computes the slot layout for P season points, R ring buckets and `extBytes` model bytes; returns the slot size. */
 export function slotLayout(seasonPoints: u32, ring: u32, extBytes: u32): u32 {
   Slot.season = HEADER_AND_TOD_BYTES;
-  const seasonEnd = align8(Slot.season + seasonPoints * 4);
+  const seasonEnd = align8(Slot.season + seasonPoints * 2);
   // Cells 3.. (only when lateness needs R > 3): 104-byte stride keeps them 4 past an 8-byte boundary.
   Slot.ring = ring > 3 ? seasonEnd + 4 : 0;
   Slot.ext = ring > 3 ? align8(Slot.ring + (ring - 3) * 104) : seasonEnd;

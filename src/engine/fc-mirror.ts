@@ -6,14 +6,15 @@
  */
 import { SlotField as S } from "./regions.ts";
 import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
-import { decLog, decU16, encLog, encU16 } from "./codec.ts";
+import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec.ts";
 import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
 const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
-const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
+// Outputs 6 x u16 (encI16), last three counts 3 x u16 (encU16), log profile P x u16 (encLog), 3-day count ring 3P x u8 (encU8).
+const F_N = 0, F_LEVEL = 4, F_H = 8, F_PREV_X = 40, F_OUT = 48, F_LAST3 = 60, F_PROFILE = 66;
 /**
  * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
  * design form (gru.ts gruStep) in single precision (every operation rounded with Math.fround,
@@ -51,21 +52,26 @@ export const ENGINE_ENSEMBLE_MEMBERS = ["naive", "median3", "hw", "lstm", "profi
 const EJ = ENGINE_ENSEMBLE_MEMBERS.length;
 /** Largest horizon (buckets) the engine ensemble serves. */
 export const ENGINE_ENSEMBLE_MAX_HORIZON = 6;
-const RING = ENGINE_ENSEMBLE_MAX_HORIZON + 1;
+/** Pending forecasts by target mod RING (assembly/ensemble.ts: RING >= horizon suffices; sized for the largest). */
+const RING = ENGINE_ENSEMBLE_MAX_HORIZON;
 /** The LSTM member's index, and the pending-forecast code of a member that made none (assembly/ensemble.ts). */
 const J_LSTM = ENGINE_ENSEMBLE_MEMBERS.indexOf("lstm");
-const NO_FORECAST = 0xffff;
+const NO_FORECAST = 0xff;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
-const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 + 3) & ~3, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
+// Ensemble offsets after align4(lstmBytes(P)): f32 bound offset and error scale; EJ x u16 errors
+// (encU16); RING x u16 pending combined (encU16); RING x EJ u8 pending member forecasts (encU8).
+// The current combined forecast (f32) is in the slot header (SlotField.fcComb).
+const E_Q = 0, E_MAE = 4, E_ERR = 8, E_PCOMB = E_ERR + EJ * 2, E_PEND = E_PCOMB + RING * 2, E_BYTES = E_PEND + RING * EJ;
+const eOffset = (points: number) => (lstmBytes(points) + 3) & ~3;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
 export function lstmBytes(points: number): number {
-  return F_PROFILE + points * 8;
+  return F_PROFILE + points * 5;
 }
 /** Slot-extension bytes for P season points (assembly/ensemble.ts fcExtBytes). */
 export function fcExtBytes(points: number): number {
-  return (lstmBytes(points) + E_BYTES + 7) & ~7;
+  return (eOffset(points) + E_BYTES + 7) & ~7;
 }
 
 /** Engine geometry the mirror needs (the reference core's params). */
@@ -103,6 +109,7 @@ export class FcMirror {
   denseCloses = 0;
   closes = 0;
   private f32 = new Float32Array(0);
+  private u8 = new Uint8Array(0);
   private u16 = new Uint16Array(0);
   private u32 = new Uint32Array(0);
   private f64 = new Float64Array(0);
@@ -130,6 +137,7 @@ export class FcMirror {
   /** Binds the mirror to the reference's memory; `block` = byte offset of the training block (8-aligned). */
   attach(buf: ArrayBuffer, block: number, g: MirrorGeometry): void {
     this.f32 = new Float32Array(buf);
+    this.u8 = new Uint8Array(buf);
     this.u16 = new Uint16Array(buf);
     this.u32 = new Uint32Array(buf);
     this.f64 = new Float64Array(buf);
@@ -196,18 +204,19 @@ export class FcMirror {
     }
     f32[(e + F_LEVEL) >> 2] = level;
     const prof = (e + F_PROFILE) >> 1;
+    const ring = e + F_PROFILE + 2 * points; // 3P x u8 counts (encU8)
     if (n === 0) {
       u16.fill(encLog(ly), prof, prof + points);
-      u16.fill(encU16(count), prof + points, prof + 4 * points);
+      this.u8.fill(encU8(count), ring, ring + 3 * points);
     }
     const point = Math.floor((slotOfDay * points) / period);
     const pi = prof + point;
     const pv = decLog(u16[pi]);
     u16[pi] = encLog(pv + LSTM_PROFILE_GAMMA * (ly - pv));
-    u16[prof + points + point * 3 + day3] = encU16(count);
+    this.u8[ring + point * 3 + day3] = encU8(count);
     if (!dense) {
       f32[(e + F_PREV_X) >> 2] = NaN;
-      f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
+      u16[((e + F_LAST3) >> 1) + (n % 3)] = encU16(count);
       u32[(e + F_N) >> 2] = n + 1;
       return;
     }
@@ -230,8 +239,8 @@ export class FcMirror {
     f32[(e + F_PREV_X) >> 2] = x[0];
     f32[((e + F_PREV_X) >> 2) + 1] = x[1];
     gruOutput(this.params, hv, x, this.y);
-    for (let o = 0; o < LO; o++) f32[((e + F_OUT) >> 2) + o] = this.y[o];
-    f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
+    for (let o = 0; o < LO; o++) u16[((e + F_OUT) >> 1) + o] = encI16(this.y[o]);
+    u16[((e + F_LAST3) >> 1) + (n % 3)] = encU16(count);
     u32[(e + F_N) >> 2] = n + 1;
   }
 
@@ -269,7 +278,7 @@ export class FcMirror {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const o = h < 1 ? 0 : h > LO ? LO - 1 : h - 1;
-    const v = Math.expm1(this.f32[(e + F_LEVEL) >> 2] + this.f32[((e + F_OUT) >> 2) + o]);
+    const v = Math.expm1(this.f32[(e + F_LEVEL) >> 2] + decI16(this.u16[((e + F_OUT) >> 1) + o]));
     return v > 0 ? v : 0;
   }
   profileForecastCount(sp: number, slotOfDay: number): number {
@@ -282,38 +291,38 @@ export class FcMirror {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const point = Math.floor((slotOfDay * this.g.points) / this.g.period);
-    return decU16(this.u16[((e + F_PROFILE) >> 1) + this.g.points + point * 3 + ((day3 + 2) % 3)]);
+    return decU8(this.u8[e + F_PROFILE + 2 * this.g.points + point * 3 + ((day3 + 2) % 3)]);
   }
   slotMedian3Count(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const q = ((e + F_PROFILE) >> 1) + this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
-    const a = decU16(this.u16[q]), b = decU16(this.u16[q + 1]), c = decU16(this.u16[q + 2]);
+    const q = e + F_PROFILE + 2 * this.g.points + Math.floor((slotOfDay * this.g.points) / this.g.period) * 3;
+    const a = decU8(this.u8[q]), b = decU8(this.u8[q + 1]), c = decU8(this.u8[q + 2]);
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
   lastCount(sp: number): number {
     const e = sp + this.g.ext;
     const n = this.u32[(e + F_N) >> 2];
-    return n === 0 ? 0 : this.f32[((e + F_LAST3) >> 2) + ((n - 1) % 3)];
+    return n === 0 ? 0 : decU16(this.u16[((e + F_LAST3) >> 1) + ((n - 1) % 3)]);
   }
   median3Count(sp: number): number {
     const e = sp + this.g.ext;
     const n = this.u32[(e + F_N) >> 2];
     if (n === 0) return 0;
-    const l = (e + F_LAST3) >> 2;
-    const a = this.f32[l];
+    const l = (e + F_LAST3) >> 1;
+    const a = decU16(this.u16[l]);
     if (n === 1) return a;
-    const b = this.f32[l + 1];
+    const b = decU16(this.u16[l + 1]);
     if (n === 2) return 0.5 * (a + b);
-    const c = this.f32[l + 2];
+    const c = decU16(this.u16[l + 2]);
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
 
   private combine(e: number, skip: number): number {
-    const { f32, val, wt } = this;
+    const { u16, val, wt } = this;
     let ws = 0, fm = 0;
     for (let j = 0; j < EJ; j++) {
-      const a = f32[(e + E_ERR + 4 * j) >> 2] + 1e-6;
+      const a = decU16(u16[(e + E_ERR + 2 * j) >> 1]) + 1e-6;
       const a2 = a * a;
       const w = j === skip ? 0 : 1.0 / (a2 * a2);
       wt[j] = w;
@@ -358,17 +367,17 @@ export class FcMirror {
     const throttled = nReq > 0 ? u32[(sp + S.cThrottled) >> 2] / nReq : 0;
     const cv = f32[(sp + S.cCv) >> 2];
     const count = y * widthSec;
-    const e = sp + this.g.ext + lstmBytes(P);
+    const e = sp + this.g.ext + eOffset(P);
     const nBefore = u32[(sp + this.g.ext) >> 2];
     if (nBefore >= h) {
       const slot = c % RING;
       for (let j = 0; j < EJ; j++) {
-        const code = u16[(e + E_PEND + (slot * EJ + j) * 2) >> 1];
+        const code = this.u8[e + E_PEND + slot * EJ + j];
         if (code === NO_FORECAST) continue;
-        const pj = decU16(code);
-        const ej = (e + E_ERR + j * 4) >> 2;
+        const pj = decU8(code);
+        const ej = (e + E_ERR + j * 2) >> 1;
         const a = Math.abs(count - pj);
-        f32[ej] = nBefore === h ? a : ERROR_DECAY * f32[ej] + (1 - ERROR_DECAY) * a;
+        u16[ej] = encU16(nBefore === h ? a : ERROR_DECAY * decU16(u16[ej]) + (1 - ERROR_DECAY) * a);
       }
       const fc = decU16(u16[(e + E_PCOMB + slot * 2) >> 1]);
       const err = Math.abs(count - fc);
@@ -381,7 +390,7 @@ export class FcMirror {
       f32[(e + E_Q) >> 2] = q < 0 ? 0 : q;
     } else if (nBefore === 0) {
       f32[(e + E_MAE) >> 2] = NaN;
-      for (let j = 0; j < EJ; j++) f32[(e + E_ERR + j * 4) >> 2] = 1;
+      for (let j = 0; j < EJ; j++) u16[(e + E_ERR + j * 2) >> 1] = encU16(1);
     }
     let train = false;
     const k = c - this.tickFirst;
@@ -408,17 +417,16 @@ export class FcMirror {
     val[6] = this.slotMedian3Count(sp, target % D);
     const comb = this.combine(e, dense ? EJ : J_LSTM);
     const ts = target % RING;
-    for (let j = 0; j < EJ; j++) u16[(e + E_PEND + (ts * EJ + j) * 2) >> 1] = j === J_LSTM && !dense ? NO_FORECAST : Math.min(encU16(val[j]), NO_FORECAST - 1);
+    for (let j = 0; j < EJ; j++) this.u8[e + E_PEND + ts * EJ + j] = j === J_LSTM && !dense ? NO_FORECAST : Math.min(encU8(val[j]), NO_FORECAST - 1);
     u16[(e + E_PCOMB + ts * 2) >> 1] = encU16(comb);
-    f32[(e + E_COMB) >> 2] = comb;
+    f32[(sp + S.fcComb) >> 2] = comb;
   }
 
   rate(sp: number): number {
-    const e = sp + this.g.ext + lstmBytes(this.g.points);
-    return this.f32[(e + E_COMB) >> 2] / this.g.widthSec;
+    return this.f32[(sp + S.fcComb) >> 2] / this.g.widthSec;
   }
   upper(sp: number): number {
-    const e = sp + this.g.ext + lstmBytes(this.g.points);
-    return (this.f32[(e + E_COMB) >> 2] + this.f32[(e + E_Q) >> 2]) / this.g.widthSec;
+    const e = sp + this.g.ext + eOffset(this.g.points);
+    return (this.f32[(sp + S.fcComb) >> 2] + this.f32[(e + E_Q) >> 2]) / this.g.widthSec;
   }
 }

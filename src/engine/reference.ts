@@ -5,6 +5,7 @@
  * through Float32Array stores, i.e. Math.fround). Used by differential tests and as a baseline.
  */
 import type { EngineCore } from "./core.ts";
+import { decI16, decU16, encI16, encU16 } from "./codec.ts";
 import { FcMirror, fcExtBytes, TRAIN_BLOCK_BYTES as FC_TRAIN_BLOCK_BYTES } from "./fc-mirror.ts";
 import {
   CELL_BYTES, CellField as C, COUNTS_RECORD_BYTES, GLOBALS_BYTES, GlobalIndex as GI, LAYOUT_VERSION,
@@ -585,10 +586,11 @@ export class ReferenceCore implements EngineCore {
       u32[(sp + S.hwN) >> 2] = 1;
       return;
     }
-    const p0 = (sp + this.sSeason + (i0 << 2)) >> 2;
-    const p1 = (sp + this.sSeason + (i1 << 2)) >> 2;
-    const s0 = f32[p0];
-    const s1 = f32[p1];
+    const u16 = this.u16;
+    const p0 = (sp + this.sSeason + (i0 << 1)) >> 1;
+    const p1 = (sp + this.sSeason + (i1 << 1)) >> 1;
+    const s0 = decI16(u16[p0]);
+    const s1 = decI16(u16[p1]);
     const level = f64[(sp + S.level) >> 3];
     const trend = f64[(sp + S.trend) >> 3];
     const phi = this.phi;
@@ -603,8 +605,8 @@ export class ReferenceCore implements EngineCore {
     f64[(sp + S.level) >> 3] = level + phi * trend + a * e;
     f64[(sp + S.trend) >> 3] = phi * trend + this.beta * e;
     const ge = this.gamma * e;
-    f32[p0] = s0 + ge * (1.0 - f);
-    f32[p1] = s1 + ge * f;
+    u16[p0] = encI16(s0 + ge * (1.0 - f));
+    u16[p1] = encI16(s1 + ge * f);
     const vs = this.varSmoothing;
     f32[(sp + S.errVar) >> 2] = (1.0 - vs) * f32[(sp + S.errVar) >> 2] + vs * e * e;
     f32[(sp + S.smErr) >> 2] = E;
@@ -614,8 +616,8 @@ export class ReferenceCore implements EngineCore {
   }
 
   private seasonAt(sp: number, i0: number, i1: number, f: number): number {
-    const f32 = this.f32;
-    return (1.0 - f) * f32[(sp + this.sSeason + (i0 << 2)) >> 2] + f * f32[(sp + this.sSeason + (i1 << 2)) >> 2];
+    const u16 = this.u16;
+    return (1.0 - f) * decI16(u16[(sp + this.sSeason + (i0 << 1)) >> 1]) + f * decI16(u16[(sp + this.sSeason + (i1 << 1)) >> 1]);
   }
 
   private hwForecastAt(sp: number, ps: number, i0: number, i1: number, f: number): number {
@@ -700,9 +702,9 @@ export class ReferenceCore implements EngineCore {
       f32[(sp + S.cCv) >> 2] = 0;
     }
     const y = count / this.widthSec;
-    const tp = (sp + S.tod + (u32[(pos + 8) >> 2] << 2)) >> 2;
-    const tv = f32[tp];
-    f32[tp] = tv + this.todAlpha * (y - tv);
+    const tp = (sp + S.tod + (u32[(pos + 8) >> 2] << 1)) >> 1;
+    const tv = decU16(this.u16[tp]);
+    this.u16[tp] = encU16(tv + this.todAlpha * (y - tv));
     this.modelsOnBucketClose(sp, c, y, u32[pos >> 2], u32[(pos + 4) >> 2], f64[(pos + 16) >> 3]);
   }
 
@@ -866,8 +868,8 @@ export class ReferenceCore implements EngineCore {
   hwAlpha(s: number): number { return this.f32At(s, S.alpha); }
   hwErrVar(s: number): number { return this.f32At(s, S.errVar); }
   hwObservations(s: number): number { return this.u32At(s, S.hwN); }
-  hwSeason(s: number, i: number): number { return i < this.seasonPoints ? this.f32At(s, this.sSeason + i * 4) : NaN; }
-  todRate(s: number, hour: number): number { return hour < 24 ? this.f32At(s, S.tod + hour * 4) : NaN; }
+  hwSeason(s: number, i: number): number { const sp = this.occupied(s); return sp < 0 || !(i < this.seasonPoints) ? NaN : decI16(this.u16[(sp + this.sSeason + i * 2) >> 1]); }
+  todRate(s: number, hour: number): number { const sp = this.occupied(s); return sp < 0 || !(hour < 24) ? NaN : decU16(this.u16[(sp + S.tod + hour * 2) >> 1]); }
   featCount(s: number): number { return this.u32At(s, S.cCount); }
   featInputTokens(s: number): number { return this.f64At(s, S.cInTok); }
   featOutputTokens(s: number): number { return this.f64At(s, S.cOutTok); }

@@ -31,7 +31,7 @@ export const ParamIndex = {
   varianceSmoothing: 19, todAlpha: 20, expireAfterBuckets: 21, maxCatchUpBuckets: 22,
 } as const;
 export const PARAMS_BYTES = 192;
-export const LAYOUT_VERSION = 6;
+export const LAYOUT_VERSION = 7;
 
 /** Globals block (32 f64) after the params block; index of each f64. */
 export const GlobalIndex = {
@@ -57,11 +57,14 @@ export const SlotField = {
   level: 128, trend: 136, errVar: 144, smErr: 148, smAbs: 152,
   alpha: 256, lruPrev: 260, lruNext: 264, hwN: 268, cCount: 272, cErrors: 276, cThrottled: 280,
   cInTok: 384, cOutTok: 392, cCv: 400,
+  /** f32, ensemble only: the current combined forecast (assembly/ensemble.ts). */
+  fcComb: 404,
   /** f64 cumulative totals of the closed buckets (requests, input, output tokens); open cells are added by the getter. */
   totRequests: 408, totInTok: 416, totOutTok: 424,
+  /** 24 x u16 (encU16) hourly time-of-day profile; the season profile (P x u16, encI16) follows. */
   tod: 432,
 } as const;
-export const HEADER_AND_TOD_BYTES = 432 + 24 * 4;
+export const HEADER_AND_TOD_BYTES = 432 + 24 * 2;
 /** Fixed offsets of ring cells 0..2; cells 3.. follow the season profile at a 104-byte stride. */
 export const CELL_FIXED_OFFSETS = [28, 156, 284] as const;
 
@@ -78,7 +81,7 @@ const align64 = (n: number) => (n + 63) & ~63;
 /** Slot layout for P season points and R ring buckets (assembly/slot.ts slotLayout). */
 export function slotLayout(seasonPoints: number, ring: number, extBytes = 0): { season: number; ring: number; ext: number; bytes: number; cells: number[] } {
   const season = HEADER_AND_TOD_BYTES;
-  const seasonEnd = align8(season + seasonPoints * 4);
+  const seasonEnd = align8(season + seasonPoints * 2);
   const ringOff = ring > 3 ? seasonEnd + 4 : 0;
   const ext = ring > 3 ? align8(ringOff + (ring - 3) * 104) : seasonEnd;
   const cells: number[] = [];

@@ -7,6 +7,9 @@ import {
 } from "../../src/engine/index.ts";
 import { EVENT_RECORD_BYTES, FORECAST_RECORD_BYTES } from "../../src/engine/layout.ts";
 import { packageRoot } from "../../src/engine/wasm.ts";
+import { indexEntriesFor } from "../../src/engine/regions.ts";
+import { DEFAULT_CONFIG } from "../../src/config/schema.ts";
+import { engineOptionsFromConfig } from "../../src/processor/engine-adapter.ts";
 import * as pkg from "../../src/index.ts";
 import { EPOCH0, encodeEvents, users } from "./_util.ts";
 
@@ -123,9 +126,27 @@ test("stats are numbers; memoryInfo stays within 1 KiB per user at defaults", as
   const s = e.stats();
   for (const [k, v] of Object.entries(s)) assert.type(v, "number", k);
   const m = e.memoryInfo();
-  // 704 B up to layout v4; v5's cumulative totals (24 B) need more than the 13 spare bytes: 768 B.
-  assert.is(m.slotBytes, 768);
+  // 704 B up to layout v4; v5's cumulative totals (24 B) need more than the 13 spare bytes: 768 B;
+  // v7 stores the time-of-day profile (24 x u16) and the season (P x i16) in 16 bits: 576 B.
+  assert.is(m.slotBytes, 576);
   assert.ok(m.bytesPerUser <= 1024, `${m.bytesPerUser} bytes per user`);
+});
+
+test("the served configuration (forecastModel ensemble, P = 48, R = 3) stays within 1 KiB per user at 2^20 users", async () => {
+  // The options `foresight serve` builds from the config defaults; a small power-of-two capacity
+  // has the same per-user index share (16 B) as 2^20, without a 1 GiB allocation per engine.
+  const served = engineOptionsFromConfig(DEFAULT_CONFIG.engine);
+  assert.is(served.forecastModel, "ensemble");
+  assert.is(indexEntriesFor(1 << 20) * 8 / (1 << 20), 16);
+  for (const e of [await Engine.create({ ...served, capacityUsers: 1 << 12 }), Engine.createReference({ ...served, capacityUsers: 1 << 12 })]) {
+    const m = e.memoryInfo();
+    assert.is(m.ringBuckets, 3);
+    // Layout v7: header and ring cells 432, time-of-day 48, season 96, LSTM-lite and ensemble 384.
+    assert.is(m.slotExtOffset, 576, e.kind);
+    assert.is(m.slotBytes, 960, e.kind);
+    assert.is(m.bytesPerUser, 960 + 16 + FORECAST_RECORD_BYTES);
+    assert.ok(m.bytesPerUser <= 1024, `${e.kind}: ${m.bytesPerUser} bytes per user`);
+  }
 });
 
 test("the package entry exports the engine facade", () => {

@@ -8,6 +8,7 @@ import { Engine, type EngineOptions, type EventInput } from "../../src/engine/in
 import { EventFlag } from "../../src/engine/layout.ts";
 import { normalQuantile, resolveEngineOptions } from "../../src/engine/options.ts";
 import { EPOCH0, relClose, users } from "./_util.ts";
+import { decI16, encI16 } from "../../src/engine/codec.ts";
 
 const IMPLS: [string, (o: EngineOptions) => Promise<Engine>][] = [
   ["wasm", (o) => Engine.create({ debug: true, ...o })],
@@ -215,7 +216,9 @@ for (const [impl, make] of IMPLS) {
       const i0 = Math.floor(x);
       return { i0, i1: (i0 + 1) % P, f: x - i0 };
     };
-    const season = new Float32Array(P);
+    // The season is stored as a signed 16-bit float (layout v7): every store rounds through it.
+    const q16 = (v: number) => decI16(encI16(v));
+    const season = new Float64Array(P);
     let level = 0, trend = 0, n = 0, errVar = 0, smE = 0, smA = 0, alpha = Math.fround(p.alpha);
     const rand = Math.random;
     const ys: number[] = [];
@@ -240,8 +243,8 @@ for (const [impl, make] of IMPLS) {
         else a = a + (p.alpha - a) * p.alphaDecay;
         level = level + p.phi * trend + a * err;
         trend = p.phi * trend + p.beta * err;
-        season[i0] = s0 + p.gamma * err * (1 - f);
-        season[i1] = s1 + p.gamma * err * f;
+        season[i0] = q16(s0 + p.gamma * err * (1 - f));
+        season[i1] = q16(s1 + p.gamma * err * f);
         errVar = Math.fround((1 - p.varianceSmoothing) * errVar + p.varianceSmoothing * err * err);
         smE = Math.fround(E);
         smA = Math.fround(M);

@@ -68,7 +68,7 @@ test("incompatible or damaged snapshots are refused with SnapshotError and leave
     ["magic", (() => { const s = snap.slice(); s[0] ^= 0xff; return s; })(), /bad magic/],
     ["version", (() => { const s = snap.slice(); s[4] = 9; return s; })(), /format version 9/],
     // A snapshot of the previous slot layout (v5: f32 profile, count ring and pending forecasts).
-    ["layout", (() => { const s = snap.slice(); new DataView(s.buffer).setFloat64(16, 5, true); return s; })(), /parameter version = 5, this engine has 6/],
+    ["layout", (() => { const s = snap.slice(); new DataView(s.buffer).setFloat64(16, 5, true); return s; })(), /parameter version = 5, this engine has 7/],
     ["truncated", snap.subarray(0, snap.length - 8), /state bytes/],
     ["globals", (() => { const s = snap.slice(); new DataView(s.buffer).setFloat64(16 + 192 + 2 * 8, 1e9, true); return s; })(), /inconsistent/],
   ];

@@ -78,6 +78,29 @@ test("snapshot carries the shared weights and optimiser state: restore continues
   assert.throws(() => hw.restore(snap), /incompatible capacity, layout or forecastModel/);
 });
 
+test("the pending ring (6 rows, layout v7) serves horizons 1..6 alike: WASM equals the reference, and a restore across a horizon change keeps the layout", async () => {
+  for (const h of [1, 6]) {
+    const w = await Engine.create(opts({ horizonBuckets: h }));
+    const r = Engine.createReference(opts({ horizonBuckets: h }));
+    feed([w, r], 0, 150);
+    const fw = w.forecasts(), fr = r.forecasts();
+    assert.ok(fw.length > 0);
+    for (let i = 0; i < fw.length; i++) {
+      assert.ok(Number.isFinite(fw[i].ratePerSec) && fw[i].upperPerSec >= fw[i].ratePerSec, `h=${h} #${i}`);
+      assert.ok(Math.abs(fw[i].ratePerSec - fr[i].ratePerSec) <= 1e-9 * Math.max(1e-12, Math.abs(fr[i].ratePerSec)), `h=${h} rate #${i}`);
+      assert.ok(Math.abs(fw[i].upperPerSec - fr[i].upperPerSec) <= 1e-9 * Math.max(1e-12, Math.abs(fr[i].upperPerSec)), `h=${h} upper #${i}`);
+    }
+  }
+  // horizonBuckets is a live option: the slot layout does not depend on it.
+  const a = await Engine.create(opts({ horizonBuckets: 3 }));
+  feed([a], 0, 150);
+  const b = await a.reconfigured({ horizonBuckets: 6 });
+  assert.is(b.memoryInfo().slotBytes, a.memoryInfo().slotBytes);
+  b.restore(a.snapshot());
+  feed([b], 150, 200);
+  for (const f of b.forecasts()) assert.ok(Number.isFinite(f.ratePerSec) && f.upperPerSec >= f.ratePerSec);
+});
+
 test("frozen weights (no online training) stay equal to the loaded blob; options are checked", async () => {
   const e = await Engine.create(opts({ lstmTrainUsersPerBucket: 0 }));
   feed([e], 0, 50);
