@@ -8,6 +8,7 @@ import { G, Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
 import { decU16, encU16 } from "./codec";
+import { log1pD } from "./fastmath";
 import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
@@ -228,7 +229,7 @@ export function fcOnClose(sp: usize, c: u32, y: f64): void {
  */
 export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, learningRate: f64, gradClip: f64, minCountPerBucket: f64): i32 {
   Fc.enabled = enabled;
-  Lstm.minLevel = Math.log1p(Math.max(0.0, minCountPerBucket));
+  Lstm.minLevel = log1pD(Math.max(0.0, minCountPerBucket));
   Fc.quantile = quantile;
   Fc.trainPerBucket = trainPerBucket;
   Lstm.learningRate = learningRate;

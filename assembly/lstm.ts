@@ -4,7 +4,7 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
-import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
+import { expm1D, log1pD, sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decLog, decU16, encLog, encU16 } from "./codec";
 
 // Shapes (must equal src/forecast/lstm.ts).
@@ -102,7 +102,7 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
   store<f64>(XB, load<f64>(TRIG, 16), 32);
   store<f64>(XB, load<f64>(TRIG, 24), 40);
   store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
-  store<f64>(XB, Math.log1p(Math.max(0.0, tokPerReq)) / 10.0, 56);
+  store<f64>(XB, log1pD(Math.max(0.0, tokPerReq)) / 10.0, 56);
   store<f64>(XB, throttled, 64);
 }
 
@@ -272,7 +272,7 @@ const HEAD_PARAMS: i32 = 3 + LH;
 export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
-  const ly = Math.log1p(Math.max(0.0, count));
+  const ly = log1pD(Math.max(0.0, count));
   const prevLevel = <f64>load<f32>(e, F_LEVEL);
   const level = <f64>(<f32>(n == 0 ? ly : prevLevel + LEVEL_ALPHA * (ly - prevLevel)));
   const dense = level >= Lstm.minLevel;
@@ -321,7 +321,7 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
-  const v = Math.expm1(<f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2)));
+  const v = expm1D(<f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2)));
   return v > 0.0 ? v : 0.0;
 }
 
@@ -329,7 +329,7 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
 export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const v = Math.expm1(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
+  const v = expm1D(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
   return v > 0.0 ? v : 0.0;
 }
 

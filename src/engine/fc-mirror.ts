@@ -5,7 +5,7 @@
  * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
  */
 import { SlotField as S } from "./regions.ts";
-import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
+import { engineExpm1, engineLog1p, engineSigmoidF, engineTanhF } from "./fastmath.ts";
 import { decLog, decU16, encLog, encU16 } from "./codec.ts";
 import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
@@ -108,7 +108,7 @@ export class FcMirror {
   private readonly wt = new Float64Array(EJ);
 
   configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
-    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: Math.log1p(Math.max(0, minCountPerBucket)) });
+    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: engineLog1p(Math.max(0, minCountPerBucket)) });
     return 0;
   }
 
@@ -171,7 +171,7 @@ export class FcMirror {
     const { points, period } = this.g;
     const e = sp + this.g.ext;
     const n = u32[(e + F_N) >> 2];
-    const ly = Math.log1p(Math.max(0, count));
+    const ly = engineLog1p(Math.max(0, count));
     const prevLevel = f32[(e + F_LEVEL) >> 2];
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     const dense = level >= this.minLevel;
@@ -205,7 +205,7 @@ export class FcMirror {
     x[4] = Math.sin(dow);
     x[5] = Math.cos(dow);
     x[6] = Math.min(cv, 10.0) / 10.0;
-    x[7] = Math.log1p(Math.max(0.0, tokPerReq)) / 10.0;
+    x[7] = engineLog1p(Math.max(0.0, tokPerReq)) / 10.0;
     x[8] = throttled;
     const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
     engineGruStep(this.params, hv, x, this.hn);
@@ -235,13 +235,13 @@ export class FcMirror {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const o = h < 1 ? 0 : h > LO ? LO - 1 : h - 1;
-    const v = Math.expm1(this.f32[(e + F_LEVEL) >> 2] + this.f32[((e + F_OUT) >> 2) + o]);
+    const v = engineExpm1(this.f32[(e + F_LEVEL) >> 2] + this.f32[((e + F_OUT) >> 2) + o]);
     return v > 0 ? v : 0;
   }
   profileForecastCount(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const v = Math.expm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
+    const v = engineExpm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
     return v > 0 ? v : 0;
   }
   seasonalLastCount(sp: number, slotOfDay: number, day3: number): number {
