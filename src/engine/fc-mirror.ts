@@ -57,6 +57,8 @@ const J_LSTM = ENGINE_ENSEMBLE_MEMBERS.indexOf("lstm");
 const NO_FORECAST = 0xffff;
 const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
 const E_PEND = 0, E_PCOMB = E_PEND + RING * EJ * 2, E_ERR = (E_PCOMB + RING * 2 + 3) & ~3, E_Q = E_ERR + EJ * 4, E_MAE = E_Q + 4, E_COMB = E_MAE + 4, E_BYTES = E_COMB + 4;
+/** The 7-input sorting network of assembly/ensemble.ts combine (comparator pairs, in order). */
+const SORT7 = [0, 6, 2, 3, 4, 5, 0, 2, 1, 4, 3, 6, 0, 1, 2, 5, 3, 4, 1, 2, 4, 6, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6] as const;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
@@ -106,6 +108,8 @@ export class FcMirror {
   private readonly grad = new Float64Array(3 + LH);
   private readonly val = new Float64Array(EJ);
   private readonly wt = new Float64Array(EJ);
+  private readonly sv = new Float64Array(EJ);
+  private readonly sw = new Float64Array(EJ);
 
   configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
     Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: engineLog1p(Math.max(0, minCountPerBucket)) });
@@ -275,6 +279,7 @@ export class FcMirror {
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
 
+  /** assembly/ensemble.ts combine: weighted mean, then the weighted median over the sorting network's order. */
   private combine(e: number, skip: number): number {
     const { f32, val, wt } = this;
     let ws = 0, fm = 0;
@@ -288,22 +293,27 @@ export class FcMirror {
     }
     if (!(ws > 0) || !Number.isFinite(fm / ws)) return val[0];
     const mean = Math.max(0, fm / ws);
-    let used = skip < EJ ? 1 << skip : 0, acc = 0, med = val[0];
-    for (let k = skip < EJ ? 1 : 0; k < EJ; k++) {
-      let best = -1, bv = Infinity;
-      for (let j = 0; j < EJ; j++) {
-        if (used & (1 << j)) continue;
-        if (best < 0 || val[j] < bv) {
-          best = j;
-          bv = val[j];
-        }
+    const v = this.sv, w = this.sw;
+    v.set(val);
+    w.set(wt);
+    for (let i = 0; i < SORT7.length; i += 2) {
+      const a = SORT7[i], b = SORT7[i + 1];
+      if (v[b] < v[a]) {
+        const t = v[a];
+        v[a] = v[b];
+        v[b] = t;
+        const u = w[a];
+        w[a] = w[b];
+        w[b] = u;
       }
-      used |= 1 << best;
-      acc += wt[best] / ws;
-      med = bv;
-      if (acc >= 0.5) break;
     }
-    return 0.5 * (mean + med);
+    const half = 0.5 * ws;
+    let acc = 0, k = 0;
+    for (; k < EJ - 1; k++) {
+      acc += w[k];
+      if (!(acc < half)) break;
+    }
+    return 0.5 * (mean + v[k]);
   }
 
   /**
