@@ -32,9 +32,8 @@ const PARAMS: usize = TRAIN_BLOCK;
 const M1: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 8;
 const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
 const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
-// Scratch (never part of the state): inputs, gates, new hidden, gradient, outputs.
-const XB: usize = memory.data(LX * 8, 16);
-const HN: usize = memory.data(LH * 8, 16);
+// Scratch (never part of the state): inputs 0 and 1 in f64 (the output layer's skip terms), gradient.
+const XB: usize = memory.data(2 * 8, 16);
 const GRAD: usize = memory.data((3 + LH) * 8, 16);
 
 // Per-user extension offsets (bytes after Slot.ext).
@@ -81,7 +80,14 @@ export class Lstm {
 const TRIG: usize = memory.data(4 * 8, 16);
 let trigBucket: u32 = 0xffffffff;
 
-/** Sets TRIG for the closed bucket c (no-op when it is already set for c). */
+/**
+ * The gates' bucket-only part, per closed bucket: for the z, r and n gates (LH f32 each, in that
+ * order), c_i = bias_i + W[i][2] x2 + W[i][3] x3 + W[i][4] x4 + W[i][5] x5, each operation rounded
+ * to f32, from the packed weights (lstmPack runs first in every tick that closes buckets).
+ */
+const CB: usize = memory.data(3 * LH * 4, 16);
+
+/** Sets TRIG and CB for the closed bucket c (no-op when they are already set for c). */
 export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period: u32): void {
   if (c == trigBucket) return;
   trigBucket = c;
@@ -91,19 +97,30 @@ export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period:
   store<f64>(TRIG, Math.cos(tod), 8);
   store<f64>(TRIG, Math.sin(dow), 16);
   store<f64>(TRIG, Math.cos(dow), 24);
+  for (let g = 0; g < 3; g++) {
+    const w = PACK + <usize>(g * PK_GATE) * 4;
+    for (let i = 0; i < LH; i++) {
+      let a = load<f32>(w + <usize>(LX * LH + LH * LH + i) * 4);
+      for (let k = 2; k < 6; k++) a = a + load<f32>(w + <usize>(k * LH + i) * 4) * <f32>load<f64>(TRIG + (<usize>(k - 2) << 3));
+      store<f32>(CB + <usize>(g * LH + i) * 4, a);
+    }
+  }
 }
 
-/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts); inputs 2..5 from TRIG. */
+/**
+ * Fills XF with the normalised input as f32 (see lstmInput in src/forecast/lstm.ts; inputs 2..5,
+ * the bucket's, are in CB) and XB with inputs 0 and 1 in f64.
+ */
 function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
-  store<f64>(XB, ly - level, 0);
-  store<f64>(XB, sNext - level, 8);
-  store<f64>(XB, load<f64>(TRIG), 16);
-  store<f64>(XB, load<f64>(TRIG, 8), 24);
-  store<f64>(XB, load<f64>(TRIG, 16), 32);
-  store<f64>(XB, load<f64>(TRIG, 24), 40);
-  store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
-  store<f64>(XB, log1pD(Math.max(0.0, tokPerReq)) / 10.0, 56);
-  store<f64>(XB, throttled, 64);
+  const x0 = ly - level;
+  const x1 = sNext - level;
+  store<f64>(XB, x0, 0);
+  store<f64>(XB, x1, 8);
+  store<f32>(XF, <f32>x0, 0);
+  store<f32>(XF, <f32>x1, 4);
+  store<f32>(XF, <f32>(Math.min(cv, 10.0) / 10.0), 24);
+  store<f32>(XF, <f32>(log1pD(Math.max(0.0, tokPerReq)) / 10.0), 28);
+  store<f32>(XF, <f32>throttled, 32);
 }
 
 // The gates' weights as f32, transposed (input-major, unit-minor) so four units' sums are one
@@ -112,7 +129,7 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
 // only), so lstmPack runs at the start of each tick that closes buckets.
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
 const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
-/** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
+/** The step's input as f32 (inputs 2..5 unused: their part is in CB) and the new hidden state. */
 const XF: usize = memory.data(LX * 4, 16);
 const HF: usize = memory.data(LH * 4, 16);
 
@@ -132,55 +149,63 @@ export function lstmPack(): void {
 }
 
 /**
- * One GRU step from hidden h (f32 at hp) and input XB into HN (f64), in single precision (the
- * hidden state is stored as f32 anyway). Per unit i, every operation rounded to f32, in this
- * order: a = bias_i, then a += W[i][k] x[k] (k ascending), then a += U[i][k] h[k], for the z and
- * r gates; the candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
- * r = sigmoid(a_r), n = tanh(a_n + r u_n), h'_i = (1 - z) n + z h_i. The SIMD form runs units
- * 4q..4q+3 in the lanes of one f32x4 with the same operations in the same order per lane;
+ * One GRU step from hidden h (f32 at hp) and input XF (with CB) into HF (f32), in single
+ * precision. Per unit i, every operation rounded to f32, in this order: a = c_i (CB: bias and the
+ * bucket's inputs 2..5), then a += W[i][k] x[k] for k = 0, 1, 6, 7, 8, then a += U[i][k] h[k]
+ * (k ascending), for the z and r gates; the candidate's a_n (CB and the input part) and u_n (bu_i
+ * + recurrent part); z = sigmoid(a_z), r = sigmoid(a_r), n = tanh(a_n + r u_n),
+ * h'_i = (1 - z) n + z h_i. The SIMD form runs units 0..3 and 4..7 in two f32x4 per gate, each
+ * input splatted once for both; the same operations in the same order per lane.
  * src/engine/fc-mirror.ts reproduces it with Math.fround.
  */
 function gruStep(hp: usize): void {
-  for (let k = 0; k < LX; k++) store<f32>(XF + (<usize>k << 2), <f32>load<f64>(XB + (<usize>k << 3)));
   const WZ = PACK, WR = PACK + <usize>PK_GATE * 4, WN = PACK + <usize>(2 * PK_GATE) * 4;
   const BU = PACK + <usize>(3 * PK_GATE) * 4;
   const UO: usize = <usize>(LX * LH) * 4; // U^T after W^T
-  const BO: usize = <usize>(LX * LH + LH * LH) * 4; // bias after U^T
   if (ASC_FEATURE_SIMD) {
-    for (let q = 0; q < LH / 4; q++) {
-      const o = <usize>q << 4; // byte offset of units 4q..4q+3 in a row of LH f32
-      let az = v128.load(WZ + BO + o);
-      let ar = v128.load(WR + BO + o);
-      let an = v128.load(WN + BO + o);
-      let un = v128.load(BU + o);
-      for (let k = 0; k < LX; k++) {
-        const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
-        const row = (<usize>(k * LH) << 2) + o;
-        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), xk));
-        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), xk));
-        an = f32x4.add(an, f32x4.mul(v128.load(WN + row), xk));
-      }
-      for (let k = 0; k < LH; k++) {
-        const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
-        const row = UO + (<usize>(k * LH) << 2) + o;
-        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), hk));
-        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), hk));
-        un = f32x4.add(un, f32x4.mul(v128.load(WN + row), hk));
-      }
-      const z = sigmoidF4(az);
-      const r = sigmoidF4(ar);
-      const n = tanhF4(f32x4.add(an, f32x4.mul(r, un)));
-      const hv = v128.load(hp + o);
-      v128.store(HF + o, f32x4.add(f32x4.mul(f32x4.sub(f32x4.splat(1.0), z), n), f32x4.mul(z, hv)));
+    let az0 = v128.load(CB), az1 = v128.load(CB, 16);
+    let ar0 = v128.load(CB, 32), ar1 = v128.load(CB, 48);
+    let an0 = v128.load(CB, 64), an1 = v128.load(CB, 80);
+    let un0 = v128.load(BU), un1 = v128.load(BU, 16);
+    for (let j = 0; j < 5; j++) {
+      const k = j < 2 ? j : j + 4; // inputs 0, 1, 6, 7, 8
+      const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
+      const row = <usize>(k * LH) << 2;
+      az0 = f32x4.add(az0, f32x4.mul(v128.load(WZ + row), xk));
+      az1 = f32x4.add(az1, f32x4.mul(v128.load(WZ + row, 16), xk));
+      ar0 = f32x4.add(ar0, f32x4.mul(v128.load(WR + row), xk));
+      ar1 = f32x4.add(ar1, f32x4.mul(v128.load(WR + row, 16), xk));
+      an0 = f32x4.add(an0, f32x4.mul(v128.load(WN + row), xk));
+      an1 = f32x4.add(an1, f32x4.mul(v128.load(WN + row, 16), xk));
     }
+    for (let k = 0; k < LH; k++) {
+      const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
+      const row = UO + (<usize>(k * LH) << 2);
+      az0 = f32x4.add(az0, f32x4.mul(v128.load(WZ + row), hk));
+      az1 = f32x4.add(az1, f32x4.mul(v128.load(WZ + row, 16), hk));
+      ar0 = f32x4.add(ar0, f32x4.mul(v128.load(WR + row), hk));
+      ar1 = f32x4.add(ar1, f32x4.mul(v128.load(WR + row, 16), hk));
+      un0 = f32x4.add(un0, f32x4.mul(v128.load(WN + row), hk));
+      un1 = f32x4.add(un1, f32x4.mul(v128.load(WN + row, 16), hk));
+    }
+    const one = f32x4.splat(1.0);
+    let z = sigmoidF4(az0);
+    let r = sigmoidF4(ar0);
+    let n = tanhF4(f32x4.add(an0, f32x4.mul(r, un0)));
+    v128.store(HF, f32x4.add(f32x4.mul(f32x4.sub(one, z), n), f32x4.mul(z, v128.load(hp))));
+    z = sigmoidF4(az1);
+    r = sigmoidF4(ar1);
+    n = tanhF4(f32x4.add(an1, f32x4.mul(r, un1)));
+    v128.store(HF, f32x4.add(f32x4.mul(f32x4.sub(one, z), n), f32x4.mul(z, v128.load(hp, 16))), 16);
   } else {
     for (let i = 0; i < LH; i++) {
       const o = <usize>i << 2;
-      let az = load<f32>(WZ + BO + o);
-      let ar = load<f32>(WR + BO + o);
-      let an = load<f32>(WN + BO + o);
+      let az = load<f32>(CB + o);
+      let ar = load<f32>(CB + o, 32);
+      let an = load<f32>(CB + o, 64);
       let un = load<f32>(BU + o);
-      for (let k = 0; k < LX; k++) {
+      for (let j = 0; j < 5; j++) {
+        const k = j < 2 ? j : j + 4;
         const xk = load<f32>(XF + (<usize>k << 2));
         const row = (<usize>(k * LH) << 2) + o;
         az = az + load<f32>(WZ + row) * xk;
@@ -200,13 +225,12 @@ function gruStep(hp: usize): void {
       store<f32>(HF + o, (<f32>1.0 - z) * n + z * load<f32>(hp + o));
     }
   }
-  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(HF + (<usize>k << 2)));
 }
 
-/** Output o from hidden HN (f64) and input XB. */
+/** Output o from hidden HF (the new state, f32, widened) and inputs 0, 1 (f64, XB). */
 function gruOutput(o: i32): f64 {
   let v = P(OFF_BO + o) + P(OFF_SKIP + o) * load<f64>(XB) + P(OFF_SKIP + LO + o) * load<f64>(XB, 8);
-  for (let k = 0; k < LH; k++) v += P(OFF_WO + o * LH + k) * load<f64>(HN + (<usize>k << 3));
+  for (let k = 0; k < LH; k++) v += P(OFF_WO + o * LH + k) * <f64>load<f32>(HF + (<usize>k << 2));
   return v;
 }
 
@@ -300,11 +324,12 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
     const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
     fillInput(ly, sNext, level, cv, tokPerReq, throttled);
     gruStep(e + F_H);
-    for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
-    store<f32>(e + F_PREV_X, <f32>load<f64>(XB));
-    store<f32>(e + F_PREV_X + 4, <f32>load<f64>(XB, 8));
-    // Outputs from the f32-rounded hidden state, as the TS reference computes them.
-    for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
+    store<u64>(e + F_H, load<u64>(HF));
+    store<u64>(e + F_H + 8, load<u64>(HF, 8));
+    store<u64>(e + F_H + 16, load<u64>(HF, 16));
+    store<u64>(e + F_H + 24, load<u64>(HF, 24));
+    store<f32>(e + F_PREV_X, load<f32>(XF));
+    store<f32>(e + F_PREV_X + 4, load<f32>(XF, 4));
     for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
   } else {
     // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes

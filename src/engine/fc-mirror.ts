@@ -14,10 +14,14 @@ const LX = LSTM_INPUTS;
 const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_OUT = 40, F_PREV_X = 64, F_LAST3 = 72, F_PROFILE = 84;
+/** Inputs of the GRU step after the bucket-only ones (2..5), in the order the engine adds them. */
+const USER_INPUTS = [0, 1, 6, 7, 8] as const;
 /**
- * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
- * design form (gru.ts gruStep) in single precision (every operation rounded with Math.fround,
- * weights and inputs rounded to f32 first), with the engine's expf (fastmath.ts) in the gates.
+ * One GRU step as the engine computes it (assembly/lstm.ts gruStep), in single precision (every
+ * operation rounded with Math.fround, weights and inputs rounded to f32 first), with the engine's
+ * expf (fastmath.ts) in the gates. Per unit: a = bias, then + W x for the bucket's inputs 2..5
+ * (the engine computes that part once per bucket, lstmBucketInputs), then inputs 0, 1, 6, 7, 8,
+ * then U h (k ascending).
  */
 function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array): void {
   const { z: OZ, r: OR, n: ON, bu: OBU } = GruOffset;
@@ -27,7 +31,13 @@ function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, o
     let ar = fr(p[OR + LH * LX + LH * LH + i]);
     let an = fr(p[ON + LH * LX + LH * LH + i]);
     let un = fr(p[OBU + i]);
-    for (let k = 0; k < LX; k++) {
+    for (let k = 2; k < 6; k++) {
+      const xk = fr(x[k]);
+      az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
+      ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
+      an = fr(an + fr(fr(p[ON + i * LX + k]) * xk));
+    }
+    for (const k of USER_INPUTS) {
       const xk = fr(x[k]);
       az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
       ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
