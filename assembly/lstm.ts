@@ -32,8 +32,7 @@ const PARAMS: usize = TRAIN_BLOCK;
 const M1: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 8;
 const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
 const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
-// Scratch (never part of the state): inputs 0 and 1 in f64 (the output layer's skip terms), gradient.
-const XB: usize = memory.data(2 * 8, 16);
+// Scratch (never part of the state): the training step's gradient.
 const GRAD: usize = memory.data((3 + LH) * 8, 16);
 
 // Per-user extension offsets (bytes after Slot.ext).
@@ -109,15 +108,11 @@ export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period:
 
 /**
  * Fills XF with the normalised input as f32 (see lstmInput in src/forecast/lstm.ts; inputs 2..5,
- * the bucket's, are in CB) and XB with inputs 0 and 1 in f64.
+ * the bucket's, are in CB).
  */
 function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
-  const x0 = ly - level;
-  const x1 = sNext - level;
-  store<f64>(XB, x0, 0);
-  store<f64>(XB, x1, 8);
-  store<f32>(XF, <f32>x0, 0);
-  store<f32>(XF, <f32>x1, 4);
+  store<f32>(XF, <f32>(ly - level), 0);
+  store<f32>(XF, <f32>(sNext - level), 4);
   store<f32>(XF, <f32>(Math.min(cv, 10.0) / 10.0), 24);
   store<f32>(XF, <f32>(log1pD(Math.max(0.0, tokPerReq)) / 10.0), 28);
   store<f32>(XF, <f32>throttled, 32);
@@ -146,6 +141,22 @@ export function lstmPack(): void {
     }
   }
   for (let i = 0; i < LH; i++) store<f32>(PACK + <usize>(3 * PK_GATE + i) * 4, <f32>P(OFF_BU + i));
+  for (let o = 0; o < LO; o++) packHead(o);
+}
+
+// The output layer as f32, input-major: rows bias, skip of input 0, skip of input 1, Wo[.][k]
+// (k = 0..LH-1), each row 8 f32 (heads 0..5, then two zero pads), so two f32x4 hold all heads.
+// Packed with the gates (lstmPack); the online rule re-packs head 0 after each step it takes.
+const PO_ROW: usize = 32;
+const PO: usize = memory.data((3 + LH) * 32, 16);
+
+/** Copies head o's weights (bias, two skips, Wo row o) from PARAMS into PO as f32. */
+function packHead(o: i32): void {
+  const d = PO + (<usize>o << 2);
+  store<f32>(d, <f32>P(OFF_BO + o));
+  store<f32>(d + PO_ROW, <f32>P(OFF_SKIP + o));
+  store<f32>(d + 2 * PO_ROW, <f32>P(OFF_SKIP + LO + o));
+  for (let k = 0; k < LH; k++) store<f32>(d + <usize>(3 + k) * PO_ROW, <f32>P(OFF_WO + o * LH + k));
 }
 
 /**
@@ -227,11 +238,39 @@ function gruStep(hp: usize): void {
   }
 }
 
-/** Output o from hidden HF (the new state, f32, widened) and inputs 0, 1 (f64, XB). */
-function gruOutput(o: i32): f64 {
-  let v = P(OFF_BO + o) + P(OFF_SKIP + o) * load<f64>(XB) + P(OFF_SKIP + LO + o) * load<f64>(XB, 8);
-  for (let k = 0; k < LH; k++) v += P(OFF_WO + o * LH + k) * <f64>load<f32>(HF + (<usize>k << 2));
-  return v;
+/**
+ * The six outputs (log1p count - level at h = 1..6) from the new hidden state HF and inputs 0, 1
+ * (XF), in single precision, into the slot's F_OUT. Per head o, every operation rounded to f32:
+ * v = bo_o, v += skip0_o x0, v += skip1_o x1, then v += Wo[o][k] h[k] (k ascending); the SIMD form
+ * runs heads 0..3 and 4, 5 (two pad lanes) in two f32x4. src/engine/fc-mirror.ts follows.
+ */
+function gruOutputs(out: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    let o0 = v128.load(PO), o1 = v128.load(PO, 16);
+    const x0 = f32x4.splat(load<f32>(XF));
+    o0 = f32x4.add(o0, f32x4.mul(v128.load(PO + PO_ROW), x0));
+    o1 = f32x4.add(o1, f32x4.mul(v128.load(PO + PO_ROW, 16), x0));
+    const x1 = f32x4.splat(load<f32>(XF, 4));
+    o0 = f32x4.add(o0, f32x4.mul(v128.load(PO + 2 * PO_ROW), x1));
+    o1 = f32x4.add(o1, f32x4.mul(v128.load(PO + 2 * PO_ROW, 16), x1));
+    for (let k = 0; k < LH; k++) {
+      const hk = f32x4.splat(load<f32>(HF + (<usize>k << 2)));
+      const row = PO + <usize>(3 + k) * PO_ROW;
+      o0 = f32x4.add(o0, f32x4.mul(v128.load(row), hk));
+      o1 = f32x4.add(o1, f32x4.mul(v128.load(row, 16), hk));
+    }
+    v128.store(out, o0);
+    store<u64>(out + 16, i64x2.extract_lane(o1, 0));
+  } else {
+    for (let o = 0; o < LO; o++) {
+      const c = PO + (<usize>o << 2);
+      let v = load<f32>(c);
+      v = v + load<f32>(c + PO_ROW) * load<f32>(XF);
+      v = v + load<f32>(c + 2 * PO_ROW) * load<f32>(XF, 4);
+      for (let k = 0; k < LH; k++) v = v + load<f32>(c + <usize>(3 + k) * PO_ROW) * load<f32>(HF + (<usize>k << 2));
+      store<f32>(out + (<usize>o << 2), v);
+    }
+  }
 }
 
 /**
@@ -276,6 +315,7 @@ function trainStep(e: usize, target: f64): f64 {
     store<f64>(M2 + o, m2);
     store<f64>(PARAMS + o, load<f64>(PARAMS + o) - (lr * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8));
   }
+  packHead(0);
   return Math.abs(d);
 }
 
@@ -330,7 +370,7 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
     store<u64>(e + F_H + 24, load<u64>(HF, 24));
     store<f32>(e + F_PREV_X, load<f32>(XF));
     store<f32>(e + F_PREV_X + 4, load<f32>(XF, 4));
-    for (let o = 0; o < LO; o++) store<f32>(e + F_OUT + (<usize>o << 2), <f32>gruOutput(o));
+    gruOutputs(e + F_OUT);
   } else {
     // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes
     // from them if the user becomes dense again); no training step may follow this one.

@@ -7,7 +7,7 @@
 import { SlotField as S } from "./regions.ts";
 import { engineExpm1, engineLog1p, engineSigmoidF, engineTanhF } from "./fastmath.ts";
 import { decLog, decU16, encLog, encU16 } from "./codec.ts";
-import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
+import { GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
@@ -53,6 +53,24 @@ function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, o
     const r = engineSigmoidF(ar);
     const n = engineTanhF(fr(an + fr(r * un)));
     out[i] = fr(fr(fr(1 - z) * n) + fr(z * h[i]));
+  }
+}
+
+/**
+ * The output layer as the engine computes it (assembly/lstm.ts gruOutputs): per head o, in f32
+ * (Math.fround after every operation, weights and inputs 0, 1 rounded to f32 first):
+ * bo_o + skip0_o x0 + skip1_o x1, then + Wo[o][k] h[k] (k ascending).
+ */
+function engineGruOutput(p: Float64Array, h: ArrayLike<number>, x: Float64Array, y: Float64Array): void {
+  const { wo: OWO, bo: OBO, skip: OSK } = GruOffset;
+  const fr = Math.fround;
+  const x0 = fr(x[0]), x1 = fr(x[1]);
+  for (let o = 0; o < LO; o++) {
+    let v = fr(p[OBO + o]);
+    v = fr(v + fr(fr(p[OSK + o]) * x0));
+    v = fr(v + fr(fr(p[OSK + LO + o]) * x1));
+    for (let k = 0; k < LH; k++) v = fr(v + fr(fr(p[OWO + o * LH + k]) * h[k]));
+    y[o] = v;
   }
 }
 
@@ -226,7 +244,7 @@ export class FcMirror {
     for (let k = 0; k < LH; k++) hv[k] = this.hn[k];
     f32[(e + F_PREV_X) >> 2] = x[0];
     f32[((e + F_PREV_X) >> 2) + 1] = x[1];
-    gruOutput(this.params, hv, x, this.y);
+    engineGruOutput(this.params, hv, x, this.y);
     for (let o = 0; o < LO; o++) f32[((e + F_OUT) >> 2) + o] = this.y[o];
     f32[((e + F_LAST3) >> 2) + (n % 3)] = count;
     u32[(e + F_N) >> 2] = n + 1;
