@@ -48,6 +48,11 @@ export function lstmBytes(points: u32): u32 {
   return F_PROFILE + points * 8;
 }
 
+/** log1pD(n) for whole n < LOG1P_TABLE_N (filled at instantiation). */
+const LOG1P_TABLE_N: i32 = 256;
+const LOG1P_TABLE: usize = memory.data(LOG1P_TABLE_N * 8, 16);
+for (let i = 0; i < LOG1P_TABLE_N; i++) store<f64>(LOG1P_TABLE + (<usize>i << 3), log1pD(<f64>i));
+
 /** Learning settings of the online rule and the tier threshold (set by fcConfigure). */
 export class Lstm {
   static learningRate: f64 = 0.001;
@@ -336,7 +341,9 @@ const HEAD_PARAMS: i32 = 3 + LH;
 export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool): f64 {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
-  const ly = log1pD(Math.max(0.0, count));
+  const cnt = Math.max(0.0, count);
+  // Whole counts below 256 (most closes of most users) read log1pD's value from a table.
+  const ly = cnt < <f64>LOG1P_TABLE_N && <f64><i32>cnt == cnt ? load<f64>(LOG1P_TABLE + (<usize><i32>cnt << 3)) : log1pD(cnt);
   const prevLevel = <f64>load<f32>(e, F_LEVEL);
   const level = <f64>(<f32>(n == 0 ? ly : prevLevel + LEVEL_ALPHA * (ly - prevLevel)));
   const dense = level >= Lstm.minLevel;
