@@ -18,6 +18,8 @@ const RING: u32 = EH_MAX + 1; // pending forecasts by target bucket mod RING
 const J_LSTM: u32 = 3;
 /** Pending-forecast code of a member that made no forecast (the LSTM member of a sparse user); real forecasts are encoded below it. */
 const NO_FORECAST: u32 = 0xffff;
+/** decU16's exponent offset (assembly/codec.ts U16_BIAS). */
+const U16_BIAS: u32 = 999 << 10;
 /** Per-bucket decay of the members' error averages. */
 export const ERROR_DECAY: f64 = 0.9;
 /** Step of the bound's quantile tracker, as a share of the error scale. */
@@ -178,6 +180,28 @@ function combine(e: usize, skip: u32): f64 {
 }
 
 /**
+ * Scores four members: `code` their pending forecasts (encU16 codes in i32x4 lanes), `old` their
+ * error averages (f32x4). Per lane as the scalar loop: p = decU16(code), a = |count - p|, new error
+ * a (first score) or 0.9 old + 0.1 a in f64, rounded to f32; a lane with NO_FORECAST keeps `old`.
+ */
+// @ts-ignore: decorator
+@inline function scoreQuad(code: v128, old: v128, count: f64, first: bool): v128 {
+  // decU16: the f64's high word (code + bias) << 10, low word 0; code 0 is 0.0.
+  const hw = v128.andnot(i32x4.shl(i32x4.add(code, i32x4.splat(U16_BIAS)), 10), i32x4.eq(code, i32x4.splat(0)));
+  const z = i32x4.splat(0);
+  const cnt = f64x2.splat(count);
+  let a0 = f64x2.abs(f64x2.sub(cnt, i32x4.shuffle(z, hw, 0, 4, 1, 5)));
+  let a1 = f64x2.abs(f64x2.sub(cnt, i32x4.shuffle(z, hw, 0, 6, 1, 7)));
+  if (!first) {
+    const d = f64x2.splat(ERROR_DECAY), g = f64x2.splat(1.0 - ERROR_DECAY);
+    a0 = f64x2.add(f64x2.mul(d, f64x2.promote_low_f32x4(old)), f64x2.mul(g, a0));
+    a1 = f64x2.add(f64x2.mul(d, f64x2.promote_low_f32x4(i32x4.shuffle(old, old, 2, 3, 2, 3))), f64x2.mul(g, a1));
+  }
+  const n = i32x4.shuffle(f32x4.demote_f64x2_zero(a0), f32x4.demote_f64x2_zero(a1), 0, 1, 4, 5);
+  return v128.bitselect(old, n, i32x4.eq(code, i32x4.splat(NO_FORECAST)));
+}
+
+/**
  * Runs LSTM-lite and the ensemble on one closed bucket c of the user at sp (after HW has been
  * updated). y: the bucket's rate (req/s); (ti0, ti1, tf): the season position of the forecast
  * target c + horizon; features of the closed bucket as the engine summarised them.
@@ -191,13 +215,25 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   // 1. Score the forecasts made h buckets ago for this bucket.
   if (nBefore >= h) {
     const slot = c % RING;
-    for (let j: u32 = 0; j < EJ; j++) {
-      const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
-      if (code == NO_FORECAST) continue;
-      const pj = decU16(code);
-      const ej = e + E_ERR + j * 4;
-      const a = Math.abs(count - pj);
-      store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
+    if (ASC_FEATURE_SIMD) {
+      // Members 0..3 and 4..6 in two quads (the code after member 6 and the f32 after error 6, the
+      // bound offset, are read and left as they are); per lane the scalar form's operations.
+      const codes = v128.load(e + E_PEND + slot * EJ * 2);
+      const err = e + E_ERR;
+      const n0 = scoreQuad(i32x4.extend_low_i16x8_u(codes), v128.load(err), count, nBefore == h);
+      const n1 = scoreQuad(i32x4.extend_high_i16x8_u(codes), v128.load(err, 16), count, nBefore == h);
+      v128.store(err, n0);
+      v128.store64_lane(err + 16, n1, 0);
+      store<f32>(err + 24, f32x4.extract_lane(n1, 2));
+    } else {
+      for (let j: u32 = 0; j < EJ; j++) {
+        const code = <u32>load<u16>(e + E_PEND + (slot * EJ + j) * 2);
+        if (code == NO_FORECAST) continue;
+        const pj = decU16(code);
+        const ej = e + E_ERR + j * 4;
+        const a = Math.abs(count - pj);
+        store<f32>(ej, <f32>(nBefore == h ? a : ERROR_DECAY * <f64>load<f32>(ej) + (1.0 - ERROR_DECAY) * a));
+      }
     }
     const fc = decU16(load<u16>(e + E_PCOMB + slot * 2));
     const err = Math.abs(count - fc);
