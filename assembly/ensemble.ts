@@ -55,8 +55,8 @@ export function fcExtBytes(points: u32): u32 {
   return (lstmBytes(points) + E_BYTES + 7) & ~7;
 }
 
-// Scratch: the members' forecasts.
-const VAL: usize = memory.data(<i32>EJ * 8, 16);
+// Scratch: the members' forecasts (one f64 more, so two quads of lanes read inside it).
+const VAL: usize = memory.data(<i32>(EJ + 1) * 8, 16);
 
 /** Member forecasts (counts) at horizon h for target bucket `target` into VAL (the LSTM member only for a dense user). */
 function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense: bool): void {
@@ -202,6 +202,19 @@ function combine(e: usize, skip: u32): f64 {
 }
 
 /**
+ * encU16 of the four f64 in `a` (values 0, 1) and `b` (2, 3), capped at NO_FORECAST - 1, as i32x4:
+ * from the high word, ((hi + 512) >> 10) - bias, clamped to [0, NO_FORECAST - 1]; values not > 0
+ * (and NaN) give 0. The same integer steps as encU16.
+ */
+// @ts-ignore: decorator
+@inline function encodeQuad(a: v128, b: v128): v128 {
+  const hi = i32x4.shuffle(a, b, 1, 3, 5, 7);
+  const pos = i32x4.shuffle(f64x2.gt(a, f64x2.splat(0.0)), f64x2.gt(b, f64x2.splat(0.0)), 0, 2, 4, 6);
+  const c = i32x4.sub(i32x4.shr_u(i32x4.add(hi, i32x4.splat(512)), 10), i32x4.splat(U16_BIAS));
+  return v128.and(i32x4.min_s(i32x4.max_s(c, i32x4.splat(0)), i32x4.splat(NO_FORECAST - 1)), pos);
+}
+
+/**
  * Runs LSTM-lite and the ensemble on one closed bucket c of the user at sp (after HW has been
  * updated). y: the bucket's rate (req/s); (ti0, ti1, tf): the season position of the forecast
  * target c + horizon; features of the closed bucket as the engine summarised them.
@@ -280,9 +293,20 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   members(sp, target, h, ti0, ti1, tf, dense);
   const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = target % RING;
-  for (let j: u32 = 0; j < EJ; j++) {
-    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU16(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
-    store<u16>(e + E_PEND + (ts * EJ + j) * 2, <u16>code);
+  const pend = e + E_PEND + ts * EJ * 2;
+  if (ASC_FEATURE_SIMD) {
+    // encU16 of VAL[0..7) on lanes (VAL[7] is scratch past the members, its code is not stored),
+    // capped at NO_FORECAST - 1; the LSTM member of a sparse user gets NO_FORECAST.
+    let codes = i16x8.narrow_i32x4_u(encodeQuad(v128.load(VAL), v128.load(VAL, 16)), encodeQuad(v128.load(VAL, 32), v128.load(VAL, 48)));
+    if (!dense) codes = i16x8.replace_lane(codes, 3, <i16>NO_FORECAST); // lane J_LSTM
+    v128.store64_lane(pend, codes, 0);
+    v128.store32_lane(pend + 8, codes, 2);
+    v128.store16_lane(pend + 12, codes, 6);
+  } else {
+    for (let j: u32 = 0; j < EJ; j++) {
+      const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU16(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
+      store<u16>(pend + j * 2, <u16>code);
+    }
   }
   store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
   store<f32>(e + E_COMB, <f32>comb);
