@@ -9,7 +9,7 @@ import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_HASH_LO, S
 import { hwForecastAt } from "./hw";
 import { decU16, encU16 } from "./codec";
 import { log1pD } from "./fastmath";
-import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { Lstm, lastCount, lstmBucketInputs, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmProfileForecasts, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 
 export const EJ: u32 = 7; // members
 export const EH_MAX: u32 = 6; // largest horizon the ensemble serves
@@ -65,8 +65,12 @@ function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense
   store<f64>(VAL, lastCount(sp));
   store<f64>(VAL, median3Count(sp), 8);
   store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
-  store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
-  store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+  if (ASC_FEATURE_SIMD) {
+    v128.store(VAL, lstmProfileForecasts(sp, h, dense, target % D, D, P), 24);
+  } else {
+    store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
+    store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+  }
   store<f64>(VAL, seasonalLastCount(sp, target % D, (target / D) % 3, D, P), 40);
   store<f64>(VAL, slotMedian3Count(sp, target % D, D, P), 48);
 }

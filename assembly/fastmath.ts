@@ -188,3 +188,24 @@
   const scale = reinterpret<f64>(<u64>(<i32>reinterpret<u64>(t) + 1023) << 52);
   return scale * p + (scale - 1.0);
 }
+
+/** expm1D on the two lanes of an f64x2: the same operations per lane (a lane above 709 or NaN: both lanes through expm1D). */
+// @ts-ignore: decorator
+@inline export function expm1D2(x: v128): v128 {
+  if (!i64x2.all_true(f64x2.le(x, f64x2.splat(709.0)))) {
+    return f64x2.replace_lane(f64x2.splat(expm1D(f64x2.extract_lane(x, 0))), 1, expm1D(f64x2.extract_lane(x, 1)));
+  }
+  x = f64x2.max(x, f64x2.splat(-45.0));
+  const t = f64x2.add(f64x2.mul(x, f64x2.splat(INV_LN2)), f64x2.splat(MAGIC_D));
+  const kf = f64x2.sub(t, f64x2.splat(MAGIC_D));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(kf, f64x2.splat(LN2_HI))), f64x2.mul(kf, f64x2.splat(LN2_LO)));
+  const r2 = f64x2.mul(r, r);
+  const r4 = f64x2.mul(r2, r2);
+  const b0 = f64x2.add(f64x2.add(f64x2.splat(E2), f64x2.mul(f64x2.splat(E3), r)), f64x2.mul(f64x2.add(f64x2.splat(E4), f64x2.mul(f64x2.splat(E5), r)), r2));
+  const b1 = f64x2.add(f64x2.add(f64x2.splat(E6), f64x2.mul(f64x2.splat(E7), r)), f64x2.mul(f64x2.add(f64x2.splat(E8), f64x2.mul(f64x2.splat(E9), r)), r2));
+  const b2 = f64x2.add(f64x2.add(f64x2.splat(E10), f64x2.mul(f64x2.splat(E11), r)), f64x2.mul(f64x2.add(f64x2.splat(E12), f64x2.mul(f64x2.splat(E13), r)), r2));
+  const q = f64x2.add(f64x2.add(b0, f64x2.mul(b1, r4)), f64x2.mul(b2, f64x2.mul(r4, r4)));
+  const p = f64x2.add(r, f64x2.mul(r2, q));
+  const scale = i64x2.shl(i64x2.add(t, i64x2.splat(1023)), 52);
+  return f64x2.add(f64x2.mul(scale, p), f64x2.sub(scale, f64x2.splat(1.0)));
+}

@@ -4,7 +4,7 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
-import { expm1D, log1pD, sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
+import { expm1D, expm1D2, log1pD, sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decLog, decU16, encLog, encU16 } from "./codec";
 
 // Shapes (must equal src/forecast/lstm.ts).
@@ -395,6 +395,21 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
   const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
   const v = expm1D(<f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2)));
   return v > 0.0 ? v : 0.0;
+}
+
+/**
+ * lstmForecastCount(sp, h) (0 when `dense` is false: the sparse tier) in lane 0 and
+ * profileForecastCount(sp, slotOfDay, period, points) in lane 1, both expm1 on one f64x2.
+ */
+export function lstmProfileForecasts(sp: usize, h: u32, dense: bool, slotOfDay: u32, period: u32, points: u32): v128 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return f64x2.splat(0.0);
+  const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
+  const a = <f64>load<f32>(e, F_LEVEL) + <f64>load<f32>(e + F_OUT + (<usize>o << 2));
+  const b = decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1)));
+  // v > 0 ? v : 0 per lane (pmax(0, v) = 0 < v ? v : 0, so NaN -> 0 as in the scalar forms).
+  const v = f64x2.pmax(f64x2.splat(0.0), expm1D2(f64x2.replace_lane(f64x2.splat(a), 1, b)));
+  return dense ? v : f64x2.replace_lane(v, 0, 0.0);
 }
 
 /** Daily-profile forecast of the count at bucket-of-day `slotOfDay` (expm1 of the log profile). */
