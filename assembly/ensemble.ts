@@ -8,7 +8,8 @@ import { Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_FC_COMB, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
 import { decU16, decU8, encU16, encU8 } from "./codec";
-import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { log1pD } from "./fastmath";
+import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmProfileForecasts, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
 import { MAX_THREADS, Thread, SCRATCH_STRIDE } from "./threads";
 
 export const EJ: u32 = 7; // members
@@ -68,14 +69,12 @@ export function fcExtBytes(points: u32): u32 {
   return (eOffset(points) + E_BYTES + 7) & ~7;
 }
 
-// Scratch for the weighted median (one copy per tick thread: fcThreadInit).
+// Scratch: the members' forecasts (one copy per tick thread: fcThreadInit).
 let VAL: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
-let WT: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
 /** Points this instance's scratch at thread t's copies. */
 export function fcThreadInit(t: u32): void {
   VAL += <usize>(t * <u32>SCRATCH_STRIDE);
-  WT += <usize>(t * <u32>SCRATCH_STRIDE);
   lstmThreadInit(t);
 }
 
@@ -86,46 +85,89 @@ function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense
   store<f64>(VAL, lastCount(sp));
   store<f64>(VAL, median3Count(sp), 8);
   store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
-  store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
-  store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+  if (ASC_FEATURE_SIMD) {
+    v128.store(VAL, lstmProfileForecasts(sp, h, dense, target % D, D, P), 24);
+  } else {
+    store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
+    store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+  }
   store<f64>(VAL, seasonalLastCount(sp, target % D, (target / D) % 3, D, P), 40);
   store<f64>(VAL, slotMedian3Count(sp, target % D, D, P), 48);
 }
 
-/** Mean of the error-weighted mean and the error-weighted median of VAL; member `skip` (EJ = none) has no weight. */
+/** Weight of member j: 1 / (err_j + 1e-6)^4. */
+// @ts-ignore: decorator
+@inline function memberWeight(e: usize, j: u32): f64 {
+  const a = decU16(load<u16>(e + E_ERR + (j << 1))) + 1e-6;
+  const a2 = a * a;
+  return 1.0 / (a2 * a2);
+}
+
+/**
+ * Mean of the error-weighted mean and the error-weighted median of VAL; member `skip` (EJ = none)
+ * has no weight. Weights 1 / (err + 1e-6)^4 (the errors are 16-bit codes since layout v7, so the
+ * f64x2 form that read f32 errors was dropped). The median: the members sorted by forecast with a 16-comparator
+ * network (branch-free; ties may leave member order, which does not change the median's value),
+ * then walked in ascending order until their weight reaches half the total (compared against
+ * 0.5 ws, no division); the largest forecast if rounding keeps the walk below half.
+ * src/engine/fc-mirror.ts combine does the same.
+ */
 function combine(e: usize, skip: u32): f64 {
-  let ws = 0.0;
-  let fm = 0.0;
-  for (let j: u32 = 0; j < EJ; j++) {
-    const a = decU16(load<u16>(e + E_ERR + (j << 1))) + 1e-6;
-    const a2 = a * a;
-    const w = j == skip ? 0.0 : 1.0 / (a2 * a2);
-    store<f64>(WT + (<usize>j << 3), w);
-    ws += w;
-    fm += w * load<f64>(VAL + (<usize>j << 3));
-  }
-  if (!(ws > 0.0) || !isFinite(fm / ws)) return load<f64>(VAL);
-  const mean = Math.max(0.0, fm / ws);
-  // Weighted median: walk the members in ascending order of forecast (selection, J is tiny;
-  // ties keep member order) until half the weight is passed.
-  let used: u32 = skip < EJ ? 1 << skip : 0;
-  let acc = 0.0;
-  let med = load<f64>(VAL);
-  for (let k: u32 = skip < EJ ? 1 : 0; k < EJ; k++) {
-    let best: i32 = -1;
-    let bv = Infinity;
-    for (let j: u32 = 0; j < EJ; j++) {
-      if ((used & (1 << j)) != 0) continue;
-      const v = load<f64>(VAL + (<usize>j << 3));
-      if (best < 0 || v < bv) {
-        best = <i32>j;
-        bv = v;
+  let w0 = memberWeight(e, 0), w1 = memberWeight(e, 1), w2 = memberWeight(e, 2), w3 = memberWeight(e, 3);
+  let w4 = memberWeight(e, 4), w5 = memberWeight(e, 5), w6 = memberWeight(e, 6);
+  if (skip == 0) w0 = 0.0;
+  if (skip == 1) w1 = 0.0;
+  if (skip == 2) w2 = 0.0;
+  if (skip == 3) w3 = 0.0;
+  if (skip == 4) w4 = 0.0;
+  if (skip == 5) w5 = 0.0;
+  if (skip == 6) w6 = 0.0;
+  let v0 = load<f64>(VAL), v1 = load<f64>(VAL, 8), v2 = load<f64>(VAL, 16), v3 = load<f64>(VAL, 24);
+  let v4 = load<f64>(VAL, 32), v5 = load<f64>(VAL, 40), v6 = load<f64>(VAL, 48);
+  const ws = w0 + w1 + w2 + w3 + w4 + w5 + w6;
+  const fm = w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3 + w4 * v4 + w5 * v5 + w6 * v6;
+  const mean0 = fm / ws;
+  if (!(ws > 0.0) || !isFinite(mean0)) return v0;
+  const mean = Math.max(0.0, mean0);
+  let c: bool, t: f64;
+  c = v6 < v0; t = v0; v0 = select<f64>(v6, t, c); v6 = select<f64>(t, v6, c); t = w0; w0 = select<f64>(w6, t, c); w6 = select<f64>(t, w6, c);
+  c = v3 < v2; t = v2; v2 = select<f64>(v3, t, c); v3 = select<f64>(t, v3, c); t = w2; w2 = select<f64>(w3, t, c); w3 = select<f64>(t, w3, c);
+  c = v5 < v4; t = v4; v4 = select<f64>(v5, t, c); v5 = select<f64>(t, v5, c); t = w4; w4 = select<f64>(w5, t, c); w5 = select<f64>(t, w5, c);
+  c = v2 < v0; t = v0; v0 = select<f64>(v2, t, c); v2 = select<f64>(t, v2, c); t = w0; w0 = select<f64>(w2, t, c); w2 = select<f64>(t, w2, c);
+  c = v4 < v1; t = v1; v1 = select<f64>(v4, t, c); v4 = select<f64>(t, v4, c); t = w1; w1 = select<f64>(w4, t, c); w4 = select<f64>(t, w4, c);
+  c = v6 < v3; t = v3; v3 = select<f64>(v6, t, c); v6 = select<f64>(t, v6, c); t = w3; w3 = select<f64>(w6, t, c); w6 = select<f64>(t, w6, c);
+  c = v1 < v0; t = v0; v0 = select<f64>(v1, t, c); v1 = select<f64>(t, v1, c); t = w0; w0 = select<f64>(w1, t, c); w1 = select<f64>(t, w1, c);
+  c = v5 < v2; t = v2; v2 = select<f64>(v5, t, c); v5 = select<f64>(t, v5, c); t = w2; w2 = select<f64>(w5, t, c); w5 = select<f64>(t, w5, c);
+  c = v4 < v3; t = v3; v3 = select<f64>(v4, t, c); v4 = select<f64>(t, v4, c); t = w3; w3 = select<f64>(w4, t, c); w4 = select<f64>(t, w4, c);
+  c = v2 < v1; t = v1; v1 = select<f64>(v2, t, c); v2 = select<f64>(t, v2, c); t = w1; w1 = select<f64>(w2, t, c); w2 = select<f64>(t, w2, c);
+  c = v6 < v4; t = v4; v4 = select<f64>(v6, t, c); v6 = select<f64>(t, v6, c); t = w4; w4 = select<f64>(w6, t, c); w6 = select<f64>(t, w6, c);
+  c = v3 < v2; t = v2; v2 = select<f64>(v3, t, c); v3 = select<f64>(t, v3, c); t = w2; w2 = select<f64>(w3, t, c); w3 = select<f64>(t, w3, c);
+  c = v5 < v4; t = v4; v4 = select<f64>(v5, t, c); v5 = select<f64>(t, v5, c); t = w4; w4 = select<f64>(w5, t, c); w5 = select<f64>(t, w5, c);
+  c = v2 < v1; t = v1; v1 = select<f64>(v2, t, c); v2 = select<f64>(t, v2, c); t = w1; w1 = select<f64>(w2, t, c); w2 = select<f64>(t, w2, c);
+  c = v4 < v3; t = v3; v3 = select<f64>(v4, t, c); v4 = select<f64>(t, v4, c); t = w3; w3 = select<f64>(w4, t, c); w4 = select<f64>(t, w4, c);
+  c = v6 < v5; t = v5; v5 = select<f64>(v6, t, c); v6 = select<f64>(t, v6, c); t = w5; w5 = select<f64>(w6, t, c); w6 = select<f64>(t, w6, c);
+  const half = 0.5 * ws;
+  let acc = w0;
+  let med = v0;
+  if (acc < half) {
+    acc += w1;
+    med = v1;
+    if (acc < half) {
+      acc += w2;
+      med = v2;
+      if (acc < half) {
+        acc += w3;
+        med = v3;
+        if (acc < half) {
+          acc += w4;
+          med = v4;
+          if (acc < half) {
+            acc += w5;
+            med = acc < half ? v6 : v5;
+          }
+        }
       }
     }
-    used |= 1 << <u32>best;
-    acc += load<f64>(WT + (<usize>best << 3)) / ws;
-    med = bv;
-    if (acc >= 0.5) break;
   }
   return 0.5 * (mean + med);
 }
@@ -270,7 +312,7 @@ export function fcOnClose(sp: usize, c: u32, y: f64): void {
  */
 export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, learningRate: f64, gradClip: f64, minCountPerBucket: f64): i32 {
   Fc.enabled = enabled;
-  Lstm.minLevel = Math.log1p(Math.max(0.0, minCountPerBucket));
+  Lstm.minLevel = log1pD(Math.max(0.0, minCountPerBucket));
   Fc.quantile = quantile;
   Fc.trainPerBucket = trainPerBucket;
   Lstm.trainPerBucket = trainPerBucket;

@@ -4,7 +4,7 @@
 // facade copies into and out of snapshots. Per-user state lives in the slot's extension area
 // (offsets below, after Slot.ext). Nothing here allocates.
 import { Slot } from "./slot";
-import { sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
+import { expm1D, expm1D2, log1pD, sigmoidF, sigmoidF4, tanhF, tanhF4 } from "./fastmath";
 import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec";
 import { MAX_THREADS, SCRATCH_STRIDE } from "./threads";
 
@@ -33,10 +33,8 @@ const PARAMS: usize = TRAIN_BLOCK;
 const M1: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 8;
 const M2: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 16;
 const STEPN: usize = TRAIN_BLOCK + <usize>LSTM_PARAMS * 24;
-// Scratch (never part of the state): inputs, new hidden (one copy per tick thread: lstmThreadInit),
-// gradient (the training runs on the main instance only).
-let XB: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
-let HN: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+// Scratch (never part of the state): the training step's gradient (the training runs on the
+// main instance only, at the tick's end).
 const GRAD: usize = memory.data((3 + LH) * 8, 16);
 
 // Per-user extension offsets (bytes after Slot.ext).
@@ -56,6 +54,11 @@ export function lstmBytes(points: u32): u32 {
 @inline function countRing(e: usize, points: u32): usize {
   return e + F_PROFILE + (<usize>points << 1);
 }
+
+/** log1pD(n) for whole n < LOG1P_TABLE_N (filled at instantiation). */
+const LOG1P_TABLE_N: i32 = 256;
+const LOG1P_TABLE: usize = memory.data(LOG1P_TABLE_N * 8, 16);
+for (let i = 0; i < LOG1P_TABLE_N; i++) store<f64>(LOG1P_TABLE + (<usize>i << 3), log1pD(<f64>i));
 
 /** Learning settings of the online rule and the tier threshold (set by fcConfigure). */
 export class Lstm {
@@ -96,12 +99,20 @@ export class Lstm {
 let TRIG: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 let trigBucket: u32 = 0xffffffff;
 
-/** Start of a tick range: TRIG is recomputed at the range's first bucket (it is per thread, and the weights may have changed). */
+/** Start of a tick range: TRIG and CB are recomputed at the range's first bucket (they are per thread, and CB follows the packed weights, which may have changed). */
 export function lstmRangeStart(): void {
   trigBucket = 0xffffffff;
 }
 
-/** Sets TRIG for the closed bucket c (no-op when it is already set for c). */
+/**
+ * The gates' bucket-only part, per closed bucket: for the z, r and n gates (LH f32 each, in that
+ * order), c_i = bias_i + W[i][2] x2 + W[i][3] x3 + W[i][4] x4 + W[i][5] x5, each operation rounded
+ * to f32, from the packed weights (lstmPack runs first in every tick that closes buckets). One
+ * copy per tick thread (a catch-up tick's threads may be on different buckets at once).
+ */
+let CB: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+
+/** Sets TRIG and CB for the closed bucket c (no-op when they are already set for c). */
 export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period: u32): void {
   if (c == trigBucket) return;
   trigBucket = c;
@@ -111,19 +122,26 @@ export function lstmBucketInputs(c: u32, slotOfDay: u32, dayOfWeek: u32, period:
   store<f64>(TRIG, Math.cos(tod), 8);
   store<f64>(TRIG, Math.sin(dow), 16);
   store<f64>(TRIG, Math.cos(dow), 24);
+  for (let g = 0; g < 3; g++) {
+    const w = PACK + <usize>(g * PK_GATE) * 4;
+    for (let i = 0; i < LH; i++) {
+      let a = load<f32>(w + <usize>(LX * LH + LH * LH + i) * 4);
+      for (let k = 2; k < 6; k++) a = a + load<f32>(w + <usize>(k * LH + i) * 4) * <f32>load<f64>(TRIG + (<usize>(k - 2) << 3));
+      store<f32>(CB + <usize>(g * LH + i) * 4, a);
+    }
+  }
 }
 
-/** Fills XB with the normalised input (see lstmInput in src/forecast/lstm.ts); inputs 2..5 from TRIG. */
+/**
+ * Fills XF with the normalised input as f32 (see lstmInput in src/forecast/lstm.ts; inputs 2..5,
+ * the bucket's, are in CB).
+ */
 function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
-  store<f64>(XB, ly - level, 0);
-  store<f64>(XB, sNext - level, 8);
-  store<f64>(XB, load<f64>(TRIG), 16);
-  store<f64>(XB, load<f64>(TRIG, 8), 24);
-  store<f64>(XB, load<f64>(TRIG, 16), 32);
-  store<f64>(XB, load<f64>(TRIG, 24), 40);
-  store<f64>(XB, Math.min(cv, 10.0) / 10.0, 48);
-  store<f64>(XB, Math.log1p(Math.max(0.0, tokPerReq)) / 10.0, 56);
-  store<f64>(XB, throttled, 64);
+  store<f32>(XF, <f32>(ly - level), 0);
+  store<f32>(XF, <f32>(sNext - level), 4);
+  store<f32>(XF, <f32>(Math.min(cv, 10.0) / 10.0), 24);
+  store<f32>(XF, <f32>(log1pD(Math.max(0.0, tokPerReq)) / 10.0), 28);
+  store<f32>(XF, <f32>throttled, 32);
 }
 
 // The gates' weights as f32, transposed (input-major, unit-minor) so four units' sums are one
@@ -132,17 +150,21 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
 // only), so lstmPack runs at the start of each tick that closes buckets.
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
 const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
-/** The step's input as f32 and the new hidden state (f32) before it is widened into HN. */
+/**
+ * The step's input as f32 (inputs 2..5 unused: their part is in CB), the new hidden state and the
+ * six outputs (f32, before their 16-bit codes are stored); one copy per tick thread.
+ */
 let XF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 let HF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+let OUTF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
 /** Points this instance's scratch at thread t's copies (once, before its first tick range). */
 export function lstmThreadInit(t: u32): void {
-  XB += <usize>(t * <u32>SCRATCH_STRIDE);
-  HN += <usize>(t * <u32>SCRATCH_STRIDE);
   TRIG += <usize>(t * <u32>SCRATCH_STRIDE);
+  CB += <usize>(t * <u32>SCRATCH_STRIDE);
   XF += <usize>(t * <u32>SCRATCH_STRIDE);
   HF += <usize>(t * <u32>SCRATCH_STRIDE);
+  OUTF += <usize>(t * <u32>SCRATCH_STRIDE);
 }
 
 /** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
@@ -158,58 +180,82 @@ export function lstmPack(): void {
     }
   }
   for (let i = 0; i < LH; i++) store<f32>(PACK + <usize>(3 * PK_GATE + i) * 4, <f32>P(OFF_BU + i));
+  for (let o = 0; o < LO; o++) packHead(o);
+}
+
+// The output layer as f32, input-major: rows bias, skip of input 0, skip of input 1, Wo[.][k]
+// (k = 0..LH-1), each row 8 f32 (heads 0..5, then two zero pads), so two f32x4 hold all heads.
+// Packed with the gates (lstmPack); the online rule re-packs head 0 after each step it takes.
+const PO_ROW: usize = 32;
+const PO: usize = memory.data((3 + LH) * 32, 16);
+
+/** Copies head o's weights (bias, two skips, Wo row o) from PARAMS into PO as f32. */
+function packHead(o: i32): void {
+  const d = PO + (<usize>o << 2);
+  store<f32>(d, <f32>P(OFF_BO + o));
+  store<f32>(d + PO_ROW, <f32>P(OFF_SKIP + o));
+  store<f32>(d + 2 * PO_ROW, <f32>P(OFF_SKIP + LO + o));
+  for (let k = 0; k < LH; k++) store<f32>(d + <usize>(3 + k) * PO_ROW, <f32>P(OFF_WO + o * LH + k));
 }
 
 /**
- * One GRU step from hidden h (f32 at hp) and input XB into HN (f64), in single precision (the
- * hidden state is stored as f32 anyway). Per unit i, every operation rounded to f32, in this
- * order: a = bias_i, then a += W[i][k] x[k] (k ascending), then a += U[i][k] h[k], for the z and
- * r gates; the candidate's a_n (input part) and u_n (bu_i + recurrent part); z = sigmoid(a_z),
- * r = sigmoid(a_r), n = tanh(a_n + r u_n), h'_i = (1 - z) n + z h_i. The SIMD form runs units
- * 4q..4q+3 in the lanes of one f32x4 with the same operations in the same order per lane;
+ * One GRU step from hidden h (f32 at hp) and input XF (with CB) into HF (f32), in single
+ * precision. Per unit i, every operation rounded to f32, in this order: a = c_i (CB: bias and the
+ * bucket's inputs 2..5), then a += W[i][k] x[k] for k = 0, 1, 6, 7, 8, then a += U[i][k] h[k]
+ * (k ascending), for the z and r gates; the candidate's a_n (CB and the input part) and u_n (bu_i
+ * + recurrent part); z = sigmoid(a_z), r = sigmoid(a_r), n = tanh(a_n + r u_n),
+ * h'_i = (1 - z) n + z h_i. The SIMD form runs units 0..3 and 4..7 in two f32x4 per gate, each
+ * input splatted once for both; the same operations in the same order per lane.
  * src/engine/fc-mirror.ts reproduces it with Math.fround.
  */
 function gruStep(hp: usize): void {
-  for (let k = 0; k < LX; k++) store<f32>(XF + (<usize>k << 2), <f32>load<f64>(XB + (<usize>k << 3)));
   const WZ = PACK, WR = PACK + <usize>PK_GATE * 4, WN = PACK + <usize>(2 * PK_GATE) * 4;
   const BU = PACK + <usize>(3 * PK_GATE) * 4;
   const UO: usize = <usize>(LX * LH) * 4; // U^T after W^T
-  const BO: usize = <usize>(LX * LH + LH * LH) * 4; // bias after U^T
   if (ASC_FEATURE_SIMD) {
-    for (let q = 0; q < LH / 4; q++) {
-      const o = <usize>q << 4; // byte offset of units 4q..4q+3 in a row of LH f32
-      let az = v128.load(WZ + BO + o);
-      let ar = v128.load(WR + BO + o);
-      let an = v128.load(WN + BO + o);
-      let un = v128.load(BU + o);
-      for (let k = 0; k < LX; k++) {
-        const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
-        const row = (<usize>(k * LH) << 2) + o;
-        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), xk));
-        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), xk));
-        an = f32x4.add(an, f32x4.mul(v128.load(WN + row), xk));
-      }
-      for (let k = 0; k < LH; k++) {
-        const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
-        const row = UO + (<usize>(k * LH) << 2) + o;
-        az = f32x4.add(az, f32x4.mul(v128.load(WZ + row), hk));
-        ar = f32x4.add(ar, f32x4.mul(v128.load(WR + row), hk));
-        un = f32x4.add(un, f32x4.mul(v128.load(WN + row), hk));
-      }
-      const z = sigmoidF4(az);
-      const r = sigmoidF4(ar);
-      const n = tanhF4(f32x4.add(an, f32x4.mul(r, un)));
-      const hv = v128.load(hp + o);
-      v128.store(HF + o, f32x4.add(f32x4.mul(f32x4.sub(f32x4.splat(1.0), z), n), f32x4.mul(z, hv)));
+    let az0 = v128.load(CB), az1 = v128.load(CB, 16);
+    let ar0 = v128.load(CB, 32), ar1 = v128.load(CB, 48);
+    let an0 = v128.load(CB, 64), an1 = v128.load(CB, 80);
+    let un0 = v128.load(BU), un1 = v128.load(BU, 16);
+    for (let j = 0; j < 5; j++) {
+      const k = j < 2 ? j : j + 4; // inputs 0, 1, 6, 7, 8
+      const xk = f32x4.splat(load<f32>(XF + (<usize>k << 2)));
+      const row = <usize>(k * LH) << 2;
+      az0 = f32x4.add(az0, f32x4.mul(v128.load(WZ + row), xk));
+      az1 = f32x4.add(az1, f32x4.mul(v128.load(WZ + row, 16), xk));
+      ar0 = f32x4.add(ar0, f32x4.mul(v128.load(WR + row), xk));
+      ar1 = f32x4.add(ar1, f32x4.mul(v128.load(WR + row, 16), xk));
+      an0 = f32x4.add(an0, f32x4.mul(v128.load(WN + row), xk));
+      an1 = f32x4.add(an1, f32x4.mul(v128.load(WN + row, 16), xk));
     }
+    for (let k = 0; k < LH; k++) {
+      const hk = f32x4.splat(load<f32>(hp + (<usize>k << 2)));
+      const row = UO + (<usize>(k * LH) << 2);
+      az0 = f32x4.add(az0, f32x4.mul(v128.load(WZ + row), hk));
+      az1 = f32x4.add(az1, f32x4.mul(v128.load(WZ + row, 16), hk));
+      ar0 = f32x4.add(ar0, f32x4.mul(v128.load(WR + row), hk));
+      ar1 = f32x4.add(ar1, f32x4.mul(v128.load(WR + row, 16), hk));
+      un0 = f32x4.add(un0, f32x4.mul(v128.load(WN + row), hk));
+      un1 = f32x4.add(un1, f32x4.mul(v128.load(WN + row, 16), hk));
+    }
+    const one = f32x4.splat(1.0);
+    let z = sigmoidF4(az0);
+    let r = sigmoidF4(ar0);
+    let n = tanhF4(f32x4.add(an0, f32x4.mul(r, un0)));
+    v128.store(HF, f32x4.add(f32x4.mul(f32x4.sub(one, z), n), f32x4.mul(z, v128.load(hp))));
+    z = sigmoidF4(az1);
+    r = sigmoidF4(ar1);
+    n = tanhF4(f32x4.add(an1, f32x4.mul(r, un1)));
+    v128.store(HF, f32x4.add(f32x4.mul(f32x4.sub(one, z), n), f32x4.mul(z, v128.load(hp, 16))), 16);
   } else {
     for (let i = 0; i < LH; i++) {
       const o = <usize>i << 2;
-      let az = load<f32>(WZ + BO + o);
-      let ar = load<f32>(WR + BO + o);
-      let an = load<f32>(WN + BO + o);
+      let az = load<f32>(CB + o);
+      let ar = load<f32>(CB + o, 32);
+      let an = load<f32>(CB + o, 64);
       let un = load<f32>(BU + o);
-      for (let k = 0; k < LX; k++) {
+      for (let j = 0; j < 5; j++) {
+        const k = j < 2 ? j : j + 4;
         const xk = load<f32>(XF + (<usize>k << 2));
         const row = (<usize>(k * LH) << 2) + o;
         az = az + load<f32>(WZ + row) * xk;
@@ -229,14 +275,41 @@ function gruStep(hp: usize): void {
       store<f32>(HF + o, (<f32>1.0 - z) * n + z * load<f32>(hp + o));
     }
   }
-  for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(HF + (<usize>k << 2)));
 }
 
-/** Output o from hidden HN (f64) and input XB. */
-function gruOutput(o: i32): f64 {
-  let v = P(OFF_BO + o) + P(OFF_SKIP + o) * load<f64>(XB) + P(OFF_SKIP + LO + o) * load<f64>(XB, 8);
-  for (let k = 0; k < LH; k++) v += P(OFF_WO + o * LH + k) * load<f64>(HN + (<usize>k << 3));
-  return v;
+/**
+ * The six outputs (log1p count - level at h = 1..6) from the new hidden state HF and inputs 0, 1
+ * (XF), in single precision, into the slot's F_OUT. Per head o, every operation rounded to f32:
+ * v = bo_o, v += skip0_o x0, v += skip1_o x1, then v += Wo[o][k] h[k] (k ascending); the SIMD form
+ * runs heads 0..3 and 4, 5 (two pad lanes) in two f32x4. src/engine/fc-mirror.ts follows.
+ */
+function gruOutputs(out: usize): void {
+  if (ASC_FEATURE_SIMD) {
+    let o0 = v128.load(PO), o1 = v128.load(PO, 16);
+    const x0 = f32x4.splat(load<f32>(XF));
+    o0 = f32x4.add(o0, f32x4.mul(v128.load(PO + PO_ROW), x0));
+    o1 = f32x4.add(o1, f32x4.mul(v128.load(PO + PO_ROW, 16), x0));
+    const x1 = f32x4.splat(load<f32>(XF, 4));
+    o0 = f32x4.add(o0, f32x4.mul(v128.load(PO + 2 * PO_ROW), x1));
+    o1 = f32x4.add(o1, f32x4.mul(v128.load(PO + 2 * PO_ROW, 16), x1));
+    for (let k = 0; k < LH; k++) {
+      const hk = f32x4.splat(load<f32>(HF + (<usize>k << 2)));
+      const row = PO + <usize>(3 + k) * PO_ROW;
+      o0 = f32x4.add(o0, f32x4.mul(v128.load(row), hk));
+      o1 = f32x4.add(o1, f32x4.mul(v128.load(row, 16), hk));
+    }
+    v128.store(out, o0);
+    store<u64>(out + 16, i64x2.extract_lane(o1, 0));
+  } else {
+    for (let o = 0; o < LO; o++) {
+      const c = PO + (<usize>o << 2);
+      let v = load<f32>(c);
+      v = v + load<f32>(c + PO_ROW) * load<f32>(XF);
+      v = v + load<f32>(c + 2 * PO_ROW) * load<f32>(XF, 4);
+      for (let k = 0; k < LH; k++) v = v + load<f32>(c + <usize>(3 + k) * PO_ROW) * load<f32>(HF + (<usize>k << 2));
+      store<f32>(out + (<usize>o << 2), v);
+    }
+  }
 }
 
 // Training samples of a tick: a user picked for training records the previous step's input
@@ -360,6 +433,7 @@ function trainStep(sample: usize): f64 {
     store<f64>(M2 + o, m2);
     store<f64>(PARAMS + o, load<f64>(PARAMS + o) - (lr * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8));
   }
+  packHead(0);
   return Math.abs(d);
 }
 
@@ -380,7 +454,9 @@ const HEAD_PARAMS: i32 = 3 + LH;
 export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool, t: u32, k: u32): bool {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
-  const ly = Math.log1p(Math.max(0.0, count));
+  const cnt = Math.max(0.0, count);
+  // Whole counts below 256 (most closes of most users) read log1pD's value from a table.
+  const ly = cnt < <f64>LOG1P_TABLE_N && <f64><i32>cnt == cnt ? load<f64>(LOG1P_TABLE + (<usize><i32>cnt << 3)) : log1pD(cnt);
   const prevLevel = <f64>load<f32>(e, F_LEVEL);
   const level = <f64>(<f32>(n == 0 ? ly : prevLevel + LEVEL_ALPHA * (ly - prevLevel)));
   const dense = level >= Lstm.minLevel;
@@ -410,12 +486,14 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
     const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
     fillInput(ly, sNext, level, cv, tokPerReq, throttled);
     gruStep(e + F_H);
-    for (let k = 0; k < LH; k++) store<f32>(e + F_H + (<usize>k << 2), <f32>load<f64>(HN + (<usize>k << 3)));
-    store<f32>(e + F_PREV_X, <f32>load<f64>(XB));
-    store<f32>(e + F_PREV_X + 4, <f32>load<f64>(XB, 8));
-    // Outputs from the f32-rounded hidden state, as the TS reference computes them.
-    for (let k = 0; k < LH; k++) store<f64>(HN + (<usize>k << 3), <f64>load<f32>(e + F_H + (<usize>k << 2)));
-    for (let o = 0; o < LO; o++) store<u16>(e + F_OUT + (<usize>o << 1), <u16>encI16(gruOutput(o)));
+    store<u64>(e + F_H, load<u64>(HF));
+    store<u64>(e + F_H + 8, load<u64>(HF, 8));
+    store<u64>(e + F_H + 16, load<u64>(HF, 16));
+    store<u64>(e + F_H + 24, load<u64>(HF, 24));
+    store<f32>(e + F_PREV_X, load<f32>(XF));
+    store<f32>(e + F_PREV_X + 4, load<f32>(XF, 4));
+    gruOutputs(OUTF);
+    for (let o = 0; o < LO; o++) store<u16>(e + F_OUT + (<usize>o << 1), <u16>encI16(<f64>load<f32>(OUTF + (<usize>o << 2))));
   } else {
     // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes
     // from them if the user becomes dense again); no training step may follow this one.
@@ -431,15 +509,30 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
   const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
-  const v = Math.expm1(<f64>load<f32>(e, F_LEVEL) + decI16(load<u16>(e + F_OUT + (<usize>o << 1))));
+  const v = expm1D(<f64>load<f32>(e, F_LEVEL) + decI16(load<u16>(e + F_OUT + (<usize>o << 1))));
   return v > 0.0 ? v : 0.0;
+}
+
+/**
+ * lstmForecastCount(sp, h) (0 when `dense` is false: the sparse tier) in lane 0 and
+ * profileForecastCount(sp, slotOfDay, period, points) in lane 1, both expm1 on one f64x2.
+ */
+export function lstmProfileForecasts(sp: usize, h: u32, dense: bool, slotOfDay: u32, period: u32, points: u32): v128 {
+  const e = sp + Slot.ext;
+  if (load<u32>(e, F_N) == 0) return f64x2.splat(0.0);
+  const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
+  const a = <f64>load<f32>(e, F_LEVEL) + decI16(load<u16>(e + F_OUT + (<usize>o << 1)));
+  const b = decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1)));
+  // v > 0 ? v : 0 per lane (pmax(0, v) = 0 < v ? v : 0, so NaN -> 0 as in the scalar forms).
+  const v = f64x2.pmax(f64x2.splat(0.0), expm1D2(f64x2.replace_lane(f64x2.splat(a), 1, b)));
+  return dense ? v : f64x2.replace_lane(v, 0, 0.0);
 }
 
 /** Daily-profile forecast of the count at bucket-of-day `slotOfDay` (expm1 of the log profile). */
 export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const v = Math.expm1(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
+  const v = expm1D(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
   return v > 0.0 ? v : 0.0;
 }
 

@@ -5,9 +5,9 @@
  * bucket. Keep the two in step; the harness-level models (lstm.ts, ensemble.ts) hold the design.
  */
 import { SlotField as S } from "./regions.ts";
-import { engineSigmoidF, engineTanhF } from "./fastmath.ts";
+import { engineExpm1, engineLog1p, engineSigmoidF, engineTanhF } from "./fastmath.ts";
 import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec.ts";
-import { gruOutput, GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
+import { GruOffset, LSTM_HIDDEN, LSTM_INPUTS, LSTM_LEVEL_ALPHA, LSTM_MAX_HORIZON, LSTM_PARAM_COUNT, LSTM_PROFILE_GAMMA } from "./gru.ts";
 
 const LH = LSTM_HIDDEN;
 const LX = LSTM_INPUTS;
@@ -15,10 +15,14 @@ const LO = LSTM_MAX_HORIZON;
 // Per-user extension offsets (bytes after the slot's ext offset), as assembly/lstm.ts.
 // Outputs 6 x u16 (encI16), last three counts 3 x u16 (encU16), log profile P x u16 (encLog), 3-day count ring 3P x u8 (encU8).
 const F_N = 0, F_LEVEL = 4, F_H = 8, F_PREV_X = 40, F_OUT = 48, F_LAST3 = 60, F_PROFILE = 66;
+/** Inputs of the GRU step after the bucket-only ones (2..5), in the order the engine adds them. */
+const USER_INPUTS = [0, 1, 6, 7, 8] as const;
 /**
- * One GRU step as the engine computes it (assembly/lstm.ts gruStep): the loop order of the
- * design form (gru.ts gruStep) in single precision (every operation rounded with Math.fround,
- * weights and inputs rounded to f32 first), with the engine's expf (fastmath.ts) in the gates.
+ * One GRU step as the engine computes it (assembly/lstm.ts gruStep), in single precision (every
+ * operation rounded with Math.fround, weights and inputs rounded to f32 first), with the engine's
+ * expf (fastmath.ts) in the gates. Per unit: a = bias, then + W x for the bucket's inputs 2..5
+ * (the engine computes that part once per bucket, lstmBucketInputs), then inputs 0, 1, 6, 7, 8,
+ * then U h (k ascending).
  */
 function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, out: Float64Array): void {
   const { z: OZ, r: OR, n: ON, bu: OBU } = GruOffset;
@@ -28,7 +32,13 @@ function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, o
     let ar = fr(p[OR + LH * LX + LH * LH + i]);
     let an = fr(p[ON + LH * LX + LH * LH + i]);
     let un = fr(p[OBU + i]);
-    for (let k = 0; k < LX; k++) {
+    for (let k = 2; k < 6; k++) {
+      const xk = fr(x[k]);
+      az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
+      ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
+      an = fr(an + fr(fr(p[ON + i * LX + k]) * xk));
+    }
+    for (const k of USER_INPUTS) {
       const xk = fr(x[k]);
       az = fr(az + fr(fr(p[OZ + i * LX + k]) * xk));
       ar = fr(ar + fr(fr(p[OR + i * LX + k]) * xk));
@@ -44,6 +54,24 @@ function engineGruStep(p: Float64Array, h: ArrayLike<number>, x: Float64Array, o
     const r = engineSigmoidF(ar);
     const n = engineTanhF(fr(an + fr(r * un)));
     out[i] = fr(fr(fr(1 - z) * n) + fr(z * h[i]));
+  }
+}
+
+/**
+ * The output layer as the engine computes it (assembly/lstm.ts gruOutputs): per head o, in f32
+ * (Math.fround after every operation, weights and inputs 0, 1 rounded to f32 first):
+ * bo_o + skip0_o x0 + skip1_o x1, then + Wo[o][k] h[k] (k ascending).
+ */
+function engineGruOutput(p: Float64Array, h: ArrayLike<number>, x: Float64Array, y: Float64Array): void {
+  const { wo: OWO, bo: OBO, skip: OSK } = GruOffset;
+  const fr = Math.fround;
+  const x0 = fr(x[0]), x1 = fr(x[1]);
+  for (let o = 0; o < LO; o++) {
+    let v = fr(p[OBO + o]);
+    v = fr(v + fr(fr(p[OSK + o]) * x0));
+    v = fr(v + fr(fr(p[OSK + LO + o]) * x1));
+    for (let k = 0; k < LH; k++) v = fr(v + fr(fr(p[OWO + o * LH + k]) * h[k]));
+    y[o] = v;
   }
 }
 
@@ -63,6 +91,8 @@ const ERROR_DECAY = 0.9, QUANTILE_STEP = 0.05, SCALE_DECAY = 0.998;
 // The current combined forecast (f32) is in the slot header (SlotField.fcComb).
 const E_Q = 0, E_MAE = 4, E_ERR = 8, E_PCOMB = E_ERR + EJ * 2, E_PEND = E_PCOMB + RING * 2, E_BYTES = E_PEND + RING * EJ;
 const eOffset = (points: number) => (lstmBytes(points) + 3) & ~3;
+/** The 7-input sorting network of assembly/ensemble.ts combine (comparator pairs, in order). */
+const SORT7 = [0, 6, 2, 3, 4, 5, 0, 2, 1, 4, 3, 6, 0, 1, 2, 5, 3, 4, 1, 2, 4, 6, 2, 3, 4, 5, 1, 2, 3, 4, 5, 6] as const;
 /** Bytes of the shared training block: weights, Adam m1 and m2 (f64 each), step count. */
 export const TRAIN_BLOCK_BYTES = (3 * LSTM_PARAM_COUNT + 1) * 8;
 
@@ -128,9 +158,11 @@ export class FcMirror {
   /** Samples kept per closed bucket (assembly/lstm.ts Lstm.room) and the tick's samples by closed bucket. */
   private room = 0;
   private readonly samples: TrainSample[][] = Array.from({ length: TRAIN_TICK_BUCKETS }, () => []);
+  private readonly sv = new Float64Array(EJ);
+  private readonly sw = new Float64Array(EJ);
 
   configure(enabled: boolean, quantile: number, trainPerBucket: number, learningRate: number, gradClip: number, minCountPerBucket: number): number {
-    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: Math.log1p(Math.max(0, minCountPerBucket)) });
+    Object.assign(this, { enabled, quantile, trainPerBucket: trainPerBucket >>> 0, learningRate, gradClip, minLevel: engineLog1p(Math.max(0, minCountPerBucket)) });
     return 0;
   }
 
@@ -194,7 +226,7 @@ export class FcMirror {
     const { points, period } = this.g;
     const e = sp + this.g.ext;
     const n = u32[(e + F_N) >> 2];
-    const ly = Math.log1p(Math.max(0, count));
+    const ly = engineLog1p(Math.max(0, count));
     const prevLevel = f32[(e + F_LEVEL) >> 2];
     const level = Math.fround(n === 0 ? ly : prevLevel + LSTM_LEVEL_ALPHA * (ly - prevLevel));
     const dense = level >= this.minLevel;
@@ -231,14 +263,14 @@ export class FcMirror {
     x[4] = Math.sin(dow);
     x[5] = Math.cos(dow);
     x[6] = Math.min(cv, 10.0) / 10.0;
-    x[7] = Math.log1p(Math.max(0.0, tokPerReq)) / 10.0;
+    x[7] = engineLog1p(Math.max(0.0, tokPerReq)) / 10.0;
     x[8] = throttled;
     const hv = f32.subarray((e + F_H) >> 2, ((e + F_H) >> 2) + LH);
     engineGruStep(this.params, hv, x, this.hn);
     for (let k = 0; k < LH; k++) hv[k] = this.hn[k];
     f32[(e + F_PREV_X) >> 2] = x[0];
     f32[((e + F_PREV_X) >> 2) + 1] = x[1];
-    gruOutput(this.params, hv, x, this.y);
+    engineGruOutput(this.params, hv, x, this.y);
     for (let o = 0; o < LO; o++) u16[((e + F_OUT) >> 1) + o] = encI16(this.y[o]);
     u16[((e + F_LAST3) >> 1) + (n % 3)] = encU16(count);
     u32[(e + F_N) >> 2] = n + 1;
@@ -278,13 +310,13 @@ export class FcMirror {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
     const o = h < 1 ? 0 : h > LO ? LO - 1 : h - 1;
-    const v = Math.expm1(this.f32[(e + F_LEVEL) >> 2] + decI16(this.u16[((e + F_OUT) >> 1) + o]));
+    const v = engineExpm1(this.f32[(e + F_LEVEL) >> 2] + decI16(this.u16[((e + F_OUT) >> 1) + o]));
     return v > 0 ? v : 0;
   }
   profileForecastCount(sp: number, slotOfDay: number): number {
     const e = sp + this.g.ext;
     if (this.u32[(e + F_N) >> 2] === 0) return 0;
-    const v = Math.expm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
+    const v = engineExpm1(decLog(this.u16[((e + F_PROFILE) >> 1) + Math.floor((slotOfDay * this.g.points) / this.g.period)]));
     return v > 0 ? v : 0;
   }
   seasonalLastCount(sp: number, slotOfDay: number, day3: number): number {
@@ -318,6 +350,7 @@ export class FcMirror {
     return Math.max(Math.min(a, b), Math.min(Math.max(a, b), c));
   }
 
+  /** assembly/ensemble.ts combine: weighted mean, then the weighted median over the sorting network's order. */
   private combine(e: number, skip: number): number {
     const { u16, val, wt } = this;
     let ws = 0, fm = 0;
@@ -331,22 +364,27 @@ export class FcMirror {
     }
     if (!(ws > 0) || !Number.isFinite(fm / ws)) return val[0];
     const mean = Math.max(0, fm / ws);
-    let used = skip < EJ ? 1 << skip : 0, acc = 0, med = val[0];
-    for (let k = skip < EJ ? 1 : 0; k < EJ; k++) {
-      let best = -1, bv = Infinity;
-      for (let j = 0; j < EJ; j++) {
-        if (used & (1 << j)) continue;
-        if (best < 0 || val[j] < bv) {
-          best = j;
-          bv = val[j];
-        }
+    const v = this.sv, w = this.sw;
+    v.set(val);
+    w.set(wt);
+    for (let i = 0; i < SORT7.length; i += 2) {
+      const a = SORT7[i], b = SORT7[i + 1];
+      if (v[b] < v[a]) {
+        const t = v[a];
+        v[a] = v[b];
+        v[b] = t;
+        const u = w[a];
+        w[a] = w[b];
+        w[b] = u;
       }
-      used |= 1 << best;
-      acc += wt[best] / ws;
-      med = bv;
-      if (acc >= 0.5) break;
     }
-    return 0.5 * (mean + med);
+    const half = 0.5 * ws;
+    let acc = 0, k = 0;
+    for (; k < EJ - 1; k++) {
+      acc += w[k];
+      if (!(acc < half)) break;
+    }
+    return 0.5 * (mean + v[k]);
   }
 
   /**
