@@ -315,7 +315,6 @@ export function fcConfigure(enabled: bool, quantile: f64, trainPerBucket: u32, l
   Lstm.minLevel = log1pD(Math.max(0.0, minCountPerBucket));
   Fc.quantile = quantile;
   Fc.trainPerBucket = trainPerBucket;
-  Lstm.trainPerBucket = trainPerBucket;
   Lstm.learningRate = learningRate;
   Lstm.gradClip = gradClip;
   return 0;

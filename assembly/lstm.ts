@@ -71,8 +71,6 @@ export class Lstm {
    * LSTM member out.
    */
   static minLevel: f64 = 0.0;
-  /** Training steps per closed bucket at most (the ensemble's trainPerBucket). */
-  static trainPerBucket: u32 = 0;
   /** Samples a thread keeps per closed bucket (lstmSampleRoomFor). */
   static room: u32 = 0;
   /** The samples region (set by init). */
@@ -185,7 +183,8 @@ export function lstmPack(): void {
 
 // The output layer as f32, input-major: rows bias, skip of input 0, skip of input 1, Wo[.][k]
 // (k = 0..LH-1), each row 8 f32 (heads 0..5, then two zero pads), so two f32x4 hold all heads.
-// Packed with the gates (lstmPack); the online rule re-packs head 0 after each step it takes.
+// Packed with the gates (lstmPack), at the start of every tick that closes buckets (the online
+// rule moves head 0 at the tick's end, so a tick's outputs all use the head of its start).
 const PO_ROW: usize = 32;
 const PO: usize = memory.data((3 + LH) * 32, 16);
 
@@ -433,7 +432,8 @@ function trainStep(sample: usize): f64 {
     store<f64>(M2 + o, m2);
     store<f64>(PARAMS + o, load<f64>(PARAMS + o) - (lr * (m1 / c1)) / (Math.sqrt(m2 / c2) + 1e-8));
   }
-  packHead(0);
+  // No re-pack of head 0: training runs at the tick's end, after every output of the tick, and the
+  // next tick's lstmPack takes the new weights.
   return Math.abs(d);
 }
 
