@@ -9,7 +9,7 @@ import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_FC_COMB, S
 import { hwForecastAt } from "./hw";
 import { decU16, decU8, encU16, encU8 } from "./codec";
 import { log1pD } from "./fastmath";
-import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmProfileForecasts, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastCount, seasonalLastCount, slotMedian3Count } from "./lstm";
+import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmProfileForecasts, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastAt, profilePoint, seasonalLastAt, slotMedian3At } from "./lstm";
 import { MAX_THREADS, Thread, SCRATCH_STRIDE } from "./threads";
 
 export const EJ: u32 = 7; // members
@@ -72,27 +72,77 @@ export function fcExtBytes(points: u32): u32 {
 // Scratch: the members' forecasts (one copy per tick thread: fcThreadInit).
 let VAL: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
+/**
+ * The bucket plan: what a close of bucket c needs that depends on c alone (its profile points, day
+ * mod 3, ring slots, the target's season position), computed once per closed bucket (planFor)
+ * instead of per user: it was about ten integer divisions per user and close. One copy per tick
+ * thread (a catch-up tick's threads may be on different buckets at once).
+ */
+let BP: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
+let planBucket: u32 = 0xffffffff;
+const BP_POINT: u32 = 0; // u32 profile point of c
+const BP_NEXT_POINT: u32 = 4; // u32 profile point of c + 1
+const BP_DAY3: u32 = 8; // u32 day of c mod 3
+const BP_T_POINT: u32 = 12; // u32 profile point of the target c + h
+const BP_T_SEASONAL: u32 = 16; // u32 count-ring cell of the seasonal naive member for the target
+const BP_TI0: u32 = 20; // u32 target's HW season point i0
+const BP_TI1: u32 = 24; // u32 ... i1
+const BP_SLOT: u32 = 28; // u32 c mod RING (pending forecasts scored now)
+const BP_TSLOT: u32 = 32; // u32 target mod RING (pending forecasts written now)
+const BP_PICK: u32 = 36; // u32 c * 0x9e3779b1 (the training pick's bucket term)
+const BP_TF: u32 = 40; // f64 target's HW season weight f
+
 /** Points this instance's scratch at thread t's copies. */
 export function fcThreadInit(t: u32): void {
   VAL += <usize>(t * <u32>SCRATCH_STRIDE);
+  BP += <usize>(t * <u32>SCRATCH_STRIDE);
   lstmThreadInit(t);
 }
 
-/** Member forecasts (counts) at horizon h for target bucket `target` into VAL (the LSTM member only for a dense user). */
-function members(sp: usize, target: u32, h: u32, i0: u32, i1: u32, f: f64, dense: bool): void {
+/** Fills the bucket plan for closed bucket c (and LSTM-lite's bucket inputs). */
+function planFor(c: u32): void {
+  planBucket = c;
   const D = Params.periodBuckets;
   const P = Params.seasonPoints;
+  const h = Params.horizon;
+  const slotOfDay = c % D;
+  const day = c / D;
+  store<u32>(BP, profilePoint(slotOfDay, D, P), BP_POINT);
+  store<u32>(BP, profilePoint((slotOfDay + 1) % D, D, P), BP_NEXT_POINT);
+  store<u32>(BP, day % 3, BP_DAY3);
+  const target = c + h;
+  const tPoint = profilePoint(target % D, D, P);
+  store<u32>(BP, tPoint, BP_T_POINT);
+  store<u32>(BP, tPoint * 3 + ((target / D) % 3 + 2) % 3, BP_T_SEASONAL);
+  // The target's HW season position (as engine.ts positionOf computes it).
+  const x = <f64>(target % D) * <f64>P / <f64>D;
+  const fl = Math.floor(x);
+  let i0 = <u32>fl;
+  if (i0 >= P) i0 = P - 1;
+  store<u32>(BP, i0, BP_TI0);
+  store<u32>(BP, i0 + 1 == P ? 0 : i0 + 1, BP_TI1);
+  store<f64>(BP, x - fl, BP_TF);
+  store<u32>(BP, c % RING, BP_SLOT);
+  store<u32>(BP, target % RING, BP_TSLOT);
+  store<u32>(BP, c * 0x9e3779b1, BP_PICK);
+  lstmBucketInputs(c, slotOfDay, day % 7, D);
+}
+
+/** Member forecasts (counts) at horizon h for the bucket plan's target into VAL (the LSTM member only for a dense user). */
+function members(sp: usize, h: u32, dense: bool): void {
+  const P = Params.seasonPoints;
+  const tPoint = load<u32>(BP, BP_T_POINT);
   store<f64>(VAL, lastCount(sp));
   store<f64>(VAL, median3Count(sp), 8);
-  store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, i0, i1, f) * Params.widthSec, 16);
+  store<f64>(VAL, hwForecastAt(sp, Params.phiSumH, load<u32>(BP, BP_TI0), load<u32>(BP, BP_TI1), load<f64>(BP, BP_TF)) * Params.widthSec, 16);
   if (ASC_FEATURE_SIMD) {
-    v128.store(VAL, lstmProfileForecasts(sp, h, dense, target % D, D, P), 24);
+    v128.store(VAL, lstmProfileForecasts(sp, h, dense, tPoint), 24);
   } else {
     store<f64>(VAL, dense ? lstmForecastCount(sp, h) : 0.0, 24);
-    store<f64>(VAL, profileForecastCount(sp, target % D, D, P), 32);
+    store<f64>(VAL, profileForecastAt(sp, tPoint), 32);
   }
-  store<f64>(VAL, seasonalLastCount(sp, target % D, (target / D) % 3, D, P), 40);
-  store<f64>(VAL, slotMedian3Count(sp, target % D, D, P), 48);
+  store<f64>(VAL, seasonalLastAt(sp, load<u32>(BP, BP_T_SEASONAL), P), 40);
+  store<f64>(VAL, slotMedian3At(sp, tPoint, P), 48);
 }
 
 /** Weight of member j: 1 / (err_j + 1e-6)^4. */
@@ -174,18 +224,17 @@ function combine(e: usize, skip: u32): f64 {
 
 /**
  * Runs LSTM-lite and the ensemble on one closed bucket c of the user at sp (after HW has been
- * updated). y: the bucket's rate (req/s); (ti0, ti1, tf): the season position of the forecast
- * target c + horizon; features of the closed bucket as the engine summarised them.
+ * updated; the bucket plan is c's). y: the bucket's rate (req/s); features of the closed bucket as
+ * the engine summarised them.
  */
-export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, tf: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
+function fcOnBucketClose(sp: usize, c: u32, y: f64, cv: f64, tokPerReq: f64, throttled: f64): void {
   const count = y * Params.widthSec;
-  const D = Params.periodBuckets;
   const e = sp + Slot.ext + eOffset(Params.seasonPoints);
   const h = Params.horizon;
   const nBefore = load<u32>(sp + Slot.ext);
   // 1. Score the forecasts made h buckets ago for this bucket.
   if (nBefore >= h) {
-    const slot = c % RING;
+    const slot = load<u32>(BP, BP_SLOT);
     for (let j: u32 = 0; j < EJ; j++) {
       const code = <u32>load<u8>(e + E_PEND + slot * EJ + j);
       if (code == NO_FORECAST) continue;
@@ -213,23 +262,21 @@ export function fcOnBucketClose(sp: usize, c: u32, y: f64, ti0: u32, ti1: u32, t
   const k = c - Fc.tickStart;
   if (Fc.trainPerBucket > 0 && lstmSampleRoom(Thread.id, k)) {
     // A user is picked with probability about trainPerBucket / users, by a hash of (user, bucket).
-    let x = load<u32>(sp, S_HASH_LO) ^ (c * 0x9e3779b1);
+    let x = load<u32>(sp, S_HASH_LO) ^ load<u32>(BP, BP_PICK);
     x ^= x >> 16;
     x *= 0x85ebca6b;
     x ^= x >> 13;
     const users = Fc.tickTracked > 0 ? Fc.tickTracked : 1;
     if (<u64>(x % users) < <u64>Fc.trainPerBucket) train = true;
   }
-  lstmBucketInputs(c, c % D, (c / D) % 7, D);
-  lstmUpdate(sp, count, c % D, (c / D) % 7, (c / D) % 3, D, Params.seasonPoints, cv, tokPerReq, throttled, train, Thread.id, k);
+  lstmUpdate(sp, count, load<u32>(BP, BP_POINT), load<u32>(BP, BP_NEXT_POINT), load<u32>(BP, BP_DAY3), Params.seasonPoints, cv, tokPerReq, throttled, train, Thread.id, k);
   // 3. Forecast the target c + h, combine, remember under the target's ring slot.
-  const target = c + h;
   const dense = lstmIsDense(sp);
   Fc.rangeCloses++;
   if (dense) Fc.rangeDenseCloses++;
-  members(sp, target, h, ti0, ti1, tf, dense);
+  members(sp, h, dense);
   const comb = combine(e, dense ? EJ : J_LSTM);
-  const ts = target % RING;
+  const ts = load<u32>(BP, BP_TSLOT);
   for (let j: u32 = 0; j < EJ; j++) {
     const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU8(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
     store<u8>(e + E_PEND + ts * EJ + j, <u8>code);
@@ -258,6 +305,7 @@ export function fcRangeStart(block: usize, tickStart: u32, tracked: u32): void {
   Fc.tickTracked = tracked;
   Fc.rangeDenseCloses = 0;
   Fc.rangeCloses = 0;
+  planBucket = 0xffffffff;
   lstmRangeStart();
 }
 
@@ -286,23 +334,15 @@ export function fcUpper(sp: usize): f64 {
 }
 
 /**
- * The engine's hook (assembly/models.ts, after hwUpdate): reads the closed bucket's features from
- * the slot header, computes the target bucket's season position (as engine.ts positionOf does)
- * and runs fcOnBucketClose.
+ * The engine's hook (assembly/models.ts, after hwUpdate): the bucket plan for c (once per bucket),
+ * the closed bucket's features from the slot header, then fcOnBucketClose.
  */
 export function fcOnClose(sp: usize, c: u32, y: f64): void {
-  const D = Params.periodBuckets;
-  const P = Params.seasonPoints;
-  const phase = (c + Params.horizon) % D;
-  const x = <f64>phase * <f64>P / <f64>D;
-  const fl = Math.floor(x);
-  let i0 = <u32>fl;
-  if (i0 >= P) i0 = P - 1;
-  const i1 = i0 + 1 == P ? 0 : i0 + 1;
+  if (c != planBucket) planFor(c);
   const n = <f64>load<u32>(sp, S_C_COUNT);
   const tokPerReq = n > 0.0 ? (load<f64>(sp, S_C_IN_TOK) + load<f64>(sp, S_C_OUT_TOK)) / n : 0.0;
   const throttled = n > 0.0 ? <f64>load<u32>(sp, S_C_THROTTLED) / n : 0.0;
-  fcOnBucketClose(sp, c, y, i0, i1, x - fl, <f64>load<f32>(sp, S_C_CV), tokPerReq, throttled);
+  fcOnBucketClose(sp, c, y, <f64>load<f32>(sp, S_C_CV), tokPerReq, throttled);
 }
 
 /**

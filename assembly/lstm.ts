@@ -444,14 +444,21 @@ const HEAD_PARAMS: i32 = 3 + LH;
   return i == 0 ? OFF_BO : i == 1 ? OFF_SKIP : i == 2 ? OFF_SKIP + LO : OFF_WO + (i - 3);
 }
 
+/** Profile point (of `points` per day) of bucket-of-day slotOfDay in a day of `period` buckets. */
+// @ts-ignore: decorator
+@inline export function profilePoint(slotOfDay: u32, period: u32, points: u32): u32 {
+  return <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
+}
+
 /**
- * Feeds one closed bucket of one user: count (requests), the bucket's position, engine features
- * (lstmBucketInputs must have been called for the bucket).
+ * Feeds one closed bucket of one user: count (requests), the bucket's profile point and the next
+ * bucket's (profilePoint), its day mod 3, engine features (lstmBucketInputs must have been called
+ * for the bucket).
  * Dense users (level >= Lstm.minLevel) also run the GRU step and its outputs; when `train` is
  * set and the previous step ran the GRU, a training sample of that step is recorded first (thread
  * t, the tick's k-th closed bucket). Returns true when a sample was recorded.
  */
-export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32, day3: u32, period: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool, t: u32, k: u32): bool {
+export function lstmUpdate(sp: usize, count: f64, point: u32, nextPoint: u32, day3: u32, points: u32, cv: f64, tokPerReq: f64, throttled: f64, train: bool, t: u32, k: u32): bool {
   const e = sp + Slot.ext;
   const n = load<u32>(e, F_N);
   const cnt = Math.max(0.0, count);
@@ -475,15 +482,13 @@ export function lstmUpdate(sp: usize, count: f64, slotOfDay: u32, dayOfWeek: u32
     for (let i: u32 = 0; i < points; i++) store<u16>(prof + (<usize>i << 1), cl);
     memory.fill(countRing(e, points), <u8>encU8(count), 3 * points);
   }
-  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
   const pi = prof + (<usize>point << 1);
   const pv = decLog(load<u16>(pi));
   store<u16>(pi, <u16>encLog(pv + PROFILE_GAMMA * (ly - pv)));
   // Counts per point of the day for the last 3 days (seasonal naive and slot median members).
   store<u8>(countRing(e, points) + <usize>(point * 3 + day3), <u8>encU8(count));
   if (dense) {
-    const next = (slotOfDay + 1) % period;
-    const sNext = decLog(load<u16>(prof + (<usize>((<u64>next * <u64>points) / <u64>period) << 1)));
+    const sNext = decLog(load<u16>(prof + (<usize>nextPoint << 1)));
     fillInput(ly, sNext, level, cv, tokPerReq, throttled);
     gruStep(e + F_H);
     store<u64>(e + F_H, load<u64>(HF));
@@ -514,15 +519,16 @@ export function lstmForecastCount(sp: usize, h: u32): f64 {
 }
 
 /**
- * lstmForecastCount(sp, h) (0 when `dense` is false: the sparse tier) in lane 0 and
- * profileForecastCount(sp, slotOfDay, period, points) in lane 1, both expm1 on one f64x2.
+ * lstmForecastCount(sp, h) (0 when `dense` is false: the sparse tier) in lane 0 and the
+ * daily-profile forecast at profile point `point` (profileForecastCount) in lane 1, both expm1 on
+ * one f64x2.
  */
-export function lstmProfileForecasts(sp: usize, h: u32, dense: bool, slotOfDay: u32, period: u32, points: u32): v128 {
+export function lstmProfileForecasts(sp: usize, h: u32, dense: bool, point: u32): v128 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return f64x2.splat(0.0);
   const o = h < 1 ? 0 : (h > <u32>LO ? LO - 1 : <i32>h - 1);
   const a = <f64>load<f32>(e, F_LEVEL) + decI16(load<u16>(e + F_OUT + (<usize>o << 1)));
-  const b = decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1)));
+  const b = decLog(load<u16>(e + F_PROFILE + (<usize>point << 1)));
   // v > 0 ? v : 0 per lane (pmax(0, v) = 0 < v ? v : 0, so NaN -> 0 as in the scalar forms).
   const v = f64x2.pmax(f64x2.splat(0.0), expm1D2(f64x2.replace_lane(f64x2.splat(a), 1, b)));
   return dense ? v : f64x2.replace_lane(v, 0, 0.0);
@@ -530,9 +536,13 @@ export function lstmProfileForecasts(sp: usize, h: u32, dense: bool, slotOfDay: 
 
 /** Daily-profile forecast of the count at bucket-of-day `slotOfDay` (expm1 of the log profile). */
 export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+  return profileForecastAt(sp, profilePoint(slotOfDay, period, points));
+}
+/** The same at profile point `point`. */
+export function profileForecastAt(sp: usize, point: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const v = expm1D(decLog(load<u16>(e + F_PROFILE + (<usize>((<u64>slotOfDay * <u64>points) / <u64>period) << 1))));
+  const v = expm1D(decLog(load<u16>(e + F_PROFILE + (<usize>point << 1))));
   return v > 0.0 ? v : 0.0;
 }
 
@@ -541,17 +551,23 @@ export function profileForecastCount(sp: usize, slotOfDay: u32, period: u32, poi
  * day before the target's day (target day mod 3 = `day3`).
  */
 export function seasonalLastCount(sp: usize, slotOfDay: u32, day3: u32, period: u32, points: u32): f64 {
+  return seasonalLastAt(sp, profilePoint(slotOfDay, period, points) * 3 + (day3 + 2) % 3, points);
+}
+/** The same from its cell of the count ring: cell = point * 3 + (target day mod 3 + 2) mod 3. */
+export function seasonalLastAt(sp: usize, cell: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
-  return decU8(load<u8>(countRing(e, points) + <usize>(point * 3 + (day3 + 2) % 3)));
+  return decU8(load<u8>(countRing(e, points) + <usize>cell));
 }
 
 /** Median of the counts stored at the point of `slotOfDay` for the last three days. */
 export function slotMedian3Count(sp: usize, slotOfDay: u32, period: u32, points: u32): f64 {
+  return slotMedian3At(sp, profilePoint(slotOfDay, period, points), points);
+}
+/** The same at profile point `point`. */
+export function slotMedian3At(sp: usize, point: u32, points: u32): f64 {
   const e = sp + Slot.ext;
   if (load<u32>(e, F_N) == 0) return 0.0;
-  const point = <u32>((<u64>slotOfDay * <u64>points) / <u64>period);
   const q = countRing(e, points) + <usize>(point * 3);
   const a = decU8(load<u8>(q));
   const b = decU8(load<u8>(q, 1));
