@@ -592,19 +592,19 @@ function closeBucket(sp: usize, c: u32, ri: u32, pos: usize): void {
  * Advances event time to nowMs: closes buckets closed..target-1 for every user (at most
  * maxCatchUp of them per tick; older ones are skipped and counted), feeds the models, expires
  * idle users, then writes one forecast record per tracked user. Returns the record count.
- * The same as tickBegin, tickRange over every slot, tickEnd (the facade's threads split the range).
+ * The same as tickBegin, tickChunks, tickEnd(1) (the facade's tick threads run tickChunks at once).
  */
 export function tick(nowMs: f64): u32 {
   if (!ready) return 0;
   tickBegin(nowMs);
-  tickRange(0, G.used);
+  tickChunks();
   return tickEnd(1);
 }
 
 /**
  * First part of a tick (main instance): moves the plan of the tick (buckets to close, the forecast
- * target's position, the live settings) into the tick block and the season scratch, and prepares
- * the models (packed weights). Returns the slots to scan (tickRange over [0, returned)).
+ * target's position, the live settings, the chunks) into the tick block and the season scratch,
+ * and prepares the models (packed weights). Returns the slots to scan.
  */
 export function tickBegin(nowMs: f64): u32 {
   if (!ready) return 0;
@@ -643,17 +643,53 @@ export function tickBegin(nowMs: f64): u32 {
   store<f64>(tb, load<f64>(fpos, 16), T.TK_FF);
   store<u32>(tb, G.tracked, T.TK_TRACKED);
   modelsTickShare(tb + T.TK_MODELS);
-  return G.used;
+  const used = G.used;
+  let per = (used + T.MAX_CHUNKS - 1) / T.MAX_CHUNKS;
+  if (per < T.MIN_CHUNK_SLOTS) per = T.MIN_CHUNK_SLOTS;
+  store<u32>(tb, used, T.TK_SLOTS);
+  store<u32>(tb, per, T.TK_CHUNK_SLOTS);
+  store<u32>(tb, (used + per - 1) / per, T.TK_CHUNKS);
+  atomic.store<u32>(tb + T.TK_CHUNK_NEXT, 0);
+  return used;
 }
 
+/** Users due to expire met by this thread's scans since its tickChunks began. */
+let rangeExpired: u32 = 0;
+
 /**
- * The per-user part of a tick over slots [sBegin, sEnd) (any thread, after tickBegin): closes the
- * tick's buckets of every user in the range and writes its forecast records from record index
- * sBegin on. A user due to expire gets no record and is counted; tickEnd removes it. Results in
- * the thread's result block. Returns the records written.
+ * The per-user part of a tick (any thread, after tickBegin): takes chunks of the tick's slots from
+ * the shared counter until none is left; for each, closes the tick's buckets of every user in it
+ * and writes its forecast records from record index (the chunk's first slot) on, and their count
+ * into CHUNK_RECORDS. A user due to expire gets no record and is counted; tickEnd removes it.
+ * Sums in the thread's result block. Returns the records this thread wrote.
  */
-export function tickRange(sBegin: u32, sEnd: u32): u32 {
+export function tickChunks(): u32 {
   if (!ready) return 0;
+  const tb = T.TICK_BLOCK;
+  modelsRangeStart(tb + T.TK_MODELS, load<u32>(tb, T.TK_START), load<u32>(tb, T.TK_TRACKED));
+  rangeExpired = 0;
+  const slots = load<u32>(tb, T.TK_SLOTS);
+  const per = load<u32>(tb, T.TK_CHUNK_SLOTS);
+  const chunks = load<u32>(tb, T.TK_CHUNKS);
+  let records: u32 = 0;
+  while (true) {
+    const i = atomic.add<u32>(tb + T.TK_CHUNK_NEXT, 1);
+    if (i >= chunks) break;
+    const b = i * per;
+    const n = scan(b, b + per < slots ? b + per : slots);
+    store<u32>(T.CHUNK_RECORDS + (<usize>i << 2), n);
+    records += n;
+  }
+  const r = T.resultOf(T.Thread.id);
+  store<u32>(r, records, T.RS_RECORDS);
+  store<u32>(r, rangeExpired, T.RS_EXPIRED);
+  store<u32>(r, modelsRangeCloses(), T.RS_CLOSES);
+  store<u32>(r, modelsRangeDenseCloses(), T.RS_DENSE);
+  return records;
+}
+
+/** Closes the tick's buckets of the users in slots [sBegin, sEnd) and writes their records from record index sBegin; returns the records. */
+function scan(sBegin: u32, sEnd: u32): u32 {
   const tb = T.TICK_BLOCK;
   const start = load<u32>(tb, T.TK_START);
   const nClose = load<u32>(tb, T.TK_N_CLOSE);
@@ -662,7 +698,6 @@ export function tickRange(sBegin: u32, sEnd: u32): u32 {
   const fi0 = load<u32>(tb, T.TK_FI0);
   const fi1 = load<u32>(tb, T.TK_FI1);
   const ff = load<f64>(tb, T.TK_FF);
-  modelsRangeStart(tb + T.TK_MODELS, start, load<u32>(tb, T.TK_TRACKED));
   const ring = Params.ring;
   const startMod = start % ring;
   const expire = Params.expireAfter;
@@ -706,12 +741,7 @@ export function tickRange(sBegin: u32, sEnd: u32): u32 {
     out += FORECAST_BYTES;
     count++;
   }
-  const r = T.resultOf(T.Thread.id);
-  store<u32>(r, count, T.RS_RECORDS);
-  store<u32>(r, expired, T.RS_EXPIRED);
-  store<u32>(r, modelsRangeCloses(), T.RS_CLOSES);
-  store<u32>(r, modelsRangeDenseCloses(), T.RS_DENSE);
-  store<u32>(r, sBegin, T.RS_BEGIN);
+  rangeExpired += expired;
   return count;
 }
 
@@ -722,9 +752,8 @@ export function tickRange(sBegin: u32, sEnd: u32): u32 {
 }
 
 /**
- * Last part of a tick (main instance), after tickRange ran on `threads` consecutive ranges, thread
- * t's starting at the slot in RS_BEGIN of its result block (thread 0 at slot 0): moves each
- * range's records down behind the previous ones, removes the users due to expire (slot order),
+ * Last part of a tick (main instance), after tickChunks ran on `threads` threads: moves each
+ * chunk's records down behind the previous chunk's, removes the users due to expire (slot order),
  * applies the models' training samples, advances the clock. Returns the records of the tick.
  */
 export function tickEnd(threads: u32): u32 {
@@ -732,18 +761,22 @@ export function tickEnd(threads: u32): u32 {
   const tb = T.TICK_BLOCK;
   const nClose = load<u32>(tb, T.TK_N_CLOSE);
   const newClosed = load<u32>(tb, T.TK_NEW_CLOSED);
+  const per = load<u32>(tb, T.TK_CHUNK_SLOTS);
+  const chunks = load<u32>(tb, T.TK_CHUNKS);
   let records: u32 = 0;
+  for (let i: u32 = 0; i < chunks; i++) {
+    const n = load<u32>(T.CHUNK_RECORDS + (<usize>i << 2));
+    const from = i * per;
+    if (from != records && n != 0) {
+      memory.copy(Regions.output + <usize>records * FORECAST_BYTES, Regions.output + <usize>from * FORECAST_BYTES, <usize>n * FORECAST_BYTES);
+    }
+    records += n;
+  }
   let expired: u32 = 0;
   let closes: u32 = 0;
   let dense: u32 = 0;
   for (let t: u32 = 0; t < threads; t++) {
     const r = T.resultOf(t);
-    const n = load<u32>(r, T.RS_RECORDS);
-    const from = t == 0 ? 0 : load<u32>(r, T.RS_BEGIN);
-    if (from != records && n != 0) {
-      memory.copy(Regions.output + <usize>records * FORECAST_BYTES, Regions.output + <usize>from * FORECAST_BYTES, <usize>n * FORECAST_BYTES);
-    }
-    records += n;
     expired += load<u32>(r, T.RS_EXPIRED);
     closes += load<u32>(r, T.RS_CLOSES);
     dense += load<u32>(r, T.RS_DENSE);

@@ -8,7 +8,7 @@ import {
 } from "./slot";
 import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec";
 
-export { init, attach, ingest, ingestCounts, tick, tickBegin, tickRange, tickEnd, lookup, saveGlobals, loadGlobals } from "./engine";
+export { init, attach, ingest, ingestCounts, tick, tickBegin, tickChunks, tickEnd, lookup, saveGlobals, loadGlobals } from "./engine";
 
 export function ingressPtr(): usize { return Regions.ingress; }
 export function ingressCapacity(): u32 { return Regions.ingressCap; }

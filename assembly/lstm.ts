@@ -149,12 +149,11 @@ function fillInput(ly: f64, sNext: f64, level: f64, cv: f64, tokPerReq: f64, thr
 const PK_GATE: i32 = LX * LH + LH * LH + LH;
 const PACK: usize = memory.data((3 * PK_GATE + LH) * 4, 16);
 /**
- * The step's input as f32 (inputs 2..5 unused: their part is in CB), the new hidden state and the
- * six outputs (f32, before their 16-bit codes are stored); one copy per tick thread.
+ * The step's input as f32 (inputs 2..5 unused: their part is in CB) and the new hidden state; one
+ * copy per tick thread.
  */
 let XF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 let HF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
-let OUTF: usize = memory.data(<i32>MAX_THREADS * SCRATCH_STRIDE, 64);
 
 /** Points this instance's scratch at thread t's copies (once, before its first tick range). */
 export function lstmThreadInit(t: u32): void {
@@ -162,7 +161,6 @@ export function lstmThreadInit(t: u32): void {
   CB += <usize>(t * <u32>SCRATCH_STRIDE);
   XF += <usize>(t * <u32>SCRATCH_STRIDE);
   HF += <usize>(t * <u32>SCRATCH_STRIDE);
-  OUTF += <usize>(t * <u32>SCRATCH_STRIDE);
 }
 
 /** Copies the gate weights from PARAMS into PACK (f32, transposed); forgets the bucket inputs. */
@@ -277,10 +275,30 @@ function gruStep(hp: usize): void {
 }
 
 /**
+ * encI16 of four f32 lanes (as f64, which holds them exactly), from their bits: the f64's high word
+ * rounded at 10 mantissa bits is the f32's bits rounded at 13 ((b + 2^12) >> 13, the exponent
+ * rebased by 1023 - 127), so the codes are those of encI16(<f64>x) lane by lane; NaN encodes as 0
+ * as there. Lanes hold the codes as i32.
+ */
+// @ts-ignore: decorator
+@inline function encI16F4(v: v128): v128 {
+  const mag = v128.and(v, i32x4.splat(0x7fffffff));
+  // ((a + 2^12) >> 13) - ((1008 - 896) << 10): the magnitude code; below 1 -> 0, above 32767 -> 32767.
+  let m = i32x4.sub(i32x4.shr_u(i32x4.add(mag, i32x4.splat(4096)), 13), i32x4.splat(112 << 10));
+  m = i32x4.min_s(i32x4.max_s(m, i32x4.splat(0)), i32x4.splat(32767));
+  // NaN (magnitude above +Infinity's bits) -> 0.
+  m = v128.andnot(m, i32x4.gt_s(mag, i32x4.splat(0x7f800000)));
+  // Negative lanes with a non-zero code get the sign bit.
+  const neg = v128.and(i32x4.lt_s(v, i32x4.splat(0)), i32x4.ne(m, i32x4.splat(0)));
+  return v128.or(m, v128.and(neg, i32x4.splat(0x8000)));
+}
+
+/**
  * The six outputs (log1p count - level at h = 1..6) from the new hidden state HF and inputs 0, 1
- * (XF), in single precision, into the slot's F_OUT. Per head o, every operation rounded to f32:
- * v = bo_o, v += skip0_o x0, v += skip1_o x1, then v += Wo[o][k] h[k] (k ascending); the SIMD form
- * runs heads 0..3 and 4, 5 (two pad lanes) in two f32x4. src/engine/fc-mirror.ts follows.
+ * (XF), in single precision, encoded (encI16 of each as f64) into the six u16 at `out` (the slot's
+ * F_OUT). Per head o, every operation rounded to f32: v = bo_o, v += skip0_o x0, v += skip1_o x1,
+ * then v += Wo[o][k] h[k] (k ascending); the SIMD form runs heads 0..3 and 4, 5 (two pad lanes)
+ * in two f32x4 and encodes them with encI16F4. src/engine/fc-mirror.ts follows.
  */
 function gruOutputs(out: usize): void {
   if (ASC_FEATURE_SIMD) {
@@ -297,8 +315,10 @@ function gruOutputs(out: usize): void {
       o0 = f32x4.add(o0, f32x4.mul(v128.load(row), hk));
       o1 = f32x4.add(o1, f32x4.mul(v128.load(row, 16), hk));
     }
-    v128.store(out, o0);
-    store<u64>(out + 16, i64x2.extract_lane(o1, 0));
+    // Codes of heads 0..5 as u16 (the two pad lanes dropped): 8 + 4 bytes.
+    const codes = i16x8.narrow_i32x4_u(encI16F4(o0), encI16F4(o1));
+    store<u64>(out, i64x2.extract_lane(codes, 0));
+    store<u32>(out + 8, i32x4.extract_lane(codes, 2));
   } else {
     for (let o = 0; o < LO; o++) {
       const c = PO + (<usize>o << 2);
@@ -306,7 +326,7 @@ function gruOutputs(out: usize): void {
       v = v + load<f32>(c + PO_ROW) * load<f32>(XF);
       v = v + load<f32>(c + 2 * PO_ROW) * load<f32>(XF, 4);
       for (let k = 0; k < LH; k++) v = v + load<f32>(c + <usize>(3 + k) * PO_ROW) * load<f32>(HF + (<usize>k << 2));
-      store<f32>(out + (<usize>o << 2), v);
+      store<u16>(out + (<usize>o << 1), <u16>encI16(<f64>v));
     }
   }
 }
@@ -316,11 +336,15 @@ function gruOutputs(out: usize): void {
 // order (lstmApplySamples), so every user of a tick is forecast with the weights of the tick's start,
 // whichever thread runs it. Per thread and closed bucket of the tick, at most trainPerBucket
 // samples, for the first TRAIN_TICK_BUCKETS buckets of a tick (a long catch-up trains on those).
+// A thread takes its chunks of slots in ascending order, so each thread's samples of a bucket are in
+// slot order, and the first trainPerBucket of all threads' samples merged by slot (SM_KEY) are the
+// first trainPerBucket in slot order: a thread only drops samples behind trainPerBucket of its own.
 export const TRAIN_TICK_BUCKETS: u32 = 8;
 const SM_X: u32 = 0; // 2 x f32
 const SM_H: u32 = 8; // LH x f32
 const SM_TARGET: u32 = 40; // f64
-const SAMPLE_BYTES: u32 = 48;
+const SM_KEY: u32 = 48; // u32 the user's slot address (orders samples by slot)
+const SAMPLE_BYTES: u32 = 56;
 // One cache line per thread (8 u32 counts): threads never write each other's line.
 const SAMPLE_COUNTS: usize = memory.data(<i32>(MAX_THREADS * 64), 64);
 
@@ -362,26 +386,43 @@ function recordSample(e: usize, target: f64, t: u32, k: u32): void {
   store<u64>(p + SM_X, load<u64>(e + F_PREV_X));
   memory.copy(p + SM_H, e + F_H, <usize>(LH * 4));
   store<f64>(p, target, SM_TARGET);
+  store<u32>(p, <u32>e, SM_KEY);
   store<u32>(countPtr(t, k), c + 1);
 }
 
+/** Next sample of each thread in the merge of lstmApplySamples (u32 per thread). */
+const MERGE_NEXT: usize = memory.data(<i32>(MAX_THREADS * 4), 16);
+
 /**
  * Applies the samples of the tick's first `buckets` closed buckets (main instance, at tickEnd):
- * bucket by bucket, threads in order (their slot ranges are in order), at most trainPerBucket per
- * bucket. Returns the number of steps; their absolute errors' sum is left in Lstm.lastLossSum.
+ * bucket by bucket, the threads' samples merged in slot order, at most trainPerBucket per bucket.
+ * Returns the number of steps; their absolute errors' sum is left in Lstm.lastLossSum.
  */
 export function lstmApplySamples(threads: u32, buckets: u32): u32 {
   let steps: u32 = 0;
   let lossSum = 0.0;
   const nb = buckets < TRAIN_TICK_BUCKETS ? buckets : TRAIN_TICK_BUCKETS;
   for (let k: u32 = 0; k < nb; k++) {
+    for (let t: u32 = 0; t < threads; t++) store<u32>(MERGE_NEXT + (<usize>t << 2), 0);
     let applied: u32 = 0;
-    for (let t: u32 = 0; t < threads && applied < Lstm.room; t++) {
-      const n = load<u32>(countPtr(t, k));
-      for (let i: u32 = 0; i < n && applied < Lstm.room; i++) {
-        lossSum += trainStep(samplePtr(t, k, i));
-        applied++;
+    while (applied < Lstm.room) {
+      // The thread whose next sample has the lowest slot.
+      let best: u32 = MAX_THREADS;
+      let bestKey: u32 = 0xffffffff;
+      for (let t: u32 = 0; t < threads; t++) {
+        const i = load<u32>(MERGE_NEXT + (<usize>t << 2));
+        if (i >= load<u32>(countPtr(t, k))) continue;
+        const key = load<u32>(samplePtr(t, k, i), SM_KEY);
+        if (best == MAX_THREADS || key < bestKey) {
+          best = t;
+          bestKey = key;
+        }
       }
+      if (best == MAX_THREADS) break;
+      const i = load<u32>(MERGE_NEXT + (<usize>best << 2));
+      lossSum += trainStep(samplePtr(best, k, i));
+      store<u32>(MERGE_NEXT + (<usize>best << 2), i + 1);
+      applied++;
     }
     steps += applied;
   }
@@ -497,8 +538,7 @@ export function lstmUpdate(sp: usize, count: f64, point: u32, nextPoint: u32, da
     store<u64>(e + F_H + 24, load<u64>(HF, 24));
     store<f32>(e + F_PREV_X, load<f32>(XF));
     store<f32>(e + F_PREV_X + 4, load<f32>(XF, 4));
-    gruOutputs(OUTF);
-    for (let o = 0; o < LO; o++) store<u16>(e + F_OUT + (<usize>o << 1), <u16>encI16(<f64>load<f32>(OUTF + (<usize>o << 2))));
+    gruOutputs(e + F_OUT);
   } else {
     // Sparse tier: the hidden state and outputs keep their last dense values (the GRU resumes
     // from them if the user becomes dense again); no training step may follow this one.

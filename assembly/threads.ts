@@ -3,7 +3,7 @@
 // weights), so the facade may split the slots into ranges run at once by several instances of this
 // module over one shared memory (src/engine/tick-pool.ts). Each instance has its own wasm globals;
 // the values every thread must see are written into the tick block by tickBegin (main instance) and
-// read back by tickRange (every instance). Scratch that a thread writes per user has one copy per
+// read back by tickChunks (every instance). Scratch that a thread writes per user has one copy per
 // thread (each file offsets its scratch addresses by the thread id at threadInit). What depends on
 // other users (removing expired users, the online training of the shared weights) waits for
 // tickEnd, on the main instance, in slot order, so the result is the same for any split.
@@ -23,7 +23,7 @@ export class Thread {
   static id: u32 = 0;
 }
 
-// Tick block offsets (written by tickBegin, read by tickRange).
+// Tick block offsets (written by tickBegin, read by tickChunks).
 export const TK_START: u32 = 0; // u32 first bucket closed
 export const TK_N_CLOSE: u32 = 4; // u32 buckets closed
 export const TK_OLD_CLOSED: u32 = 8; // u32 closedBucket before the tick
@@ -33,15 +33,30 @@ export const TK_FI1: u32 = 20; // u32 ... i1
 export const TK_FF: u32 = 24; // f64 ... weight f
 export const TK_TRACKED: u32 = 32; // u32 users tracked at the tick's start
 export const TK_MODELS: u32 = 40; // models' live settings (models.ts modelsTickShare), 3 x f64
-export const TICK_BLOCK: usize = memory.data(64, 16);
+export const TK_SLOTS: u32 = 64; // u32 slots to scan (slots in use at the tick's start)
+export const TK_CHUNK_SLOTS: u32 = 68; // u32 slots per chunk (the last chunk may be shorter)
+export const TK_CHUNKS: u32 = 72; // u32 chunks
+// The counter threads take chunks from (atomic), in a line of its own: every take writes it.
+export const TK_CHUNK_NEXT: u32 = 128;
+export const TICK_BLOCK: usize = memory.data(192, 64);
 
-// Per-thread results of tickRange: records written, users due to expire, bucket closes, dense
-// closes, the range's first slot (its records start at that record index).
+/**
+ * The slots of a tick are cut into at most MAX_CHUNKS chunks of at least MIN_CHUNK_SLOTS slots,
+ * which the threads take one at a time from a shared counter (tickChunks): a thread slowed down
+ * (a busy core, another process) takes fewer chunks instead of holding up the tick, as a fixed
+ * split into one range per thread did (one range ran 1.5x longer than the other in measured ticks).
+ */
+export const MAX_CHUNKS: u32 = 64;
+export const MIN_CHUNK_SLOTS: u32 = 2048;
+/** Records written by each chunk of the current tick (their first record index is the chunk's first slot). */
+export const CHUNK_RECORDS: usize = memory.data(<i32>(MAX_CHUNKS * 4), 64);
+
+// Per-thread results of tickChunks: records written, users due to expire, bucket closes, dense
+// closes (sums over the chunks the thread took).
 export const RS_RECORDS: u32 = 0;
 export const RS_EXPIRED: u32 = 4;
 export const RS_CLOSES: u32 = 8;
 export const RS_DENSE: u32 = 12;
-export const RS_BEGIN: u32 = 16;
 export const RESULT_BYTES: u32 = 64;
 export const RESULTS: usize = memory.data(<i32>(MAX_THREADS * RESULT_BYTES), 64);
 

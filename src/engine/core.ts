@@ -19,12 +19,13 @@ export interface EngineCore {
   tick(nowMs: number): number;
   /**
    * The tick in three parts, for tick threads (WASM cores only): tickBegin (main thread; returns
-   * the slots to scan), tickRange over consecutive slot ranges (any thread; thread t's instance
-   * writes its results in its own block), tickEnd(threads) (main thread; returns the records).
-   * tick(now) is tickBegin, tickRange(0, slots), tickEnd(1).
+   * the slots to scan), tickChunks on every thread at once (each takes chunks of slots from a
+   * shared counter until none is left; thread t's instance writes its sums in its own block),
+   * tickEnd(threads) (main thread; returns the records). tick(now) is tickBegin, tickChunks,
+   * tickEnd(1).
    */
   tickBegin?(nowMs: number): number;
-  tickRange?(sBegin: number, sEnd: number): number;
+  tickChunks?(): number;
   tickEnd?(threads: number): number;
   lookup(lo: number, hi: number): number;
   saveGlobals(): void;

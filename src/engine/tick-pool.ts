@@ -1,38 +1,37 @@
 /**
  * Tick threads: more instances of the engine's WASM module over its shared memory, each running
- * the per-user part of a tick (tickRange) on its own range of slots while the calling thread runs
- * the first range. A user's bucket closes and forecast depend only on its own slot and on values
- * fixed for the tick (assembly/threads.ts), and what depends on other users waits for tickEnd on
- * the calling thread, so the records, states and counters are those of a one-thread tick, for
- * any number of threads (tested byte for byte).
+ * the per-user part of a tick (tickChunks) together with the calling thread: every thread takes
+ * chunks of slots from a shared counter until none is left, so a thread that runs slower (a busy
+ * core) takes fewer chunks. A user's bucket closes and forecast depend only on its own slot and on
+ * values fixed for the tick (assembly/threads.ts), and what depends on other users waits for
+ * tickEnd on the calling thread, in slot order, so the records, states and counters are those of a
+ * one-thread tick, for any number of threads and any split of the chunks (tested byte for byte).
  *
- * The calling thread hands a range over through a small shared control block and waits for it with
- * Atomics.wait: Engine.tick stays synchronous. Workers are unref'd (they never keep a process
- * alive) and stopped by Engine.close.
+ * The calling thread starts the workers through a small shared control block per worker and waits
+ * for them with Atomics.wait: Engine.tick stays synchronous. Workers are unref'd (they never keep a
+ * process alive) and stopped by Engine.close.
  */
 import { Worker } from "node:worker_threads";
 import type { EngineCore } from "./core.ts";
 import { EngineLoadError, EngineTrapError } from "./errors.ts";
 import type { WasmShared } from "./wasm.ts";
 
-/** Slots below which a tick runs on the calling thread alone (handing ranges over costs more than it saves). */
+/** Slots below which a tick runs on the calling thread alone (waking the workers costs more than it saves). */
 export const MIN_PARALLEL_SLOTS = 8192;
-/** Longest wait for a tick thread's range before the tick fails, ms (a range of 1M dense users takes about a second). */
+/** Longest wait for a tick thread's chunks before the tick fails, ms (all the chunks of 1M dense users take under a second). */
 const RANGE_TIMEOUT_MS = 120_000;
 
 // Control block words (Int32) per worker.
 const C_JOB = 0; // sequence number of the latest job (-1: stop)
 const C_DONE = 1; // sequence number of the latest finished job
-const C_BEGIN = 2; // first slot of the range
-const C_END = 3; // end of the range (exclusive)
-const C_STATUS = 4; // 0 ok, 1 the range threw
+const C_STATUS = 4; // 0 ok, 1 the job threw
 const C_WORDS = 8;
 
 /**
  * The worker's program (run with eval, so that it works from src/ under tsx and from the esbuild
  * bundle alike; it imports with import(), which CommonJS and ES module evaluation both have). It
- * instantiates the module over the shared memory, attaches as thread t, then runs ranges until
- * told to stop.
+ * instantiates the module over the shared memory, attaches as thread t, then runs tickChunks for
+ * each job until told to stop.
  */
 const WORKER_SOURCE = `
 async function main() {
@@ -59,7 +58,7 @@ async function main() {
     if (job === seen) continue;
     seen = job;
     try {
-      x.tickRange(c[${C_BEGIN}] >>> 0, c[${C_END}] >>> 0);
+      x.tickChunks();
       c[${C_STATUS}] = 0;
     } catch (err) {
       c[${C_STATUS}] = 1;
@@ -123,31 +122,28 @@ export class TickPool {
     return this.workers.length + 1;
   }
 
-  /** One tick over the core (tickBegin, the ranges on every thread, tickEnd); returns the record count. */
+  /** One tick over the core (tickBegin, tickChunks on every thread, tickEnd); returns the record count. */
   tick(core: EngineCore, nowMs: number): number {
     const slots = core.tickBegin!(nowMs);
     if (this.closed || slots < MIN_PARALLEL_SLOTS) {
-      core.tickRange!(0, slots);
+      core.tickChunks!();
       return core.tickEnd!(1);
     }
     const n = this.threads;
-    const per = Math.ceil(slots / n);
     const job = ++this.seq;
     for (let t = 1; t < n; t++) {
       const c = this.workers[t - 1].control;
-      c[C_BEGIN] = Math.min(slots, t * per);
-      c[C_END] = Math.min(slots, (t + 1) * per);
       Atomics.store(c, C_JOB, job);
       Atomics.notify(c, C_JOB);
     }
-    core.tickRange!(0, Math.min(slots, per));
+    core.tickChunks!();
     for (let t = 1; t < n; t++) {
       const w = this.workers[t - 1];
       const c = w.control;
       const deadline = Date.now() + RANGE_TIMEOUT_MS;
       while (Atomics.load(c, C_DONE) !== job) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new EngineTrapError(`tick thread ${t} did not finish its range within ${RANGE_TIMEOUT_MS} ms`);
+        if (left <= 0) throw new EngineTrapError(`tick thread ${t} did not finish its chunks within ${RANGE_TIMEOUT_MS} ms`);
         Atomics.wait(c, C_DONE, Atomics.load(c, C_DONE), left);
       }
       if (c[C_STATUS] !== 0) throw new EngineTrapError(`tick thread ${t} failed: ${w.lastError ?? "see its error"}`);

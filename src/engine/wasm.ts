@@ -93,9 +93,9 @@ export async function instantiateWasmCore(path: string): Promise<EngineCore & { 
   const u = (f: (...a: number[]) => number) => (...a: number[]) => f(...a) >>> 0;
   const core: EngineCore & { shared?: WasmShared } = {
     kind: "wasm",
-    shared: importedMemory && x.tickBegin ? { module, memory: importedMemory } : undefined,
+    shared: importedMemory && x.tickBegin && x.tickChunks ? { module, memory: importedMemory } : undefined,
     tickBegin: x.tickBegin ? u(x.tickBegin) : undefined,
-    tickRange: x.tickRange ? u(x.tickRange) : undefined,
+    tickChunks: x.tickChunks ? u(x.tickChunks) : undefined,
     tickEnd: x.tickEnd ? u(x.tickEnd) : undefined,
     fcConfigure: x.fcConfigure,
     fcTrainSteps: x.fcTrainSteps,
