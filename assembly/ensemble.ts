@@ -196,29 +196,18 @@ function combine(e: usize, skip: u32): f64 {
   c = v2 < v1; t = v1; v1 = select<f64>(v2, t, c); v2 = select<f64>(t, v2, c); t = w1; w1 = select<f64>(w2, t, c); w2 = select<f64>(t, w2, c);
   c = v4 < v3; t = v3; v3 = select<f64>(v4, t, c); v4 = select<f64>(t, v4, c); t = w3; w3 = select<f64>(w4, t, c); w4 = select<f64>(t, w4, c);
   c = v6 < v5; t = v5; v5 = select<f64>(v6, t, c); v6 = select<f64>(t, v6, c); t = w5; w5 = select<f64>(w6, t, c); w6 = select<f64>(t, w6, c);
+  // The walk without branches (which member it stops at is data: a branch per step mispredicted
+  // often): the prefix sums are the walk's, in its order, and never decrease (weights >= 0, finite
+  // here), so the first k whose prefix sum reaches half is the number of prefix sums below it.
   const half = 0.5 * ws;
-  let acc = w0;
+  const a0 = w0, a1 = a0 + w1, a2 = a1 + w2, a3 = a2 + w3, a4 = a3 + w4, a5 = a4 + w5;
   let med = v0;
-  if (acc < half) {
-    acc += w1;
-    med = v1;
-    if (acc < half) {
-      acc += w2;
-      med = v2;
-      if (acc < half) {
-        acc += w3;
-        med = v3;
-        if (acc < half) {
-          acc += w4;
-          med = v4;
-          if (acc < half) {
-            acc += w5;
-            med = acc < half ? v6 : v5;
-          }
-        }
-      }
-    }
-  }
+  med = select<f64>(v1, med, a0 < half);
+  med = select<f64>(v2, med, a1 < half);
+  med = select<f64>(v3, med, a2 < half);
+  med = select<f64>(v4, med, a3 < half);
+  med = select<f64>(v5, med, a4 < half);
+  med = select<f64>(v6, med, a5 < half);
   return 0.5 * (mean + med);
 }
 

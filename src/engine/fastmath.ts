@@ -1,14 +1,15 @@
 /**
  * The engine's expf for the GRU's gates (assembly/fastmath.ts): IEEE operations each rounded to
  * f32 (Math.fround) and bit moves only, so WASM (scalar and f32x4 lanes) and this reference
- * produce the same bits. Clamp to [-87, 87], Cody-Waite reduction, degree-7 Taylor polynomial.
+ * produce the same bits. Clamp to [-87, 87], Cody-Waite reduction, degree-7 Taylor polynomial in
+ * Estrin's form (the same grouping as there).
  */
 const fr = Math.fround;
 const LOG2E_F = fr(1.44269502);
 const LN2_HI_F = fr(0.693145751953125);
 const LN2_LO_F = fr(1.428606765330187e-6);
 const MAGIC_F = 12582912; // 1.5 * 2^23, exact in f32
-const CF = [fr(1 / 5040), fr(1 / 720), fr(1 / 120), fr(1 / 24), fr(1 / 6), 0.5, 1, 1] as const;
+const F7 = fr(1 / 5040), F6 = fr(1 / 720), F5 = fr(1 / 120), F4 = fr(1 / 24), F3 = fr(1 / 6), F2 = 0.5;
 const scaleF32 = new Float32Array(1);
 const scaleI32 = new Int32Array(scaleF32.buffer);
 
@@ -17,8 +18,13 @@ export function engineExpF(x: number): number {
   const t = fr(fr(x * LOG2E_F) + MAGIC_F);
   const k = fr(t - MAGIC_F);
   const r = fr(fr(x - fr(k * LN2_HI_F)) - fr(k * LN2_LO_F));
-  let p = CF[0];
-  for (let i = 1; i < CF.length; i++) p = fr(fr(p * r) + CF[i]);
+  const r2 = fr(r * r);
+  const r4 = fr(r2 * r2);
+  const q0 = fr(1 + r);
+  const q1 = fr(F2 + fr(F3 * r));
+  const q2 = fr(F4 + fr(F5 * r));
+  const q3 = fr(F6 + fr(F7 * r));
+  const p = fr(fr(q0 + fr(q1 * r2)) + fr(fr(q2 + fr(q3 * r2)) * r4));
   scaleI32[0] = (k + 127) << 23;
   return fr(p * scaleF32[0]);
 }

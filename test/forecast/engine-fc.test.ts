@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { Engine, EngineOptionsError, type EngineOptions } from "../../src/engine/index.ts";
 import { LstmWeights, loadRateTrace, trainLstm, type ClientSeries } from "../../src/forecast/index.ts";
 import { userHash } from "../../src/telemetry/hash.ts";
-import { engineExpm1, engineLog1p } from "../../src/engine/fastmath.ts";
+import { engineExpF, engineExpm1, engineLog1p } from "../../src/engine/fastmath.ts";
 import { mulberry32 } from "../../src/util/random.ts";
 
 const REAL = "../shared/data/servegen_client_rate_10min.csv.gz";
@@ -85,6 +85,28 @@ test("the engine's log1p and expm1 stay within 2 ulp of the standard ones", () =
   assert.is(engineLog1p(Infinity), Infinity);
   assert.is(engineExpm1(800), Infinity);
   assert.is(engineExpm1(-100), -1);
+});
+
+test("the engine's expf (the GRU's gates, Estrin's form) stays within 2 f32 ulp of exp over its range", () => {
+  const f32 = new Float32Array(1);
+  const bits = new Int32Array(f32.buffer);
+  const ulpsF = (a: number, b: number) => {
+    f32[0] = a;
+    const ia = bits[0];
+    f32[0] = b;
+    return Math.abs(ia - bits[0]);
+  };
+  let worst = 0;
+  for (let i = 0; i <= 400_000; i++) {
+    const x = Math.fround(-87 + (174 * i) / 400_000);
+    worst = Math.max(worst, ulpsF(engineExpF(x), Math.fround(Math.exp(x))));
+  }
+  assert.ok(worst <= 2, `worst ${worst} ulp`);
+  // Clamped at +-87 (no overflow to Infinity, no flush to 0 below), NaN stays NaN.
+  assert.is(engineExpF(200), engineExpF(87));
+  assert.is(engineExpF(-200), engineExpF(-87));
+  assert.ok(engineExpF(-200) > 0);
+  assert.ok(Number.isNaN(engineExpF(NaN)));
 });
 
 test("snapshot carries the shared weights and optimiser state: restore continues exactly", async () => {
