@@ -15,7 +15,9 @@
  * issue 12) beside them. Env: BENCH_EVENTS (default 4 000 000), BENCH_USERS (1 000 000),
  * BENCH_TICK_USERS (100000,1000000), BENCH_SAVE_BASELINE=1 (write engine-baseline.json instead),
  * BENCH_BEFORE_WASM=<path> (the release build of the code before issue 12: its WASM ingest and
- * ticks are measured in the same run, next to this build's, for the before/after table),
+ * ticks are measured in the same run, next to this build's, for the before/after table; its
+ * ingest is also timed in passes alternating with this build's, on two engines holding the same
+ * users, so the no-regression check does not depend on the machine's drift between minutes),
  * BENCH_QUICK=1 (development aid: WASM figures of the served config only, nothing written).
  */
 import { existsSync, readFileSync } from "node:fs";
@@ -343,10 +345,39 @@ async function ingestBench(opts: EngineOptions, nUsers: number, nEvents: number,
   return { results, distinct: distinct.size, agreedUsers };
 }
 
+/**
+ * The build before and this one on the same ingest, alternating pass by pass (before, this, before,
+ * this, ...) on two engines that hold the same users: the machine's speed drifts by tens of percent
+ * over minutes here, so two separate runs a minute apart can differ by more than the builds do.
+ * Each steady pass continues the event time of the previous one. Medians of `reps` passes each.
+ */
+async function interleavedIngest(beforeOpts: EngineOptions, opts: EngineOptions, nUsers: number, nEvents: number, reps: number): Promise<{ beforeNs: number[]; afterNs: number[]; beforeMedianNs: number; afterMedianNs: number }> {
+  const bytes = generate(nEvents, nUsers, 1);
+  const span = timeOf(bytes, nEvents - 1) - timeOf(bytes, 0) + 1000;
+  const shifted = (k: number) => {
+    const b = bytes.slice();
+    const dv = new DataView(b.buffer);
+    for (let i = 0; i < nEvents; i++) dv.setFloat64(i * 48 + EV.timeMs, dv.getFloat64(i * 48 + EV.timeMs, true) + k * span, true);
+    return b;
+  };
+  const engines = [await Engine.create(beforeOpts), await Engine.create({ ...opts, tickThreads: 1 })];
+  const impls = engines.map((e, i) => engineImpl(e, i === 0 ? "before" : "this build"));
+  for (const impl of impls) run(impl, bytes); // users enter both tables
+  const ns: number[][] = [[], []];
+  for (let r = 0; r < reps; r++) {
+    const b = shifted(r + 1);
+    for (let i = 0; i < 2; i++) ns[i].push(run(impls[i], b).nsPerEvent);
+  }
+  for (const e of engines) await e.close();
+  const med = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+  console.log(`  ingest, 1M users, interleaved passes: before ${ns[0].map((x) => x.toFixed(1)).join(", ")} ns/event; this build ${ns[1].map((x) => x.toFixed(1)).join(", ")} ns/event`);
+  return { beforeNs: ns[0], afterNs: ns[1], beforeMedianNs: med(ns[0]), afterMedianNs: med(ns[1]) };
+}
+
 interface ConfigFigures {
   forecastModel: string;
   /** The same WASM figures for the build in BENCH_BEFORE_WASM (the code before issue 12), measured next to them in this run. */
-  before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; tickSparse?: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults };
+  before?: { wasmPath: string; memoryInfo: ReturnType<Engine["memoryInfo"]>; tick: Record<string, Omit<TickResult, "engine">>; tickSparse?: Record<string, Omit<TickResult, "engine">>; ingest1M: IngestResults; ingestInterleaved?: Awaited<ReturnType<typeof interleavedIngest>> };
   memoryInfo: ReturnType<Engine["memoryInfo"]>;
   tick: Record<string, Omit<TickResult, "engine">>;
   /** The same ticks on one thread (when the configuration has tick threads). */
@@ -379,6 +410,11 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
     gc();
   }
   const ing = await ingestBench(opts, N_USERS, N_EVENTS, full ? ["wasm", "reference", "peer"] : ["wasm"]);
+  if (beforeOpts && before) {
+    gc();
+    before.ingestInterleaved = await interleavedIngest(beforeOpts, opts, N_USERS, N_EVENTS, 5);
+    gc();
+  }
   const hot = full ? await ingestBench(opts, 10_000, Math.min(N_EVENTS, 2_000_000), ["wasm", "reference", "peer"]) : undefined;
   const memoryInfo = await memoryInfoOf(opts);
   gc();
@@ -551,7 +587,9 @@ async function main(): Promise<void> {
     console.log(`\nserved configuration, before (${base.env.date}) / after:`);
     const v0 = Math.max(...t.map((r) => r[0].length));
     for (const [k, x, y] of t) console.log(`  ${k.padEnd(v0)}  ${x?.toFixed(1).padStart(8)}  ${y?.toFixed(1).padStart(8)}`);
-    beforeAfter = { baselineDate: base.env.date, before: b, after: headline };
+    const il = served.before?.ingestInterleaved;
+    if (il) console.log(`  ingest, 1M Zipf users, interleaved passes, median (ns/event)  ${il.beforeMedianNs.toFixed(1).padStart(8)}  ${il.afterMedianNs.toFixed(1).padStart(8)}`);
+    beforeAfter = { baselineDate: base.env.date, before: b, after: headline, ingestInterleaved: il };
   }
   writeBenchJson(join(dir, "engine.json"), command, { ...body, beforeAfter });
   console.log(`\nwrote bench/results/engine.json (${body.seconds.toFixed(0)} s)`);
