@@ -141,10 +141,15 @@ export class TickPool {
       const w = this.workers[t - 1];
       const c = w.control;
       const deadline = Date.now() + RANGE_TIMEOUT_MS;
-      while (Atomics.load(c, C_DONE) !== job) {
+      for (;;) {
+        // Wait on the very value just compared: had the worker stored `job` in between a second
+        // load and the wait, the wait would expect `job` and sleep the whole timeout (it did:
+        // a 2-minute stall in a test run, once the chunked ticks made both threads finish together).
+        const done = Atomics.load(c, C_DONE);
+        if (done === job) break;
         const left = deadline - Date.now();
         if (left <= 0) throw new EngineTrapError(`tick thread ${t} did not finish its chunks within ${RANGE_TIMEOUT_MS} ms`);
-        Atomics.wait(c, C_DONE, Atomics.load(c, C_DONE), left);
+        Atomics.wait(c, C_DONE, done, left);
       }
       if (c[C_STATUS] !== 0) throw new EngineTrapError(`tick thread ${t} failed: ${w.lastError ?? "see its error"}`);
     }
