@@ -216,6 +216,8 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     const poolState: { last?: PoolsState; messages: number } = { messages: 0 };
     let firstState: () => void = () => {};
     const stateSeen = new Promise<void>((r) => (firstState = r));
+    /** Waiters for a count of state messages (the report's final point waits for the allocator's settled state). */
+    const stateWaiters: { count: number; resolve: () => void }[] = [];
     const stateSub = nc.subscribe(poolsStateSubject(prefix), {
       callback: (err, m) => {
         if (err) return;
@@ -223,11 +225,20 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
           poolState.last = JSON.parse(new TextDecoder().decode(m.data)) as PoolsState;
           poolState.messages++;
           firstState();
+          for (let i = stateWaiters.length - 1; i >= 0; i--) {
+            if (poolState.messages >= stateWaiters[i].count) stateWaiters.splice(i, 1)[0].resolve();
+          }
         } catch {
           /* not ours */
         }
       },
     });
+    /** Resolves when `n` more state messages have arrived, or after timeoutMs. */
+    const moreStates = (n: number, timeoutMs: number) =>
+      new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, timeoutMs);
+        stateWaiters.push({ count: poolState.messages + n, resolve: () => (clearTimeout(t), resolve()) });
+      });
     cleanup.push(() => stateSub.unsubscribe());
     const allocator = new Supervised({
       name: "allocator",
@@ -360,7 +371,15 @@ export async function runSystem(o: StartOptions): Promise<StartSummary> {
     }
     // Let the last frames reach the processor and one more tick forecast them.
     await publisher.flush(10_000).catch(() => undefined);
-    if (!interrupted) await tracker.waitForTickAfter(Date.now(), o.tickIntervalMs * 3);
+    if (!interrupted) {
+      await tracker.waitForTickAfter(Date.now(), o.tickIntervalMs * 3);
+      // The timeline ends with the allocator's settled state: its state carries the replicas read
+      // back at the start of a decision, so two more decisions show a change it applied near the
+      // end of the load (without this point, a scale-up in the last seconds was missing from the
+      // report while the cluster had it).
+      await moreStates(2, 10_000);
+      hub.push(tracker.point(publisher.stats(), driver.result, forecastStats.users.size, poolState.last));
+    }
 
     const pub = publisher.stats();
     const summary: StartSummary = {

@@ -116,8 +116,9 @@ test("--mode scale: the allocator patches the Deployments' scale; the report sho
     assert.ok(mine.every((w) => set.has(w.object.spec.replicas)), `${name}: no other write changed replicas`);
     const ser = report.timeline.pools[name];
     assert.ok(ser.replicasAllocated.every((x) => set.has(x)), `${name}: every replica count read back is one Foresight wrote: ${ser.replicasAllocated} vs ${[...set]}`);
-    // A pool whose demand never needed more than it ran is written at its current replicas only;
-    // a write in the run's last seconds may land after the report's last sample.
+    // A pool whose demand never needed more than it ran is written at its current replicas only.
+    // The report's last point is the allocator's settled state after the load (src/start/system.ts),
+    // so a scale-up applied in the load's last seconds is in it too.
     if (scaled.some((w) => w.object.spec.replicas !== INITIAL_REPLICAS)) changedPools++;
     if (ser.replicasAllocated.some((x) => x !== INITIAL_REPLICAS)) visiblePools++;
     assert.ok(set.has(sim.get("apps", "deployments", NS, name)!.spec.replicas), `${name}: ends at a value Foresight set`);
