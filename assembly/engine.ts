@@ -681,7 +681,6 @@ export function tickChunks(): u32 {
     records += n;
   }
   const r = T.resultOf(T.Thread.id);
-  store<u32>(r, records, T.RS_RECORDS);
   store<u32>(r, rangeExpired, T.RS_EXPIRED);
   store<u32>(r, modelsRangeCloses(), T.RS_CLOSES);
   store<u32>(r, modelsRangeDenseCloses(), T.RS_DENSE);

@@ -51,9 +51,8 @@ export const MIN_CHUNK_SLOTS: u32 = 2048;
 /** Records written by each chunk of the current tick (their first record index is the chunk's first slot). */
 export const CHUNK_RECORDS: usize = memory.data(<i32>(MAX_CHUNKS * 4), 64);
 
-// Per-thread results of tickChunks: records written, users due to expire, bucket closes, dense
-// closes (sums over the chunks the thread took).
-export const RS_RECORDS: u32 = 0;
+// Per-thread results of tickChunks: users due to expire, bucket closes, dense closes (sums over the
+// chunks the thread took; the records of each chunk are in CHUNK_RECORDS).
 export const RS_EXPIRED: u32 = 4;
 export const RS_CLOSES: u32 = 8;
 export const RS_DENSE: u32 = 12;
