@@ -83,3 +83,57 @@
 @inline export function decU8(c: u32): f64 {
   return c < 16 ? <f64>c : reinterpret<f64>(<u64>((c + U8_BIAS) << 16) << 32);
 }
+
+// Lane forms (SIMD builds): the same codes as the scalar functions above, lane by lane, for every
+// input (tested through the module's codecLanes export against encU16/encU8/decU16/decU8). Codes
+// travel as i32x4 lanes; values as two f64x2 (lanes 0, 1 and lanes 2, 3 of the codes).
+
+/** decU16 of i32x4 code lanes 0 and 1 (`hi` false) or 2 and 3 (`hi` true), as an f64x2. */
+// @ts-ignore: decorator
+@inline export function decU16Lanes(c: v128, hi: bool): v128 {
+  // The f64's high word is (code + bias) << 10, its low word 0; code 0 is 0.0.
+  const w = v128.andnot(i32x4.shl(i32x4.add(c, i32x4.splat(U16_BIAS)), 10), i32x4.eq(c, i32x4.splat(0)));
+  const z = i32x4.splat(0);
+  return hi ? i32x4.shuffle(z, w, 0, 6, 1, 7) : i32x4.shuffle(z, w, 0, 4, 1, 5);
+}
+
+/** decU8 of i32x4 code lanes 0 and 1 (`hi` false) or 2 and 3 (`hi` true), as an f64x2. */
+// @ts-ignore: decorator
+@inline export function decU8Lanes(c: v128, hi: bool): v128 {
+  const z = i32x4.splat(0);
+  const w = i32x4.shl(i32x4.add(c, i32x4.splat(U8_BIAS)), 16);
+  const small = i32x4.lt_u(c, i32x4.splat(16));
+  if (hi) {
+    const big = i32x4.shuffle(z, w, 0, 6, 1, 7);
+    const exact = f64x2.convert_low_i32x4_u(i32x4.shuffle(c, c, 2, 3, 2, 3));
+    return v128.bitselect(exact, big, i32x4.shuffle(small, small, 2, 2, 3, 3));
+  }
+  const big = i32x4.shuffle(z, w, 0, 4, 1, 5);
+  const exact = f64x2.convert_low_i32x4_u(c);
+  return v128.bitselect(exact, big, i32x4.shuffle(small, small, 0, 0, 1, 1));
+}
+
+/** encU16 of the four f64 in a (lanes 0, 1) and b (lanes 2, 3), as i32x4 codes. */
+// @ts-ignore: decorator
+@inline export function encU16Lanes(a: v128, b: v128): v128 {
+  const hw = i32x4.shuffle(a, b, 1, 3, 5, 7);
+  const c = i32x4.sub(i32x4.shr_u(i32x4.add(hw, i32x4.splat(512)), 10), i32x4.splat(U16_BIAS));
+  // !(v > 0) -> 0 (negative, zero, NaN), as the scalar's first test.
+  const pos = i32x4.shuffle(f64x2.gt(a, f64x2.splat(0.0)), f64x2.gt(b, f64x2.splat(0.0)), 1, 3, 5, 7);
+  return v128.and(i32x4.min_s(i32x4.max_s(c, i32x4.splat(0)), i32x4.splat(65535)), pos);
+}
+
+/** encU8 of the four f64 in a (lanes 0, 1) and b (lanes 2, 3), as i32x4 codes. */
+// @ts-ignore: decorator
+@inline export function encU8Lanes(a: v128, b: v128): v128 {
+  const half = f64x2.splat(0.5);
+  const small = i32x4.shuffle(
+    i32x4.trunc_sat_f64x2_s_zero(f64x2.floor(f64x2.add(a, half))),
+    i32x4.trunc_sat_f64x2_s_zero(f64x2.floor(f64x2.add(b, half))), 0, 1, 4, 5);
+  const hw = i32x4.shuffle(a, b, 1, 3, 5, 7);
+  const big = i32x4.min_u(i32x4.sub(i32x4.shr_u(i32x4.add(hw, i32x4.splat(0x8000)), 16), i32x4.splat(U8_BIAS)), i32x4.splat(255));
+  const sixteen = f64x2.splat(16.0), zero = f64x2.splat(0.0);
+  const lt = i32x4.shuffle(f64x2.lt(a, sixteen), f64x2.lt(b, sixteen), 1, 3, 5, 7);
+  const pos = i32x4.shuffle(f64x2.gt(a, zero), f64x2.gt(b, zero), 1, 3, 5, 7);
+  return v128.and(v128.bitselect(small, big, lt), pos);
+}

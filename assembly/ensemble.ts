@@ -7,7 +7,7 @@
 import { Params } from "./params";
 import { S_C_COUNT, S_C_CV, S_C_IN_TOK, S_C_OUT_TOK, S_C_THROTTLED, S_FC_COMB, S_HASH_LO, Slot } from "./slot";
 import { hwForecastAt } from "./hw";
-import { decU16, decU8, encU16, encU8 } from "./codec";
+import { decU16, decU16Lanes, decU8, decU8Lanes, encU16, encU16Lanes, encU8, encU8Lanes } from "./codec";
 import { log1pD } from "./fastmath";
 import { Lstm, lastCount, lstmApplySamples, lstmBucketInputs, lstmClearSamples, lstmIsDense, lstmBytes, lstmForecastCount, lstmPack, lstmProfileForecasts, lstmRangeStart, lstmSampleRoom, lstmThreadInit, lstmUpdate, median3Count, profileForecastAt, profilePoint, seasonalLastAt, slotMedian3At } from "./lstm";
 import { MAX_THREADS, Thread, SCRATCH_STRIDE } from "./threads";
@@ -212,6 +212,66 @@ function combine(e: usize, skip: u32): f64 {
 }
 
 /**
+ * Scores four members on lanes, as the scalar loop does each: `pend` their pending forecasts
+ * (encU8 codes in i32x4 lanes), `err` their error averages (encU16 codes); p = decU8(code),
+ * a = |count - p|, the new error a (first score) or 0.9 old + 0.1 a in f64, encoded; a lane
+ * holding NO_FORECAST keeps its code. Returns the new codes (i32x4).
+ */
+// @ts-ignore: decorator
+@inline function scoreQuad(pend: v128, err: v128, count: f64, first: bool): v128 {
+  const cnt = f64x2.splat(count);
+  let a0 = f64x2.abs(f64x2.sub(cnt, decU8Lanes(pend, false)));
+  let a1 = f64x2.abs(f64x2.sub(cnt, decU8Lanes(pend, true)));
+  if (!first) {
+    const d = f64x2.splat(ERROR_DECAY), g = f64x2.splat(1.0 - ERROR_DECAY);
+    a0 = f64x2.add(f64x2.mul(d, decU16Lanes(err, false)), f64x2.mul(g, a0));
+    a1 = f64x2.add(f64x2.mul(d, decU16Lanes(err, true)), f64x2.mul(g, a1));
+  }
+  return v128.bitselect(err, encU16Lanes(a0, a1), i32x4.eq(pend, i32x4.splat(NO_FORECAST)));
+}
+
+/**
+ * Step 1's member scoring on lanes (members 0..3 and 4..6 in two quads; the same codes as the
+ * scalar loop): the seven pending codes at `pend`, the seven error codes of the ensemble at e.
+ * The scalar loop branched on every code (NO_FORECAST, and three times in the codecs): a third of
+ * the ensemble's bookkeeping per close.
+ */
+// @ts-ignore: decorator
+@inline function scoreLanes(e: usize, pend: usize, count: f64, first: bool): void {
+  // Seven code bytes without reading past them (the ring's last row ends the slot): bytes 0..3,
+  // then 4..6 from a load at byte 3; the eighth lane is 0 and is not stored.
+  const p8 = i64x2.splat(<u64>load<u32>(pend) | (<u64>(load<u32>(pend, 3) >>> 8) << 32));
+  const p16 = i16x8.extend_low_i8x16_u(p8);
+  // The seven error codes and the two bytes after them (read, kept).
+  const e16 = v128.load(e + E_ERR);
+  const n0 = scoreQuad(i32x4.extend_low_i16x8_u(p16), i32x4.extend_low_i16x8_u(e16), count, first);
+  const n1 = scoreQuad(i32x4.extend_high_i16x8_u(p16), i32x4.extend_high_i16x8_u(e16), count, first);
+  const codes = i16x8.narrow_i32x4_u(n0, n1);
+  v128.store64_lane(e + E_ERR, codes, 0);
+  v128.store32_lane(e + E_ERR + 8, codes, 2);
+  v128.store16_lane(e + E_ERR + 12, codes, 6);
+}
+
+/**
+ * Step 3's pending member forecasts on lanes: encU8 of VAL's seven values, at most
+ * NO_FORECAST - 1, the LSTM member's NO_FORECAST for a sparse user, seven bytes at `row` (the
+ * same bytes as the scalar loop).
+ */
+// @ts-ignore: decorator
+@inline function pendLanes(row: usize, dense: bool): void {
+  // VAL's eighth f64 is scratch (the stride is 128 bytes): its code is computed and not stored.
+  const top = i32x4.splat(NO_FORECAST - 1);
+  let c0 = i32x4.min_u(encU8Lanes(v128.load(VAL), v128.load(VAL, 16)), top);
+  const c1 = i32x4.min_u(encU8Lanes(v128.load(VAL, 32), v128.load(VAL, 48)), top);
+  if (!dense) c0 = i32x4.replace_lane(c0, 3, NO_FORECAST); // lane 3: J_LSTM
+  const w = i16x8.narrow_i32x4_u(c0, c1);
+  const b = i8x16.narrow_i16x8_u(w, w);
+  v128.store32_lane(row, b, 0);
+  v128.store16_lane(row + 4, b, 2);
+  v128.store8_lane(row + 6, b, 6);
+}
+
+/**
  * Runs LSTM-lite and the ensemble on one closed bucket c of the user at sp (after HW has been
  * updated; the bucket plan is c's). y: the bucket's rate (req/s); features of the closed bucket as
  * the engine summarised them.
@@ -224,13 +284,17 @@ function fcOnBucketClose(sp: usize, c: u32, y: f64, cv: f64, tokPerReq: f64, thr
   // 1. Score the forecasts made h buckets ago for this bucket.
   if (nBefore >= h) {
     const slot = load<u32>(BP, BP_SLOT);
-    for (let j: u32 = 0; j < EJ; j++) {
-      const code = <u32>load<u8>(e + E_PEND + slot * EJ + j);
-      if (code == NO_FORECAST) continue;
-      const pj = decU8(code);
-      const ej = e + E_ERR + j * 2;
-      const a = Math.abs(count - pj);
-      store<u16>(ej, <u16>encU16(nBefore == h ? a : ERROR_DECAY * decU16(load<u16>(ej)) + (1.0 - ERROR_DECAY) * a));
+    if (ASC_FEATURE_SIMD) {
+      scoreLanes(e, e + E_PEND + slot * EJ, count, nBefore == h);
+    } else {
+      for (let j: u32 = 0; j < EJ; j++) {
+        const code = <u32>load<u8>(e + E_PEND + slot * EJ + j);
+        if (code == NO_FORECAST) continue;
+        const pj = decU8(code);
+        const ej = e + E_ERR + j * 2;
+        const a = Math.abs(count - pj);
+        store<u16>(ej, <u16>encU16(nBefore == h ? a : ERROR_DECAY * decU16(load<u16>(ej)) + (1.0 - ERROR_DECAY) * a));
+      }
     }
     const fc = decU16(load<u16>(e + E_PCOMB + slot * 2));
     const err = Math.abs(count - fc);
@@ -266,9 +330,13 @@ function fcOnBucketClose(sp: usize, c: u32, y: f64, cv: f64, tokPerReq: f64, thr
   members(sp, h, dense);
   const comb = combine(e, dense ? EJ : J_LSTM);
   const ts = load<u32>(BP, BP_TSLOT);
-  for (let j: u32 = 0; j < EJ; j++) {
-    const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU8(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
-    store<u8>(e + E_PEND + ts * EJ + j, <u8>code);
+  if (ASC_FEATURE_SIMD) {
+    pendLanes(e + E_PEND + ts * EJ, dense);
+  } else {
+    for (let j: u32 = 0; j < EJ; j++) {
+      const code = j == J_LSTM && !dense ? NO_FORECAST : min(encU8(load<f64>(VAL + (<usize>j << 3))), NO_FORECAST - 1);
+      store<u8>(e + E_PEND + ts * EJ + j, <u8>code);
+    }
   }
   store<u16>(e + E_PCOMB + ts * 2, <u16>encU16(comb));
   store<f32>(sp, <f32>comb, S_FC_COMB);

@@ -6,7 +6,7 @@ import {
   C_ROUTE, S_ALPHA, S_C_COUNT, S_C_CV, S_C_ERRORS, S_C_IN_TOK, S_C_IP_ZEROS, S_C_OUT_TOK,
   S_C_THROTTLED, S_C_UA_ZEROS, S_ERR_VAR, S_HW_N, S_LEVEL, S_TOD, S_TREND, Slot,
 } from "./slot";
-import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "./codec";
+import { decI16, decLog, decU16, decU16Lanes, decU8, decU8Lanes, encI16, encLog, encU16, encU16Lanes, encU8, encU8Lanes } from "./codec";
 
 export { init, attach, ingest, ingestCounts, tick, tickBegin, tickChunks, tickEnd, lookup, saveGlobals, loadGlobals } from "./engine";
 
@@ -39,6 +39,23 @@ export function codecEncode(kind: u32, v: f64): u32 {
 }
 export function codecDecode(kind: u32, c: u32): f64 {
   return kind == 0 ? decU16(c) : kind == 1 ? decLog(c) : kind == 2 ? decI16(c) : decU8(c);
+}
+/**
+ * The lane forms of the codecs the tick runs on SIMD lanes (kind 0 U16, 3 U8), for the test that
+ * holds them equal to the scalar ones: the code of lane `lane` of the four values v0..v3, and the
+ * value of lane `lane` of the four codes c0..c3.
+ */
+export function codecEncodeLane(kind: u32, v0: f64, v1: f64, v2: f64, v3: f64, lane: u32): u32 {
+  if (!ASC_FEATURE_SIMD) return codecEncode(kind, lane == 0 ? v0 : lane == 1 ? v1 : lane == 2 ? v2 : v3);
+  const a = f64x2.replace_lane(f64x2.splat(v0), 1, v1), b = f64x2.replace_lane(f64x2.splat(v2), 1, v3);
+  const c = kind == 0 ? encU16Lanes(a, b) : encU8Lanes(a, b);
+  return lane == 0 ? i32x4.extract_lane(c, 0) : lane == 1 ? i32x4.extract_lane(c, 1) : lane == 2 ? i32x4.extract_lane(c, 2) : i32x4.extract_lane(c, 3);
+}
+export function codecDecodeLane(kind: u32, c0: u32, c1: u32, c2: u32, c3: u32, lane: u32): f64 {
+  if (!ASC_FEATURE_SIMD) return codecDecode(kind, lane == 0 ? c0 : lane == 1 ? c1 : lane == 2 ? c2 : c3);
+  const c = i32x4.replace_lane(i32x4.replace_lane(i32x4.replace_lane(i32x4.splat(c0), 1, c1), 2, c2), 3, c3);
+  const v = kind == 0 ? decU16Lanes(c, lane >= 2) : decU8Lanes(c, lane >= 2);
+  return (lane & 1) == 0 ? f64x2.extract_lane(v, 0) : f64x2.extract_lane(v, 1);
 }
 
 // --- per-slot getters (cold path). Invalid or free slot: NaN.

@@ -7,7 +7,12 @@ import { existsSync, readFileSync } from "node:fs";
 import { decI16, decLog, decU16, decU8, encI16, encLog, encU16, encU8 } from "../../src/engine/codec.ts";
 import { rng } from "./_util.ts";
 
-type Wasm = { codecEncode(kind: number, v: number): number; codecDecode(kind: number, c: number): number };
+type Wasm = {
+  codecEncode(kind: number, v: number): number;
+  codecDecode(kind: number, c: number): number;
+  codecEncodeLane(kind: number, v0: number, v1: number, v2: number, v3: number, lane: number): number;
+  codecDecodeLane(kind: number, c0: number, c1: number, c2: number, c3: number, lane: number): number;
+};
 let wasm: Wasm;
 
 test.before(async () => {
@@ -52,6 +57,27 @@ test("WASM and TypeScript codecs give the same codes and the same decoded bits",
     for (let code = 0; code < c.codes; code++) {
       const a = c.dec(code), b = wasm.codecDecode(c.kind, code);
       if (!Object.is(a, b)) assert.unreachable(`${c.name} decode ${code}: ts ${a}, wasm ${b}`);
+    }
+  }
+});
+
+test("the lane forms the tick scores and encodes with (U16, U8) give the scalar codes and values in every lane", () => {
+  const xs = inputs();
+  // Each input visits every lane, next to other inputs (lanes must not leak into each other).
+  for (const c of [TS[0], TS[3]]) {
+    for (let i = 0; i < xs.length; i++) {
+      const q = [xs[i], xs[(i + 1) % xs.length], xs[(i + 7) % xs.length], xs[(i + 13) % xs.length]];
+      for (let lane = 0; lane < 4; lane++) {
+        const a = c.enc(q[lane]), b = wasm.codecEncodeLane(c.kind, q[0], q[1], q[2], q[3], lane) >>> 0;
+        if (a !== b) assert.unreachable(`${c.name} lane ${lane} encode ${q[lane]} (with ${q}): ts ${a}, wasm ${b}`);
+      }
+    }
+    for (let code = 0; code < c.codes; code++) {
+      const q = [code, (code * 7 + 1) % c.codes, (code + 9) % c.codes, c.codes - 1 - code];
+      for (let lane = 0; lane < 4; lane++) {
+        const a = c.dec(q[lane]), b = wasm.codecDecodeLane(c.kind, q[0], q[1], q[2], q[3], lane);
+        if (!Object.is(a, b)) assert.unreachable(`${c.name} lane ${lane} decode ${q[lane]}: ts ${a}, wasm ${b}`);
+      }
     }
   }
 });
