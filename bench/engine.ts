@@ -224,6 +224,12 @@ const TICK_SPARSE_EVENTS = 1;
  * busy/idle pairs to settle below log1p(0.5); the dense one stays dense from the start.
  */
 const TICK_DENSE_WARM_REPS = 1;
+/**
+ * Timed reps of this build's tick (the headline rows; their median is the figure, every rep is in
+ * the JSON): 9, since the machine's speed drifts by up to 1.5x from one second to the next and a
+ * median of 5 moved with it (reps 144-191 ms in one run).
+ */
+const TICK_REPS = 9;
 const TICK_SPARSE_WARM_REPS = 24;
 
 /**
@@ -445,7 +451,7 @@ async function configFigures(opts: EngineOptions, full: boolean, beforeWasm?: st
       console.log(`  tick ${label}, ${users.toLocaleString()} users, one thread: ${one.busyMs.toFixed(1)} ms closing a bucket with events (CPU ${one.busyCpuMs.toFixed(1)}), ${one.idleMs.toFixed(1)} ms idle; load ${loadavg()[0].toFixed(1)}`);
       gc();
     }
-    const w = await tickTime(users, 5, () => Engine.create(opts));
+    const w = await tickTime(users, TICK_REPS, () => Engine.create(opts));
     const { engine: we, ...rest } = w;
     tick[String(users)] = rest;
     // The population must be what the row says: with the ensemble, every busy close ran the GRU.
