@@ -85,7 +85,7 @@
 }
 
 // Lane forms (SIMD builds): the same codes as the scalar functions above, lane by lane, for every
-// input (tested through the module's codecLanes export against encU16/encU8/decU16/decU8). Codes
+// input (test/engine/codec.test.ts, through the module's codecEncodeLane/codecDecodeLane exports). Codes
 // travel as i32x4 lanes; values as two f64x2 (lanes 0, 1 and lanes 2, 3 of the codes).
 
 /** decU16 of i32x4 code lanes 0 and 1 (`hi` false) or 2 and 3 (`hi` true), as an f64x2. */
